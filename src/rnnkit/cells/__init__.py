@@ -1,0 +1,8 @@
+"""One time step each, written from the lesson's equations."""
+
+from rnnkit.cells.base import Cell
+from rnnkit.cells.gru import GRUCell
+from rnnkit.cells.lstm import LSTMCell
+from rnnkit.cells.rnn import RNNCell
+
+__all__ = ["Cell", "RNNCell", "LSTMCell", "GRUCell"]

@@ -1,0 +1,39 @@
+"""Long short-term memory: a cell state C managed by forget, input and output gates."""
+
+from __future__ import annotations
+
+import torch
+from torch import Tensor
+
+from rnnkit.cells.base import Cell, Params, State, linear
+
+
+class LSTMCell(Cell):
+    r"""LSTM step in torch.nn's gate order (i, f, g, o)::
+
+        i = σ(W_ii x + b_ii + W_hi h_prev + b_hi)     input gate: what to write into C
+        f = σ(W_if x + b_if + W_hf h_prev + b_hf)     forget gate: which parts of C to keep
+        g = tanh(W_ig x + b_ig + W_hg h_prev + b_hg)  candidate values
+        o = σ(W_io x + b_io + W_ho h_prev + b_ho)     output gate: which parts of C to show
+        c = f ⊙ c_prev + i ⊙ g
+        h = o ⊙ tanh(c)
+
+    Shapes: x (B, D); h_prev, c_prev, h, c and every gate (B, H);
+    weight_ih (4H, D) and weight_hh (4H, H) stack the gates' rows as [i; f; g; o];
+    bias_ih, bias_hh (4H,). The state is the pair (h, c).
+    """
+
+    gates = 4
+    state_count = 2
+    gate_names = ("i", "f", "g", "o")
+
+    def step(self, x: Tensor, state: State, p: Params, record: dict | None = None) -> tuple[Tensor, State]:
+        h_prev, c_prev = state
+        z = linear(x, p["weight_ih"], p.get("bias_ih")) + linear(h_prev, p["weight_hh"], p.get("bias_hh"))
+        z_i, z_f, z_g, z_o = z.chunk(4, dim=1)
+        i, f, g, o = torch.sigmoid(z_i), torch.sigmoid(z_f), torch.tanh(z_g), torch.sigmoid(z_o)
+        c = f * c_prev + i * g
+        h = o * torch.tanh(c)
+        if record is not None:
+            record.update(i=i, f=f, g=g, o=o)
+        return h, (h, c)

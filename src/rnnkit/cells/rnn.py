@@ -1,0 +1,44 @@
+"""The lesson's simple recurrent cell (Elman RNN)."""
+
+from __future__ import annotations
+
+import torch
+from torch import Tensor
+
+from rnnkit.cells.base import Cell, Params, State, linear
+from rnnkit.validation import check_choice
+
+NONLINEARITIES = {"tanh": torch.tanh, "relu": torch.relu}
+
+
+class RNNCell(Cell):
+    r"""Simple RNN step: the lesson's S_i = σ(W·X_i + H·S_(i-1) + b).
+
+    In torch.nn's notation, with σ = tanh or relu::
+
+        h = σ(W_ih x + b_ih + W_hh h_prev + b_hh)
+
+    Shapes: x (B, D), h_prev and h (B, H); weight_ih (H, D) is the lesson's W,
+    weight_hh (H, H) its H; the lesson's single b is split into b_ih + b_hh (H,)
+    as in torch.nn, so state dicts load both ways.
+    """
+
+    gates = 1
+    state_count = 1
+    gate_names = ("pre",)
+
+    def __init__(self, input_size: int, hidden_size: int, bias: bool = True, nonlinearity: str = "tanh",
+                 *, own_parameters: bool = True):
+        self.nonlinearity = check_choice("nonlinearity", nonlinearity, NONLINEARITIES)
+        super().__init__(input_size, hidden_size, bias, own_parameters=own_parameters)
+
+    def step(self, x: Tensor, state: State, p: Params, record: dict | None = None) -> tuple[Tensor, State]:
+        (h_prev,) = state
+        pre = linear(x, p["weight_ih"], p.get("bias_ih")) + linear(h_prev, p["weight_hh"], p.get("bias_hh"))
+        h = NONLINEARITIES[self.nonlinearity](pre)
+        if record is not None:
+            record["pre"] = pre
+        return h, (h,)
+
+    def extra_repr(self) -> str:
+        return super().extra_repr() + f", nonlinearity={self.nonlinearity!r}"

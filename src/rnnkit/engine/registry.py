@@ -1,0 +1,71 @@
+"""Back ends behind one small registry.
+
+A back end runs a whole recurrent stack, time-major::
+
+    run(layer, x (T, B, D), hx: tuple of (L·dirs, B, H) or None, lengths (B,) or None)
+        -> (output (T, B, dirs·H), final states: tuple of (L·dirs, B, H))
+
+``unsupported(layer, x, lengths)`` returns ``None`` when it can run the call, or a
+sentence saying why not. ``backend="auto"`` takes the first back end, by priority,
+that can run the call.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Protocol
+
+from torch import Tensor
+
+
+class Backend(Protocol):
+    name: str
+
+    def unsupported(self, layer, x: Tensor, lengths: Tensor | None) -> str | None: ...
+
+    def run(self, layer, x: Tensor, hx, lengths: Tensor | None) -> tuple[Tensor, tuple[Tensor, ...]]: ...
+
+
+@dataclass
+class _Entry:
+    backend: Backend
+    priority: int
+
+
+_REGISTRY: dict[str, _Entry] = {}
+
+
+def register_backend(backend: Backend, priority: int) -> Backend:
+    """Add a back end; a higher priority is tried first by ``backend="auto"``."""
+    _REGISTRY[backend.name] = _Entry(backend, priority)
+    return backend
+
+
+def available_backends() -> list[str]:
+    """Registered back-end names, in the order ``"auto"`` tries them."""
+    return [name for name, _ in sorted(_REGISTRY.items(), key=lambda kv: -kv[1].priority)]
+
+
+def check_backend_name(name: str) -> str:
+    if name != "auto" and name not in _REGISTRY:
+        raise ValueError(f"backend must be 'auto' or one of {available_backends()}, got {name!r}")
+    return name
+
+
+def resolve_backend(name: str, layer, x: Tensor, lengths: Tensor | None) -> Backend:
+    """The back end that will run this call, or a clear error naming why none can."""
+    check_backend_name(name)
+    if name != "auto":
+        backend = _REGISTRY[name].backend
+        reason = backend.unsupported(layer, x, lengths)
+        if reason is not None:
+            raise ValueError(f"backend={name!r} cannot run this layer: {reason}")
+        return backend
+    reasons = []
+    for candidate in available_backends():
+        backend = _REGISTRY[candidate].backend
+        reason = backend.unsupported(layer, x, lengths)
+        if reason is None:
+            return backend
+        reasons.append(f"{candidate}: {reason}")
+    raise ValueError("no back end can run this layer (" + "; ".join(reasons) + ")")

@@ -1,0 +1,207 @@
+"""Recurrent layers: sequences, lengths, directions and stacking around any cell.
+
+``Recurrent`` runs any ``rnnkit.cells.Cell`` subclass; ``RNN``, ``LSTM`` and ``GRU``
+take torch.nn's arguments and keep torch.nn's parameter names
+(``weight_ih_l0``, ``bias_hh_l1_reverse``, ...), so state dicts load both ways.
+
+Shapes (batch_first=False; swap T and B for batch_first=True):
+    input (T, B, D) or (T, D) unbatched, or a PackedSequence
+    output (T, B, dirs·H), zero past each sequence's length
+    h_n (and c_n for LSTM) (L·dirs, B, H), each sequence's state at its own last token
+"""
+
+from __future__ import annotations
+
+import warnings
+
+import torch
+from torch import Tensor, nn
+from torch.nn.utils.rnn import PackedSequence, pack_padded_sequence, pad_packed_sequence
+
+from rnnkit.cells import Cell, GRUCell, LSTMCell, RNNCell
+from rnnkit.engine.registry import check_backend_name, resolve_backend
+from rnnkit.lengths import check_lengths
+from rnnkit.validation import check_positive_int, check_probability
+
+
+class Recurrent(nn.Module):
+    """A stack of ``num_layers`` recurrent layers (each optionally bidirectional) of one cell type.
+
+    Args mirror torch.nn.RNN; ``cell`` is a Cell subclass, ``backend`` a registered
+    back-end name or ``"auto"``, and ``cell_options`` are passed to every cell.
+    """
+
+    def __init__(self, cell: type[Cell], input_size: int, hidden_size: int, num_layers: int = 1,
+                 bias: bool = True, batch_first: bool = False, dropout: float = 0.0,
+                 bidirectional: bool = False, backend: str = "auto", **cell_options):
+        super().__init__()
+        if not (isinstance(cell, type) and issubclass(cell, Cell)):
+            raise TypeError(f"cell must be a subclass of rnnkit.cells.Cell, got {cell!r}")
+        self.cell_type = cell
+        self.input_size = check_positive_int("input_size", input_size)
+        self.hidden_size = check_positive_int("hidden_size", hidden_size)
+        self.num_layers = check_positive_int("num_layers", num_layers)
+        for name, flag in (("bias", bias), ("batch_first", batch_first), ("bidirectional", bidirectional)):
+            if not isinstance(flag, bool):
+                raise TypeError(f"{name} must be a bool, got {flag!r}")
+        self.bias, self.batch_first, self.bidirectional = bias, batch_first, bidirectional
+        self.dropout = check_probability("dropout", dropout)
+        if self.dropout > 0 and num_layers == 1:
+            warnings.warn("dropout acts between layers; with num_layers=1 it does nothing", stacklevel=2)
+        self.backend = check_backend_name(backend)
+        self.num_directions = 2 if bidirectional else 1
+        self.cell_options = dict(cell_options)
+        cells = []
+        for k in range(num_layers):
+            layer_input = input_size if k == 0 else hidden_size * self.num_directions
+            for d in range(self.num_directions):
+                c = cell(layer_input, hidden_size, bias, own_parameters=False, **cell_options)
+                cells.append(c)
+                for name, shape in c.parameter_shapes().items():
+                    self.register_parameter(self._param_name(name, k, d), nn.Parameter(torch.empty(shape)))
+        # The cells hold configuration only, no tensors: the state dict keeps torch.nn's keys.
+        self.cells = nn.ModuleList(cells)
+        self.reset_parameters()
+
+    # -- parameters -------------------------------------------------------------
+    @staticmethod
+    def _param_name(name: str, k: int, d: int) -> str:
+        return f"{name}_l{k}" + ("_reverse" if d == 1 else "")
+
+    def cell_for(self, k: int, d: int) -> Cell:
+        return self.cells[k * self.num_directions + d]
+
+    def params_for(self, k: int, d: int) -> dict[str, Tensor]:
+        """The tensors layer k, direction d runs on, under the cell's own names."""
+        return {name: getattr(self, self._param_name(name, k, d)) for name in self.cell_for(k, d).parameter_shapes()}
+
+    def reset_parameters(self) -> None:
+        for k in range(self.num_layers):
+            for d in range(self.num_directions):
+                cell = self.cell_for(k, d)
+                for name, tensor in self.params_for(k, d).items():
+                    cell.init_parameter(name, tensor)
+
+    def flatten_parameters(self) -> None:
+        """Accepted for drop-in compatibility with torch.nn; nothing to do."""
+
+    # -- running ----------------------------------------------------------------
+    def _prepare(self, input, hx, lengths):
+        """Validate and bring the call to time-major (T, B, D) with CPU lengths and a tuple hx."""
+        packed = isinstance(input, PackedSequence)
+        unbatched = False
+        if packed:
+            if lengths is not None:
+                raise ValueError("lengths must be None when input is a PackedSequence (it carries its own)")
+            x, lengths = pad_packed_sequence(input)
+        else:
+            if not isinstance(input, Tensor):
+                raise TypeError(f"input must be a Tensor or a PackedSequence, got {type(input).__name__}")
+            if input.dim() == 2:
+                if lengths is not None:
+                    raise ValueError("lengths needs a batched (3-D) input; got an unbatched 2-D one")
+                unbatched = True
+                x = input.unsqueeze(1)
+            elif input.dim() == 3:
+                x = input.transpose(0, 1) if self.batch_first else input
+            else:
+                raise ValueError(f"input must be 3-D (batched) or 2-D (unbatched), got shape {tuple(input.shape)}")
+        if not x.dtype.is_floating_point:
+            raise TypeError(f"input must be a floating-point tensor, got dtype {x.dtype}")
+        if x.shape[2] != self.input_size:
+            raise ValueError(f"input has {x.shape[2]} features but input_size={self.input_size}")
+        if x.shape[0] == 0:
+            raise ValueError("input has zero time steps")
+        steps, batch = x.shape[0], x.shape[1]
+        lengths = check_lengths(lengths, batch, steps)
+        hx = self._check_hx(hx, batch, x, unbatched)
+        return x, hx, lengths, packed, unbatched
+
+    def _check_hx(self, hx, batch: int, x: Tensor, unbatched: bool):
+        if hx is None:
+            return None
+        count = self.cell_type.state_count
+        states = (hx,) if isinstance(hx, Tensor) else tuple(hx)
+        what = "hx" if count == 1 else "hx=(h_0, c_0)"
+        if len(states) != count or not all(isinstance(s, Tensor) for s in states):
+            raise TypeError(f"{what} must be {count} tensor(s), got {type(hx).__name__} of {len(states)}")
+        lead = self.num_layers * self.num_directions
+        expected = (lead, self.hidden_size) if unbatched else (lead, batch, self.hidden_size)
+        out = []
+        for i, s in enumerate(states):
+            name = "hx" if count == 1 else ("h_0", "c_0")[i]
+            if tuple(s.shape) != expected:
+                raise ValueError(f"{name} must have shape {expected}, got {tuple(s.shape)}")
+            if s.dtype != x.dtype:
+                raise TypeError(f"{name} has dtype {s.dtype} but the input has {x.dtype}")
+            if s.device != x.device:
+                raise ValueError(f"{name} is on {s.device} but the input is on {x.device}")
+            out.append(s.unsqueeze(1) if unbatched else s)
+        return tuple(out)
+
+    def forward(self, input, hx=None, lengths=None):
+        """Run the stack; see the module docstring for shapes. ``lengths`` may be in any order."""
+        x, hx, lengths, packed, unbatched = self._prepare(input, hx, lengths)
+        backend = resolve_backend(self.backend, self, x, lengths)
+        out, states = backend.run(self, x, hx, lengths)
+        return self._finish(input, out, states, lengths, packed, unbatched)
+
+    def _finish(self, input, out, states, lengths, packed, unbatched):
+        if packed:
+            order = input.sorted_indices
+            if order is not None:
+                out, lengths = out.index_select(1, order), lengths[order.cpu()]
+            data = pack_padded_sequence(out, lengths, enforce_sorted=True)
+            out = PackedSequence(data.data, data.batch_sizes, input.sorted_indices, input.unsorted_indices)
+        elif unbatched:
+            out = out.squeeze(1)
+            states = tuple(s.squeeze(1) for s in states)
+        elif self.batch_first:
+            out = out.transpose(0, 1)
+        return out, (states[0] if len(states) == 1 else states)
+
+    def trace(self, input, hx=None, lengths=None):
+        """Run on the reference back end and record every step; see ``rnnkit.layers.trace``."""
+        from rnnkit.layers.trace import run_trace
+
+        return run_trace(self, input, hx, lengths)
+
+    def extra_repr(self) -> str:
+        s = f"{self.cell_type.__name__}, {self.input_size}, {self.hidden_size}, num_layers={self.num_layers}"
+        for name, default in (("bias", True), ("batch_first", False), ("dropout", 0.0), ("bidirectional", False)):
+            if getattr(self, name) != default:
+                s += f", {name}={getattr(self, name)}"
+        if self.cell_options:
+            s += ", " + ", ".join(f"{k}={v!r}" for k, v in self.cell_options.items())
+        return s + f", backend={self.backend!r}"
+
+
+class RNN(Recurrent):
+    """Drop-in for ``torch.nn.RNN``: a stack of the lesson's simple cells (tanh or relu)."""
+
+    def __init__(self, input_size: int, hidden_size: int, num_layers: int = 1, nonlinearity: str = "tanh",
+                 bias: bool = True, batch_first: bool = False, dropout: float = 0.0,
+                 bidirectional: bool = False, backend: str = "auto"):
+        super().__init__(RNNCell, input_size, hidden_size, num_layers, bias, batch_first, dropout,
+                         bidirectional, backend, nonlinearity=nonlinearity)
+        self.nonlinearity = nonlinearity
+
+
+class LSTM(Recurrent):
+    """Drop-in for ``torch.nn.LSTM``: returns ``(output, (h_n, c_n))``."""
+
+    def __init__(self, input_size: int, hidden_size: int, num_layers: int = 1, bias: bool = True,
+                 batch_first: bool = False, dropout: float = 0.0, bidirectional: bool = False,
+                 backend: str = "auto", **cell_options):
+        super().__init__(LSTMCell, input_size, hidden_size, num_layers, bias, batch_first, dropout,
+                         bidirectional, backend, **cell_options)
+
+
+class GRU(Recurrent):
+    """Drop-in for ``torch.nn.GRU``."""
+
+    def __init__(self, input_size: int, hidden_size: int, num_layers: int = 1, bias: bool = True,
+                 batch_first: bool = False, dropout: float = 0.0, bidirectional: bool = False,
+                 backend: str = "auto", **cell_options):
+        super().__init__(GRUCell, input_size, hidden_size, num_layers, bias, batch_first, dropout,
+                         bidirectional, backend, **cell_options)

@@ -1,0 +1,23 @@
+"""Up-front argument checks whose messages name the argument and its value."""
+
+from __future__ import annotations
+
+
+def check_positive_int(name: str, value) -> int:
+    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+        raise ValueError(f"{name} must be a positive integer, got {value!r}")
+    return value
+
+
+def check_probability(name: str, value, *, allow_one: bool = False) -> float:
+    upper_ok = value <= 1 if allow_one else value < 1
+    if isinstance(value, bool) or not isinstance(value, int | float) or not (0 <= value and upper_ok):
+        interval = "[0, 1]" if allow_one else "[0, 1)"
+        raise ValueError(f"{name} must be a number in {interval}, got {value!r}")
+    return float(value)
+
+
+def check_choice(name: str, value, choices) -> str:
+    if value not in choices:
+        raise ValueError(f"{name} must be one of {sorted(choices)}, got {value!r}")
+    return value
