@@ -101,11 +101,15 @@ class Cell(nn.Module):
             x = x.unsqueeze(0)
         if state is None:
             state = self.initial_state(x.shape[0], x)
-        elif isinstance(state, Tensor):
-            state = (state,)
-        state = tuple(s.unsqueeze(0) if unbatched else s for s in state)
-        if len(state) != self.state_count:
-            raise ValueError(f"state must hold {self.state_count} tensor(s), got {len(state)}")
+        else:
+            state = (state,) if isinstance(state, Tensor) else tuple(state)
+            if len(state) != self.state_count:
+                raise ValueError(f"state must hold {self.state_count} tensor(s), got {len(state)}")
+            expected = (self.hidden_size,) if unbatched else (x.shape[0], self.hidden_size)
+            for s in state:
+                if tuple(s.shape) != expected:
+                    raise ValueError(f"state must have shape {expected}, got {tuple(s.shape)}")
+            state = tuple(s.unsqueeze(0) for s in state) if unbatched else state
         h, new_state = self.step(x, state, self.own_params())
         if unbatched:
             new_state = tuple(s.squeeze(0) for s in new_state)

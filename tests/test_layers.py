@@ -1,0 +1,142 @@
+"""Layer behaviour beyond torch.nn equivalence: padding invariance, gradcheck, state dicts, trace."""
+
+import pytest
+import torch
+from torch import nn
+
+import rnnkit
+from tests.helpers import KINDS, as_tuple
+
+D, H = 3, 4
+
+
+@pytest.mark.parametrize("backend", rnnkit.available_backends())
+@pytest.mark.parametrize("kind", list(KINDS))
+@pytest.mark.parametrize("batch_first", [False, True])
+def test_padding_invariance(kind, backend, batch_first):
+    """Extra padding steps, filled with garbage, change no output, state or gradient."""
+    layer = KINDS[kind][0](input_size=D, hidden_size=H, num_layers=2, bidirectional=True,
+                           batch_first=batch_first, backend=backend).double()
+    lengths = torch.tensor([3, 5, 1])
+    x = torch.randn(5, 3, D, dtype=torch.float64)
+    extra = torch.randn(4, 3, D, dtype=torch.float64) * 100  # garbage padding must not matter
+
+    results = []
+    for inp in (x, torch.cat([x, extra])):
+        inp = inp.transpose(0, 1) if batch_first else inp
+        inp = inp.clone().requires_grad_(True)
+        layer.zero_grad()
+        out, state = layer(inp, lengths=lengths)
+        t_axis = 1 if batch_first else 0
+        valid = out.narrow(t_axis, 0, 5)
+        g = torch.Generator().manual_seed(3)
+        loss = (valid * torch.randn(valid.shape, generator=g, dtype=valid.dtype)).sum()
+        loss = loss + sum((s * torch.randn(s.shape, generator=g, dtype=s.dtype)).sum() for s in as_tuple(state))
+        loss.backward()
+        assert out.narrow(t_axis, 5, out.shape[t_axis] - 5).abs().sum() == 0
+        results.append((valid.detach(), [s.detach() for s in as_tuple(state)],
+                        inp.grad.narrow(t_axis, 0, 5), inp.grad.narrow(t_axis, 5, inp.shape[t_axis] - 5),
+                        {n: p.grad.clone() for n, p in layer.named_parameters()}))
+    (o1, s1, gx1, _, gp1), (o2, s2, gx2, gpad2, gp2) = results
+    torch.testing.assert_close(o1, o2, atol=1e-12, rtol=0)
+    for a, b in zip(s1, s2, strict=True):
+        torch.testing.assert_close(a, b, atol=1e-12, rtol=0)
+    torch.testing.assert_close(gx1, gx2, atol=1e-12, rtol=0)
+    assert gpad2.abs().sum() == 0
+    for name in gp1:
+        torch.testing.assert_close(gp1[name], gp2[name], atol=1e-12, rtol=0)
+
+
+@pytest.mark.parametrize("backend", rnnkit.available_backends())
+@pytest.mark.parametrize("kind", ["lstm", "gru", "rnn_tanh"])
+def test_gradcheck_bidirectional_two_layers_with_lengths(kind, backend):
+    layer = KINDS[kind][0](input_size=2, hidden_size=3, num_layers=2, bidirectional=True,
+                           backend=backend).double()
+    names = [n for n, _ in layer.named_parameters()]
+    lengths = torch.tensor([4, 2, 3])
+    x = torch.randn(4, 3, 2, dtype=torch.float64, requires_grad=True)
+
+    def fn(x, *params):
+        out, state = torch.func.functional_call(layer, dict(zip(names, params, strict=True)), (x,),
+                                                {"lengths": lengths})
+        return (out, *as_tuple(state))
+
+    assert torch.autograd.gradcheck(fn, (x, *[p.detach().requires_grad_(True) for p in layer.parameters()]))
+
+
+@pytest.mark.parametrize("kind", list(KINDS))
+def test_state_dict_round_trips_with_torch_nn(kind):
+    ours_cls, theirs_cls = KINDS[kind]
+    kw = dict(input_size=D, hidden_size=H, num_layers=2, bidirectional=True)
+    ours, theirs = ours_cls(**kw), theirs_cls(**kw)
+    # torch.nn -> rnnkit
+    ours.load_state_dict(theirs.state_dict())
+    x = torch.randn(5, 2, D)
+    torch.testing.assert_close(ours(x)[0], theirs(x)[0])
+    # rnnkit -> torch.nn, strict keys both ways
+    fresh = theirs_cls(**kw)
+    fresh.load_state_dict(ours.state_dict())
+    assert set(ours.state_dict()) == set(theirs.state_dict())
+    assert all(ours.state_dict()[k].shape == v.shape for k, v in theirs.state_dict().items())
+    torch.testing.assert_close(fresh(x)[0], ours(x)[0])
+
+
+def test_native_backend_shares_parameters_without_copy():
+    layer = rnnkit.LSTM(D, H, backend="native")
+    out, _ = layer(torch.randn(4, 2, D))
+    out.sum().backward()
+    assert layer.weight_hh_l0.grad is not None and layer.weight_hh_l0.grad.abs().sum() > 0
+    with torch.no_grad():
+        layer.weight_ih_l0.zero_()
+        layer.weight_hh_l0.zero_()
+        layer.bias_ih_l0.zero_()
+        layer.bias_hh_l0.zero_()
+    out, (h, c) = layer(torch.randn(4, 2, D))
+    assert out.abs().sum() == 0  # an in-place change to our weights is seen by the kernel at once
+
+
+def test_auto_backend_runs_and_reference_is_named():
+    assert "reference" in rnnkit.available_backends() and "native" in rnnkit.available_backends()
+    assert rnnkit.available_backends()[-1] == "reference"
+
+
+@pytest.mark.parametrize("kind", ["lstm", "gru", "rnn_tanh"])
+def test_trace_matches_output_and_zero_past_length(kind):
+    layer = KINDS[kind][0](input_size=D, hidden_size=H, num_layers=2, bidirectional=True, batch_first=True)
+    lengths = torch.tensor([5, 2])
+    x = torch.randn(2, 5, D)
+    trace = layer.trace(x, lengths=lengths)
+    out, _ = layer(x, lengths=lengths)
+    torch.testing.assert_close(trace.output, out)
+    top_fw, top_bw = trace[1, 0], trace[1, 1]
+    torch.testing.assert_close(torch.cat([top_fw["h"], top_bw["h"]], dim=2), out)
+    gate_names = {"lstm": {"i", "f", "g", "o", "c"}, "gru": {"r", "z", "n"}, "rnn_tanh": {"pre"}}[kind]
+    assert gate_names <= set(top_fw)
+    for series in top_bw.values():
+        assert series.shape[:2] == (2, 5)
+        assert series[1, 2:].abs().sum() == 0
+    if kind == "lstm":
+        # The reverse direction's state at token 0 is its final state; h = o * tanh(c) at every step.
+        torch.testing.assert_close(top_fw["h"], top_fw["o"] * torch.tanh(top_fw["c"]))
+
+
+class _Twice(nn.Module):
+    def forward(self, x):
+        return x
+
+
+def test_custom_cell_runs_through_generic_layer():
+    class ScaledRNNCell(rnnkit.RNNCell):
+        """A custom cell: the native kernels do not know it, so auto falls back to the reference loop."""
+
+        def step(self, x, state, p, record=None):
+            h, _ = super().step(x, state, p, record)
+            return 0.5 * h, (0.5 * h,)
+
+    layer = rnnkit.Recurrent(ScaledRNNCell, 2, 3)
+    out, h = layer(torch.randn(4, 1, 2))
+    plain = rnnkit.RNN(2, 3)
+    plain.load_state_dict(layer.state_dict())
+    assert not torch.allclose(out, plain(torch.randn(4, 1, 2))[0])
+    with pytest.raises(ValueError, match="backend='native' cannot run"):
+        rnnkit.Recurrent(ScaledRNNCell, 2, 3, backend="native")(torch.randn(4, 1, 2))
