@@ -1,0 +1,1 @@
+"""The Python faces of the CLI verbs: train, evaluate, predict, generate."""

@@ -1,0 +1,183 @@
+"""Train a text classifier and use it: ``train_classifier(...)`` and ``Classifier.load(path).predict(texts)``.
+
+A saved classifier is a folder holding ``model.safetensors`` and ``config.json``
+(model config, vocabulary, labels, tokenizer settings, metrics): everything
+``predict`` needs, and nothing is unpickled on load.
+"""
+
+from __future__ import annotations
+
+import sys
+import time
+from dataclasses import asdict
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from rnnkit.api.data_config import ClassifierDataConfig, load_classification_data, read_file
+from rnnkit.data import EncodedDataset, Example, Vocabulary, tokenizer_from_config
+from rnnkit.data.tokenizers import CharTokenizer, WordTokenizer
+from rnnkit.evaluation import format_report, write_report
+from rnnkit.models.classifier import RNNClassifier
+from rnnkit.models.config import ClassifierConfig, from_dict
+from rnnkit.models.pretrained import glove_available, init_embedding_from_glove
+from rnnkit.tasks.classification import ClassificationTask
+from rnnkit.training import TrainConfig, Trainer, load_checkpoint, save_checkpoint
+
+KIND = "classifier"
+
+
+def _log(message: str) -> None:
+    print(message, file=sys.stderr, flush=True)
+
+
+class Classifier:
+    """A trained classifier with its tokenizer, vocabulary and labels."""
+
+    def __init__(self, model: RNNClassifier, tokenizer, vocab: Vocabulary, labels: list[str],
+                 max_length: int | None, meta: dict | None = None):
+        self.model, self.tokenizer, self.vocab, self.labels = model.eval(), tokenizer, vocab, labels
+        self.max_length = max_length
+        self.meta = meta or {}
+
+    # -- persistence ----------------------------------------------------------
+    def save(self, path: str | Path, **extra) -> Path:
+        meta = {"kind": KIND, "model_config": asdict(self.model.config), "vocab": self.vocab.to_dict(),
+                "labels": self.labels, "tokenizer": self.tokenizer.to_config(), "max_length": self.max_length,
+                **{k: v for k, v in self.meta.items() if k not in ("kind",)}, **extra}
+        return save_checkpoint(path, self.model.state_dict(), meta)
+
+    @classmethod
+    def load(cls, path: str | Path, map_location: str = "cpu") -> Classifier:
+        path = resolve_model_path(path)
+        state, meta = load_checkpoint(path, map_location=map_location)
+        if meta.get("kind") != KIND:
+            raise ValueError(f"{path} holds a {meta.get('kind')!r} model, not a classifier")
+        vocab = Vocabulary.from_dict(meta["vocab"])
+        model = RNNClassifier(from_dict(ClassifierConfig, meta["model_config"]), len(vocab), len(meta["labels"]),
+                              vocab.pad_id)
+        model.load_state_dict(state)
+        return cls(model, tokenizer_from_config(meta["tokenizer"]), vocab, list(meta["labels"]),
+                   meta.get("max_length"), meta)
+
+    # -- use ------------------------------------------------------------------
+    def encode(self, examples: list[Example], with_labels: bool) -> EncodedDataset:
+        return EncodedDataset.from_examples(examples, self.tokenizer, self.vocab,
+                                            self.labels if with_labels else None)
+
+    def _task(self) -> ClassificationTask:
+        dummy = EncodedDataset([[self.vocab.unk_id]], [0], ["-"])
+        return ClassificationTask(dummy, None, self.labels, 1, self.max_length, pad_id=self.vocab.pad_id)
+
+    def predict_proba(self, texts: list[str]) -> np.ndarray:
+        """(N, C) probabilities; an empty text is an error naming its position."""
+        examples = []
+        for i, text in enumerate(texts):
+            if not isinstance(text, str) or not text.strip():
+                raise ValueError(f"texts[{i}] is empty: nothing to classify")
+            examples.append(Example(text.strip(), None, f"texts:{i + 1}"))
+        return self._task().predict_proba(self.model, self.encode(examples, with_labels=False))
+
+    def predict(self, texts: list[str] | str, top_k: int = 1) -> list[list[tuple[str, float]]]:
+        """For each text, the ``top_k`` (label, probability) pairs, most likely first."""
+        if isinstance(texts, str):
+            texts = [texts]
+        if not isinstance(top_k, int) or not 1 <= top_k <= len(self.labels):
+            raise ValueError(f"top_k must be an int in [1, {len(self.labels)}], got {top_k!r}")
+        probs = self.predict_proba(list(texts))
+        out = []
+        for row in probs:
+            best = np.argsort(-row, kind="stable")[:top_k]
+            out.append([(self.labels[j], float(row[j])) for j in best])
+        return out
+
+    def evaluate(self, examples: list[Example]) -> dict:
+        """accuracy, macro-F1, per-class precision/recall/F1 and the confusion matrix."""
+        return self._task().report(self.model, self.encode(examples, with_labels=True))
+
+    def evaluate_file(self, path: str, data_config: ClassifierDataConfig | None = None) -> dict:
+        examples, skipped = read_file(path, data_config or ClassifierDataConfig())
+        report = self.evaluate(examples)
+        report["skipped"] = skipped
+        return report
+
+
+def resolve_model_path(path: str | Path) -> Path:
+    """A checkpoint folder, or a run folder holding one in ``model/``."""
+    path = Path(path)
+    if (path / "model" / "config.json").exists() and not (path / "config.json").exists():
+        return path / "model"
+    return path
+
+
+def build_tokenizer(config: ClassifierDataConfig):
+    return WordTokenizer(lowercase=config.lowercase) if config.tokenizer == "word" else CharTokenizer()
+
+
+def train_classifier(data: str | ClassifierDataConfig = "bbc-news", out_dir: str | Path = "runs/classifier",
+                     model: ClassifierConfig | None = None, train: TrainConfig | None = None,
+                     label_smoothing: float = 0.0, **data_options) -> tuple[Classifier, dict]:
+    """Train, keep the best model by validation accuracy, report on test; return (classifier, summary).
+
+    ``data`` is a bundled name, a path, or a full ``ClassifierDataConfig``; ``data_options``
+    set its other fields (e.g. ``text_columns="title,description"``).
+    """
+    data_config = data if isinstance(data, ClassifierDataConfig) else ClassifierDataConfig(data=data, **data_options)
+    model_config = model or ClassifierConfig()
+    train_config = train or TrainConfig()
+    out_dir = Path(out_dir)
+    start = time.monotonic()
+    splits, skipped = load_classification_data(data_config, seed=train_config.seed)
+    if skipped:
+        _log(f"skipped {skipped} malformed records (on_error=skip)")
+    tokenizer = build_tokenizer(data_config)
+    vocab = Vocabulary.build((tokenizer.tokenize(e.text) for e in splits.train), min_freq=data_config.min_freq,
+                             max_size=data_config.max_vocab)
+    labels = splits.labels
+    train_data = EncodedDataset.from_examples(splits.train, tokenizer, vocab, labels)
+    valid_data = EncodedDataset.from_examples(splits.valid, tokenizer, vocab, labels)
+    _log(f"data {splits.name}: {len(splits.train)} train / {len(splits.valid)} valid / {len(splits.test)} test, "
+         f"{len(labels)} classes, vocabulary {len(vocab)}")
+
+    torch.manual_seed(train_config.seed)
+    net = RNNClassifier(model_config, len(vocab), len(labels), vocab.pad_id)
+    use_glove = data_config.embeddings == "glove" or (
+        data_config.embeddings == "auto" and glove_available() and model_config.embedding_dim == 50
+        and data_config.tokenizer == "word")
+    if use_glove:
+        found = init_embedding_from_glove(net.encoder.embedding, vocab.tokens, set(vocab.special_ids))
+        _log(f"embeddings: GloVe 6B 50d for {found} of {len(vocab)} tokens")
+    classifier = Classifier(net, tokenizer, vocab, labels, data_config.max_length,
+                            {"data_config": asdict(data_config), "train_config": asdict(train_config),
+                             "embeddings": "glove" if use_glove else "random"})
+    task = ClassificationTask(train_data, valid_data, labels, train_config.batch_size, data_config.max_length,
+                              seed=train_config.seed, pad_id=vocab.pad_id, label_smoothing=label_smoothing)
+    trainer = Trainer(net, task, train_config, out_dir,
+                      save_best=lambda _: classifier.save(out_dir / "model"))
+    result = trainer.fit()
+    train_seconds = time.monotonic() - start
+
+    report = {"valid": task.report(net, valid_data)}
+    if splits.test:
+        report["test"] = classifier.evaluate(splits.test)
+    summary = {"best_epoch": result.best_epoch, "stopped": result.reason, "train_seconds": round(train_seconds, 1),
+               "valid_accuracy": report["valid"]["accuracy"],
+               "test_accuracy": report["test"]["accuracy"] if "test" in report else None,
+               "train_tokens_per_s": _mean_rate(result.history)}
+    classifier.meta.update(metrics=summary)
+    classifier.save(out_dir / "model")
+    final = report.get("test", report["valid"])
+    write_report(out_dir / "report", {**final, "split": "test" if "test" in report else "valid",
+                                      "summary": summary, "valid": report["valid"]}, result.history)
+    _log(format_report(final))
+    _log(f"saved {out_dir / 'model'}; report in {out_dir / 'report'}")
+    return classifier, summary
+
+
+def _mean_rate(history: list[dict]) -> float | None:
+    rates = [h.get("tokens_per_s") for h in history if h.get("tokens_per_s")]
+    return round(float(np.mean(rates)), 1) if rates else None
+
+
+__all__ = ["Classifier", "train_classifier", "resolve_model_path"]

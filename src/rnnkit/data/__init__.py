@@ -1,0 +1,46 @@
+"""Data layer: reading labelled text files, bundled corpora, tokenizers, vocabularies and batching.
+
+Typical classification pipeline::
+
+    result = read_examples("reviews.csv")                  # ReadResult: examples, skipped, problems
+    tok = WordTokenizer()
+    vocab = Vocabulary.build([tok.tokenize(ex.text) for ex in result], min_freq=2)
+    data = EncodedDataset.from_examples(result.examples, tok, vocab, labels=result.labels())
+    for indices in BucketBatchSampler(data.lengths, batch_size=32):
+        x, lengths, y = data.batch(indices)               # (B, T), (B,), (B,)
+
+Language modelling::
+
+    text, chars = load_bundled("shakespeare"), CharTokenizer()
+    vocab = Vocabulary.build([chars.tokenize(text.train)])
+    ids = torch.tensor(vocab.encode(chars.tokenize(text.train)))
+    for x, y in StreamBatcher(ids, batch_size=32, bptt=70): ...
+"""
+
+from rnnkit.data.batching import BucketBatchSampler, pad_batch, padding_fraction
+from rnnkit.data.bundled import ClassificationSplits, TextSplits, list_bundled, load_bundled
+from rnnkit.data.encoded import EncodedDataset, label_index
+from rnnkit.data.errors import DataError
+from rnnkit.data.examples import Example, ReadResult
+from rnnkit.data.readers import (
+    check_labels,
+    detect_format,
+    read_csv,
+    read_examples,
+    read_fasttext,
+    read_folder,
+    read_jsonl,
+)
+from rnnkit.data.streams import StreamBatcher
+from rnnkit.data.tokenizers import CharTokenizer, WordTokenizer, tokenizer_from_config
+from rnnkit.data.vocab import Vocabulary
+
+__all__ = [
+    "DataError", "Example", "ReadResult",
+    "read_csv", "read_jsonl", "read_fasttext", "read_folder", "read_examples", "detect_format", "check_labels",
+    "ClassificationSplits", "TextSplits", "load_bundled", "list_bundled",
+    "WordTokenizer", "CharTokenizer", "tokenizer_from_config",
+    "Vocabulary",
+    "BucketBatchSampler", "pad_batch", "padding_fraction", "EncodedDataset", "label_index",
+    "StreamBatcher",
+]

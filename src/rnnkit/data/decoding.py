@@ -1,0 +1,90 @@
+"""Turning file bytes into text without losing track of bytes that do not decode.
+
+Files are decoded with ``errors="surrogateescape"``: every byte that is not
+valid in the encoding becomes a lone surrogate (U+DC80..U+DCFF) instead of
+aborting the whole read. Parsing (CSV, JSON, fastText) then proceeds as usual,
+and each field a reader actually uses is checked afterwards. That way a bad
+byte is reported with its line and field, ``on_error="skip"`` drops only the
+record that holds it, and a ``fallback`` encoding (typically ``"latin-1"``) can
+re-decode just that field from its original bytes.
+"""
+
+from __future__ import annotations
+
+import codecs
+import os
+import re
+from dataclasses import dataclass
+from pathlib import Path
+
+from rnnkit.data.errors import DataError
+
+_ESCAPED = re.compile("[\udc80-\udcff]+")
+
+
+def _check_encoding(name: str, value) -> str:
+    if not isinstance(value, str):
+        raise TypeError(f"{name} must be an encoding name (str), got {value!r}")
+    try:
+        codecs.lookup(value)
+    except LookupError as err:
+        raise ValueError(f"{name} must be a known text encoding, got {value!r}") from err
+    return value
+
+
+@dataclass(frozen=True)
+class TextCodec:
+    """How to decode a file: a primary encoding and an optional per-field fallback.
+
+    Attributes:
+        encoding: the encoding the file is expected to be in.
+        fallback: encoding to re-decode a field with when its bytes are not valid in
+            ``encoding`` (``None``: such a field is an error).
+    """
+
+    encoding: str = "utf-8"
+    fallback: str | None = None
+
+    def __post_init__(self):
+        _check_encoding("encoding", self.encoding)
+        if self.fallback is not None:
+            _check_encoding("fallback_encoding", self.fallback)
+
+    def read(self, path: str | os.PathLike) -> str:
+        """The whole file as text (undecodable bytes escaped); an empty file is a ``DataError``."""
+        path = Path(path)
+        if not path.exists():
+            raise FileNotFoundError(f"{os.fspath(path)}: no such file")
+        if not path.is_file():
+            raise IsADirectoryError(f"{os.fspath(path)}: not a file (use read_folder for a folder of documents)")
+        data = path.read_bytes()
+        if not data.strip():
+            raise DataError(path, message="file is empty")
+        text = data.decode(self.encoding, errors="surrogateescape")
+        # A UTF-8 byte-order mark would otherwise end up glued to the first header name.
+        return text.removeprefix("\ufeff")
+
+    def repair(self, value: str) -> str | None:
+        """``value`` with escaped bytes re-decoded by the fallback; ``None`` if that is impossible."""
+        if not _ESCAPED.search(value):
+            return value
+        if self.fallback is None:
+            return None
+        raw = value.encode(self.encoding, errors="surrogateescape")
+        try:
+            return raw.decode(self.fallback)
+        except UnicodeDecodeError:
+            return None
+
+    def describe_bad_bytes(self, value: str) -> str:
+        """Message for a field that did not decode, quoting the first offending bytes."""
+        match = _ESCAPED.search(value)
+        bad = match.group().encode(self.encoding, errors="surrogateescape") if match else b""
+        tried = self.encoding if self.fallback is None else f"{self.encoding} or {self.fallback}"
+        return f"bytes {bad[:8]!r} are not valid {tried}"
+
+
+def first_bad_line(text: str) -> int:
+    """1-based line of the first escaped (undecodable) byte in ``text``; 1 if there is none."""
+    match = _ESCAPED.search(text)
+    return text.count("\n", 0, match.start()) + 1 if match else 1

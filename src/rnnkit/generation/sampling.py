@@ -1,0 +1,58 @@
+"""Choosing the next token from logits: temperature, top-k, top-p, banned ids.
+
+Shapes: logits (B, V) → ids (B,). Banned ids (``<pad>``, ``<unk>``, other specials)
+get -inf before anything else, so they can never be drawn, whatever the settings.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import torch
+from torch import Tensor
+
+from rnnkit.validation import check_positive_int
+
+
+@dataclass
+class SamplingConfig:
+    temperature: float = field(default=0.8, metadata={"help": "softmax temperature; 0 means greedy"})
+    top_k: int | None = field(default=None, metadata={"help": "sample only among the k most likely tokens"})
+    top_p: float | None = field(default=None, metadata={"help": "nucleus sampling: smallest set with mass ≥ p"})
+
+    def __post_init__(self):
+        if not isinstance(self.temperature, int | float) or self.temperature < 0:
+            raise ValueError(f"temperature must be a number ≥ 0, got {self.temperature!r}")
+        if self.top_k is not None:
+            check_positive_int("top_k", self.top_k)
+        if self.top_p is not None and not (isinstance(self.top_p, int | float) and 0 < self.top_p <= 1):
+            raise ValueError(f"top_p must be in (0, 1], got {self.top_p!r}")
+
+
+def filter_logits(logits: Tensor, config: SamplingConfig, banned: Tensor | None = None) -> Tensor:
+    """Logits with -inf wherever a token may not be drawn."""
+    logits = logits.clone()
+    if banned is not None and banned.numel():
+        logits[:, banned] = float("-inf")
+    if config.top_k is not None and config.top_k < logits.shape[1]:
+        kth = logits.topk(config.top_k, dim=1).values[:, -1:]
+        logits = logits.masked_fill(logits < kth, float("-inf"))
+    if config.top_p is not None and config.top_p < 1:
+        scaled = logits / config.temperature if config.temperature > 0 else logits
+        sorted_logits, order = scaled.sort(dim=1, descending=True)
+        probs = sorted_logits.softmax(dim=1)
+        # Drop a token when the mass before it already reaches top_p (the most likely one always stays).
+        drop_sorted = (probs.cumsum(dim=1) - probs) >= config.top_p
+        drop = torch.zeros_like(drop_sorted).scatter(1, order, drop_sorted)
+        logits = logits.masked_fill(drop, float("-inf"))
+    return logits
+
+
+def sample_next(logits: Tensor, config: SamplingConfig, banned: Tensor | None = None,
+                generator: torch.Generator | None = None) -> Tensor:
+    """Draw one id per row of (B, V) logits."""
+    logits = filter_logits(logits.float(), config, banned)
+    if config.temperature == 0:
+        return logits.argmax(dim=1)
+    probs = (logits / config.temperature).softmax(dim=1)
+    return torch.multinomial(probs, 1, generator=generator).squeeze(1)

@@ -1,0 +1,83 @@
+"""Typed model configurations; the CLI is generated from their fields' metadata."""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field, fields
+
+from rnnkit.models.pooling import parse_pooling
+from rnnkit.validation import check_choice, check_positive_int, check_probability
+
+CELLS = ("lstm", "gru", "rnn", "rnn_relu")
+
+
+def _help(text: str, **kw):
+    return field(metadata={"help": text}, **kw)
+
+
+@dataclass
+class EncoderConfig:
+    """Embedding → recurrent stack: the part classifiers and language models share."""
+
+    cell: str = _help("recurrent cell: lstm, gru, rnn (tanh) or rnn_relu", default="gru")
+    embedding_dim: int = _help("embedding size (50 with GloVe 6B 50d)", default=50)
+    hidden_size: int = _help("hidden units per direction", default=128)
+    num_layers: int = _help("stacked recurrent layers", default=1)
+    bidirectional: bool = _help("add a second recurrence from the end to the start", default=True)
+    layer_dropout: float = _help("dropout between stacked recurrent layers", default=0.0)
+    embedding_dropout: float = _help("dropout on the embeddings", default=0.1)
+    backend: str = _help("recurrence back end: auto, native, reference, ...", default="auto")
+
+    def __post_init__(self):
+        check_choice("cell", self.cell, CELLS)
+        for name in ("embedding_dim", "hidden_size", "num_layers"):
+            check_positive_int(name, getattr(self, name))
+        check_probability("layer_dropout", self.layer_dropout)
+        check_probability("embedding_dropout", self.embedding_dropout)
+
+
+@dataclass
+class ClassifierConfig(EncoderConfig):
+    """Embedding → recurrent stack → pooling over valid steps → dropout → Linear."""
+
+    pooling: str = _help("pooling over valid steps: last, mean, max, or several joined by '+'", default="max+mean")
+    dropout: float = _help("dropout before the classifier layer", default=0.3)
+
+    def __post_init__(self):
+        super().__post_init__()
+        parse_pooling(self.pooling)
+        check_probability("dropout", self.dropout)
+
+
+def to_dict(config) -> dict:
+    return asdict(config)
+
+
+def from_dict(cls, data: dict):
+    """Build a config from JSON, naming any field this version does not know."""
+    known = {f.name for f in fields(cls)}
+    unknown = sorted(set(data) - known)
+    if unknown:
+        raise ValueError(f"{cls.__name__} has no field(s) {unknown}")
+    return cls(**data)
+
+
+@dataclass
+class LanguageModelConfig:
+    """Embedding → recurrent stack (one direction) → locked dropout → Linear, optionally tied."""
+
+    cell: str = _help("recurrent cell: lstm, gru, rnn (tanh) or rnn_relu", default="lstm")
+    embedding_dim: int = _help("embedding size", default=128)
+    hidden_size: int = _help("hidden units per layer", default=512)
+    num_layers: int = _help("stacked recurrent layers", default=2)
+    dropout: float = _help("dropout on each layer's outputs, one mask for all time steps", default=0.1)
+    embedding_dropout: float = _help("drop whole tokens from the embedding (one mask per sequence)", default=0.0)
+    tie_weights: bool = _help("share the embedding and output matrices (adds a projection if sizes differ)",
+                              default=False)
+    backend: str = _help("recurrence back end: auto, native, reference, ...", default="auto")
+
+    def __post_init__(self):
+        check_choice("cell", self.cell, CELLS)
+        for name in ("embedding_dim", "hidden_size", "num_layers"):
+            check_positive_int(name, getattr(self, name))
+        check_probability("dropout", self.dropout)
+        check_probability("embedding_dropout", self.embedding_dropout)

@@ -1,0 +1,41 @@
+"""Embedding followed by an rnnkit recurrent stack, batch-first, with lengths."""
+
+from __future__ import annotations
+
+import torch
+from torch import Tensor, nn
+
+from rnnkit.layers import GRU, LSTM, RNN
+from rnnkit.models.config import EncoderConfig
+
+
+def make_recurrent(config: EncoderConfig, input_size: int) -> nn.Module:
+    kw = dict(input_size=input_size, hidden_size=config.hidden_size, num_layers=config.num_layers,
+              batch_first=True, dropout=config.layer_dropout, bidirectional=config.bidirectional,
+              backend=config.backend)
+    if config.cell == "lstm":
+        return LSTM(**kw)
+    if config.cell == "gru":
+        return GRU(**kw)
+    return RNN(nonlinearity="relu" if config.cell == "rnn_relu" else "tanh", **kw)
+
+
+class Encoder(nn.Module):
+    """ids (B, T) and lengths (B,) → outputs (B, T, dirs·H) zero past lengths, h_last (B, dirs·H)."""
+
+    def __init__(self, config: EncoderConfig, vocab_size: int, pad_id: int = 0):
+        super().__init__()
+        self.config = config
+        self.embedding = nn.Embedding(vocab_size, config.embedding_dim, padding_idx=pad_id)
+        self.embedding_dropout = nn.Dropout(config.embedding_dropout)
+        self.rnn = make_recurrent(config, config.embedding_dim)
+        self.output_size = config.hidden_size * (2 if config.bidirectional else 1)
+
+    def forward(self, ids: Tensor, lengths: Tensor, state=None):
+        x = self.embedding_dropout(self.embedding(ids))
+        outputs, final = self.rnn(x, state, lengths=lengths)
+        h_n = final[0] if isinstance(final, tuple) else final
+        dirs = 2 if self.config.bidirectional else 1
+        # The top layer's final state of each direction, at each sequence's own last token.
+        h_last = torch.cat(list(h_n[-dirs:]), dim=1)
+        return outputs, h_last, final

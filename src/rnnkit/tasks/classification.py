@@ -1,0 +1,70 @@
+"""Sequence classification as a trainer ``Task``: length-bucketed batches, cross-entropy, accuracy."""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+from torch import nn
+
+from rnnkit.data import BucketBatchSampler, EncodedDataset, pad_batch
+from rnnkit.evaluation import classification_report
+from rnnkit.training import StepResult
+
+
+class ClassificationTask:
+    monitor = "accuracy"
+    mode = "max"
+
+    def __init__(self, train: EncodedDataset, valid: EncodedDataset | None, labels: list[str], batch_size: int,
+                 max_length: int | None, seed: int = 0, pad_id: int = 0, label_smoothing: float = 0.0,
+                 eval_batch_size: int = 64):
+        self.train, self.valid, self.labels = train, valid, labels
+        self.max_length, self.pad_id = max_length, pad_id
+        self.eval_batch_size = eval_batch_size
+        lengths = [min(len(s), max_length or len(s)) for s in train.ids]
+        self.sampler = BucketBatchSampler(lengths, batch_size, shuffle=True, seed=seed)
+        self.loss_fn = nn.CrossEntropyLoss(label_smoothing=label_smoothing)
+        self.splits = {"valid": valid}
+
+    def train_batches(self, epoch: int):
+        self.sampler.set_epoch(epoch)
+        return self.sampler
+
+    def _tensors(self, data: EncodedDataset, indices, device):
+        ids, lengths = pad_batch([data.ids[i] for i in indices], self.pad_id, self.max_length)
+        labels = None if data.label_ids is None else torch.tensor([data.label_ids[i] for i in indices])
+        return ids.to(device), lengths, (None if labels is None else labels.to(device))
+
+    def train_step(self, model, batch) -> StepResult:
+        device = next(model.parameters()).device
+        ids, lengths, labels = self._tensors(self.train, batch, device)
+        logits = model(ids, lengths)
+        loss = self.loss_fn(logits, labels)
+        correct = int((logits.argmax(1) == labels).sum())
+        return StepResult(loss=loss, tokens=int(lengths.sum()), examples=len(batch), correct=correct)
+
+    @torch.no_grad()
+    def predict_proba(self, model, data: EncodedDataset) -> np.ndarray:
+        """(N, C) class probabilities, in the data's order; batches sorted by length for speed."""
+        was_training = model.training
+        model.eval()
+        device = next(model.parameters()).device
+        order = np.argsort([len(s) for s in data.ids], kind="stable")
+        probs = np.zeros((len(data.ids), len(self.labels)), dtype=np.float64)
+        for start in range(0, len(order), self.eval_batch_size):
+            chunk = order[start:start + self.eval_batch_size].tolist()
+            ids, lengths, _ = self._tensors(data, chunk, device)
+            probs[chunk] = model(ids, lengths).softmax(1).double().cpu().numpy()
+        model.train(was_training)
+        return probs
+
+    def report(self, model, data: EncodedDataset) -> dict:
+        predicted = self.predict_proba(model, data).argmax(1).tolist()
+        return classification_report(data.label_ids, predicted, self.labels)
+
+    def evaluate(self, model, split: str) -> dict[str, float]:
+        data = self.splits.get(split)
+        if data is None:
+            raise ValueError(f"no {split!r} split to evaluate on")
+        report = self.report(model, data)
+        return {"accuracy": report["accuracy"], "macro_f1": report["macro_f1"]}
