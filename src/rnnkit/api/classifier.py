@@ -117,7 +117,7 @@ def build_tokenizer(config: ClassifierDataConfig):
 
 def train_classifier(data: str | ClassifierDataConfig = "bbc-news", out_dir: str | Path = "runs/classifier",
                      model: ClassifierConfig | None = None, train: TrainConfig | None = None,
-                     label_smoothing: float = 0.0, **data_options) -> tuple[Classifier, dict]:
+                     label_smoothing: float = 0.0, device: str = "cpu", **data_options) -> tuple[Classifier, dict]:
     """Train, keep the best model by validation accuracy, report on test; return (classifier, summary).
 
     ``data`` is a bundled name, a path, or a full ``ClassifierDataConfig``; ``data_options``
@@ -148,6 +148,7 @@ def train_classifier(data: str | ClassifierDataConfig = "bbc-news", out_dir: str
     if use_glove:
         found = init_embedding_from_glove(net.encoder.embedding, vocab.tokens, set(vocab.special_ids))
         _log(f"embeddings: GloVe 6B 50d for {found} of {len(vocab)} tokens")
+    net.to(device)
     classifier = Classifier(net, tokenizer, vocab, labels, data_config.max_length,
                             {"data_config": asdict(data_config), "train_config": asdict(train_config),
                              "embeddings": "glove" if use_glove else "random"})

@@ -28,8 +28,8 @@ class ClassifierDataConfig:
     label_column: str = _help("CSV/TSV label column: name or 0-based index", default="label")
     text_field: str = _help("JSON Lines text field", default="text")
     label_field: str = _help("JSON Lines label field", default="label")
-    no_header: bool = _help("the CSV/TSV file has no header row (columns by index)", default=False)
-    preset: str | None = _help("a documented file layout, e.g. ag_news (class 1-4, title, description)",
+    header: bool = _help("the CSV/TSV file starts with a header row (--no-header: columns by index)", default=True)
+    csv_preset: str | None = _help("a documented CSV layout, e.g. ag_news (class 1-4, title, description)",
                                default=None)
     on_error: str = _help("bad records: raise (stop, naming file, line and field) or skip (count them)",
                           default="raise")
@@ -62,12 +62,12 @@ class ClassifierDataConfig:
                 kind = "fasttext"
         options: dict = {"on_error": self.on_error}
         if kind in ("csv", "tsv"):
-            if self.preset:
-                options["preset"] = self.preset
+            if self.csv_preset:
+                options["preset"] = self.csv_preset
             else:
                 options["text_columns"] = [_column(c) for c in self.text_columns.split(",")]
                 options["label_column"] = _column(self.label_column)
-                options["header"] = not self.no_header
+                options["header"] = self.header
         elif kind == "jsonl":
             options.update(text_field=self.text_field, label_field=self.label_field)
         elif kind in ("fasttext", "folder"):

@@ -1,0 +1,185 @@
+"""Train a language model on text and sample from it: ``train_language_model(...)``, ``LanguageModel.load(path)``.
+
+A saved language model is a folder like a classifier's: ``model.safetensors`` and
+``config.json`` (model config, vocabulary, tokenizer settings, metrics).
+"""
+
+from __future__ import annotations
+
+import sys
+import time
+from collections.abc import Iterator
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import torch
+
+from rnnkit.api.classifier import resolve_model_path
+from rnnkit.data import DataError, TextSplits, Vocabulary, load_bundled, tokenizer_from_config
+from rnnkit.data.bundled import _REGISTRY as BUNDLED
+from rnnkit.data.tokenizers import CharTokenizer, WordTokenizer
+from rnnkit.evaluation import write_report
+from rnnkit.generation import SamplingConfig, generate_pieces
+from rnnkit.models.config import LanguageModelConfig, from_dict
+from rnnkit.models.language_model import RNNLanguageModel
+from rnnkit.tasks.language_model import LanguageModelTask, score_ids
+from rnnkit.training import TrainConfig, Trainer, load_checkpoint, save_checkpoint
+from rnnkit.validation import check_choice, check_positive_int, check_probability
+
+KIND = "language_model"
+
+
+def _help(text: str, **kw):
+    return field(metadata={"help": text}, **kw)
+
+
+@dataclass
+class CorpusConfig:
+    data: str = _help("a bundled corpus (see `rnnkit datasets`), a text file, or a folder of .txt files",
+                      default="shakespeare")
+    valid_data: str | None = _help("validation text; without it the last valid_fraction of the text", default=None)
+    test_data: str | None = _help("test text, read only to report at the end", default=None)
+    valid_fraction: float = _help("share of the text held out (from its end) when no valid_data", default=0.05)
+    tokenizer: str = _help("char or word", default="char")
+    lowercase: bool = _help("lowercase before tokenizing", default=False)
+    min_freq: int = _help("keep tokens seen at least this often", default=1)
+    max_vocab: int | None = _help("keep at most this many tokens", default=None)
+    bptt: int = _help("tokens per truncated-BPTT window", default=128)
+    random_length: bool = _help("vary the window length around bptt", default=False)
+    eval_streams: int = _help("during training, score validation as this many side-by-side streams "
+                              "(1 = exact, slowest); the final figures are always exact", default=16)
+
+    def __post_init__(self):
+        check_choice("tokenizer", self.tokenizer, {"char", "word"})
+        check_probability("valid_fraction", self.valid_fraction)
+        for name in ("min_freq", "bptt", "eval_streams"):
+            check_positive_int(name, getattr(self, name))
+        if self.max_vocab is not None:
+            check_positive_int("max_vocab", self.max_vocab)
+
+
+def read_text(path: str) -> str:
+    """A UTF-8 text file, or every .txt file of a folder in sorted order joined by a blank line."""
+    p = Path(path)
+    if not p.exists():
+        raise DataError(path, message="no such file or folder")
+    files = sorted(p.glob("*.txt")) if p.is_dir() else [p]
+    if not files:
+        raise DataError(path, message="the folder holds no .txt files")
+    texts = []
+    for f in files:
+        raw = f.read_bytes()
+        try:
+            text = raw.decode("utf-8")
+        except UnicodeDecodeError as err:
+            line = raw[: err.start].count(b"\n") + 1
+            raise DataError(str(f), line, None, f"bytes that are not UTF-8 at offset {err.start}") from err
+        if not text.strip():
+            raise DataError(str(f), message="the file is empty")
+        texts.append(text)
+    return "\n\n".join(texts)
+
+
+def load_corpus(config: CorpusConfig) -> TextSplits:
+    if not Path(config.data).exists() and config.data in BUNDLED:
+        splits = load_bundled(config.data)
+        if not isinstance(splits, TextSplits):
+            raise ValueError(f"data={config.data!r} is a classification set, not a text corpus")
+        return splits
+    text = read_text(config.data)
+    if config.valid_data:
+        train, valid = text, read_text(config.valid_data)
+    else:
+        cut = int(len(text) * (1 - config.valid_fraction))
+        if cut < 2 or len(text) - cut < 2:
+            raise ValueError(f"{config.data} is too short to hold out valid_fraction={config.valid_fraction}")
+        train, valid = text[:cut], text[cut:]
+    test = read_text(config.test_data) if config.test_data else ""
+    return TextSplits(name=Path(config.data).name, train=train, valid=valid, test=test)
+
+
+class LanguageModel:
+    """A trained language model with its tokenizer and vocabulary."""
+
+    def __init__(self, model: RNNLanguageModel, tokenizer, vocab: Vocabulary, meta: dict | None = None):
+        self.model, self.tokenizer, self.vocab = model.eval(), tokenizer, vocab
+        self.meta = meta or {}
+
+    def save(self, path: str | Path) -> Path:
+        meta = {**self.meta, "kind": KIND, "model_config": asdict(self.model.config),
+                "vocab": self.vocab.to_dict(), "tokenizer": self.tokenizer.to_config()}
+        return save_checkpoint(path, self.model.state_dict(), meta)
+
+    @classmethod
+    def load(cls, path: str | Path, map_location: str = "cpu") -> LanguageModel:
+        path = resolve_model_path(path)
+        state, meta = load_checkpoint(path, map_location=map_location)
+        if meta.get("kind") != KIND:
+            raise ValueError(f"{path} holds a {meta.get('kind')!r} model, not a language model")
+        vocab = Vocabulary.from_dict(meta["vocab"])
+        model = RNNLanguageModel(from_dict(LanguageModelConfig, meta["model_config"]), len(vocab), vocab.pad_id)
+        model.load_state_dict(state)
+        return cls(model, tokenizer_from_config(meta["tokenizer"]), vocab, meta)
+
+    def encode(self, text: str) -> torch.Tensor:
+        return torch.tensor(self.vocab.encode(self.tokenizer.tokenize(text)), dtype=torch.long)
+
+    def generate_iter(self, prompt: str = "", max_tokens: int = 200, temperature: float = 0.8,
+                      top_k: int | None = None, top_p: float | None = None, stop: str | None = None,
+                      seed: int | None = None) -> Iterator[str]:
+        """Yield text pieces as they are sampled (the prompt is not repeated)."""
+        sampling = SamplingConfig(temperature=temperature, top_k=top_k, top_p=top_p)
+        return generate_pieces(self.model, self.tokenizer, self.vocab, prompt, max_tokens, sampling, stop, seed)
+
+    def generate(self, prompt: str = "", max_tokens: int = 200, **options) -> str:
+        return "".join(self.generate_iter(prompt, max_tokens, **options))
+
+    def evaluate_text(self, text: str) -> dict[str, float]:
+        """Bits per character (or perplexity for words) over the whole text, state carried."""
+        ids = self.encode(text)
+        if ids.numel() < 2:
+            raise ValueError("the text needs at least two tokens to score")
+        unit = "char" if isinstance(self.tokenizer, CharTokenizer) else "word"
+        task = LanguageModelTask(ids, ids, 1, 2, unit=unit)
+        return task.evaluate(self.model, "valid")
+
+
+def train_language_model(data: str | CorpusConfig = "shakespeare", out_dir: str | Path = "runs/lm",
+                         model: LanguageModelConfig | None = None, train: TrainConfig | None = None,
+                         device: str = "cpu", **corpus_options) -> tuple[LanguageModel, dict]:
+    corpus = data if isinstance(data, CorpusConfig) else CorpusConfig(data=data, **corpus_options)
+    model_config = model or LanguageModelConfig()
+    train_config = train or TrainConfig(batch_size=64, lr=2e-3, epochs=50, patience=None, warmup=100,
+                                        max_time=1800, eval_every=1000)
+    out_dir = Path(out_dir)
+    start = time.monotonic()
+    splits = load_corpus(corpus)
+    tokenizer = CharTokenizer() if corpus.tokenizer == "char" else WordTokenizer(lowercase=corpus.lowercase)
+    train_tokens = tokenizer.tokenize(splits.train)
+    vocab = Vocabulary.build([train_tokens], min_freq=corpus.min_freq, max_size=corpus.max_vocab)
+    as_ids = lambda text: torch.tensor(vocab.encode(tokenizer.tokenize(text)), dtype=torch.long)  # noqa: E731
+    train_ids, valid_ids = torch.tensor(vocab.encode(train_tokens), dtype=torch.long), as_ids(splits.valid)
+    print(f"corpus {splits.name}: {train_ids.numel()} train / {valid_ids.numel()} valid tokens, "
+          f"vocabulary {len(vocab)}", file=sys.stderr, flush=True)
+    torch.manual_seed(train_config.seed)
+    net = RNNLanguageModel(model_config, len(vocab), vocab.pad_id)
+    net.to(device)
+    lm = LanguageModel(net, tokenizer, vocab, {"corpus_config": asdict(corpus), "train_config": asdict(train_config)})
+    task = LanguageModelTask(train_ids, valid_ids, train_config.batch_size, corpus.bptt, corpus.random_length,
+                             seed=train_config.seed, unit=corpus.tokenizer, eval_streams=corpus.eval_streams)
+    result = Trainer(net, task, train_config, out_dir, save_best=lambda _: lm.save(out_dir / "model")).fit()
+    seconds = time.monotonic() - start
+    summary = {"stopped": result.reason, "train_seconds": round(seconds, 1), "steps": result.steps,
+               **{k: v for k, v in (result.best or {}).items() if k.startswith("valid_")}}
+    # The reported figures read each split as one stream with the state carried (exact, slower than training-time
+    # validation, which may score several streams side by side).
+    summary.update({f"final_valid_{k}": v for k, v in task.metrics(*score_ids(net, valid_ids)).items()})
+    if splits.test:
+        test = task.metrics(*score_ids(net, as_ids(splits.test)))
+        summary.update({f"test_{k}": v for k, v in test.items()})
+    rates = [h["tokens_per_s"] for h in result.history if h.get("tokens_per_s")]
+    summary["train_tokens_per_s"] = round(sum(rates) / len(rates), 1) if rates else None
+    lm.meta["metrics"] = summary
+    lm.save(out_dir / "model")
+    write_report(out_dir / "report", {"summary": summary}, result.history)
+    return lm, summary

@@ -1,0 +1,71 @@
+"""CLI verbs for language models: train-lm, generate (and eval of a language model)."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+
+from rnnkit.api.language_model import CorpusConfig
+from rnnkit.cli.options import add_dataclass_arguments, dataclass_from_args
+from rnnkit.generation import SamplingConfig
+from rnnkit.models.config import LanguageModelConfig
+from rnnkit.training import TrainConfig
+
+# A 30-minute budget on 2 cores; choices made on Shakespeare's validation split (README "What to expect").
+LM_TRAIN_DEFAULTS = dict(batch_size=64, lr=2e-3, epochs=50, patience=None, warmup=100.0, max_time=1800.0,
+                         eval_every=1000, weight_decay=0.01)
+
+
+def register(verbs) -> None:
+    tr = verbs.add_parser("train-lm", help="train a language model (default: bundled Shakespeare)",
+                          description="Train a character- or word-level language model on contiguous streams "
+                                      "with truncated BPTT; report bits per character on validation and test.")
+    tr.add_argument("--out", default="runs/lm", help="run folder: model/, report/, log.jsonl")
+    add_dataclass_arguments(tr, CorpusConfig, title="corpus")
+    add_dataclass_arguments(tr, LanguageModelConfig, title="model")
+    add_dataclass_arguments(tr, TrainConfig, title="training", defaults=LM_TRAIN_DEFAULTS)
+    tr.set_defaults(run=run_train_lm)
+
+    gen = verbs.add_parser("generate", help="sample text from a language model, streamed as it is produced")
+    gen.add_argument("model", help="a saved language model folder (or a run folder holding model/)")
+    gen.add_argument("--prompt", default="", help="text to prime the model with")
+    gen.add_argument("-n", "--max-tokens", type=int, default=500, help="tokens to generate (default: 500)")
+    gen.add_argument("--stop", default=None, help="stop before this string appears")
+    gen.add_argument("--seed", type=int, default=None, help="seed for a reproducible sample")
+    gen.add_argument("--no-prompt-echo", action="store_true", help="do not print the prompt before the sample")
+    add_dataclass_arguments(gen, SamplingConfig, title="sampling")
+    gen.set_defaults(run=run_generate)
+
+
+def run_train_lm(args: argparse.Namespace) -> int:
+    from rnnkit.api.language_model import train_language_model
+
+    corpus = dataclass_from_args(CorpusConfig, args)
+    model = dataclass_from_args(LanguageModelConfig, args)
+    train = dataclass_from_args(TrainConfig, args)
+    _, summary = train_language_model(corpus, args.out, model=model, train=train)
+    print(json.dumps(summary))
+    return 0
+
+
+def run_generate(args: argparse.Namespace) -> int:
+    from rnnkit.api.language_model import LanguageModel
+
+    lm = LanguageModel.load(args.model)
+    if not args.no_prompt_echo:
+        sys.stdout.write(args.prompt)
+    for piece in lm.generate_iter(args.prompt, args.max_tokens, temperature=args.temperature, top_k=args.top_k,
+                                  top_p=args.top_p, stop=args.stop, seed=args.seed):
+        sys.stdout.write(piece)
+        sys.stdout.flush()
+    sys.stdout.write("\n")
+    return 0
+
+
+def eval_language_model(args: argparse.Namespace) -> int:
+    from rnnkit.api.language_model import LanguageModel, read_text
+
+    metrics = LanguageModel.load(args.model).evaluate_text(read_text(args.data))
+    print(json.dumps(metrics, indent=2) if args.json else "\n".join(f"{k:16} {v:.4f}" for k, v in metrics.items()))
+    return 0

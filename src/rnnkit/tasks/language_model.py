@@ -1,0 +1,91 @@
+"""Language modelling as a trainer ``Task``: B contiguous streams, truncated BPTT, state carried and detached.
+
+Evaluation reads a whole text as one stream, in windows, with the state carried
+across them, so every token is scored with all the text before it as context.
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+from torch import Tensor
+from torch.nn import functional as F
+
+from rnnkit.data import StreamBatcher
+from rnnkit.models.language_model import detach_state
+from rnnkit.training import StepResult
+
+LN2 = math.log(2)
+
+
+@torch.no_grad()
+def score_ids(model, ids: Tensor, window: int = 1000, streams: int = 1) -> tuple[float, int]:
+    """Total negative log-likelihood (nats) of ids[1:] given everything before, and the count of scored tokens.
+
+    ``streams > 1`` splits the text into that many contiguous pieces scored side by
+    side (faster; each piece then starts without context). 1 is the exact figure.
+    """
+    was_training = model.training
+    model.eval()
+    device = next(model.parameters()).device
+    total, count = 0.0, 0
+    length = (ids.numel() - 1) // streams
+    x_all = ids[: streams * length].view(streams, length).to(device)
+    y_all = ids[1: streams * length + 1].view(streams, length).to(device)
+    state = None
+    for start in range(0, length, window):
+        x, y = x_all[:, start:start + window], y_all[:, start:start + window]
+        logits, state = model(x, state)
+        if logits.dtype not in (torch.float32, torch.float64):
+            logits = logits.float()  # half-precision logits would lose the sum's accuracy
+        total += float(F.cross_entropy(logits.reshape(-1, logits.shape[-1]), y.reshape(-1), reduction="sum"))
+        count += y.numel()
+    model.train(was_training)
+    return total, count
+
+
+class LanguageModelTask:
+    mode = "min"
+
+    def __init__(self, train_ids: Tensor, valid_ids: Tensor | None, batch_size: int, bptt: int,
+                 random_length: bool = False, seed: int = 0, unit: str = "char", eval_window: int = 1000,
+                 eval_streams: int = 1):
+        self.batcher = StreamBatcher(train_ids, batch_size, bptt, random_length=random_length, seed=seed)
+        self.splits = {"valid": valid_ids}
+        self.unit = unit
+        self.monitor = "bits_per_char" if unit == "char" else "perplexity"
+        self.eval_window, self.eval_streams = eval_window, eval_streams
+        self.state = None
+
+    def on_epoch_start(self, model, epoch: int) -> None:
+        self.state = None  # streams start again at the beginning of the corpus
+
+    def train_batches(self, epoch: int):
+        self.batcher.set_epoch(epoch)
+        return self.batcher
+
+    def train_step(self, model, batch) -> StepResult:
+        x, y = batch
+        device = next(model.parameters()).device
+        x, y = x.to(device), y.to(device)
+        logits, state = model(x, self.state)
+        self.state = detach_state(state)  # truncated BPTT: keep the values, cut the graph
+        loss = F.cross_entropy(logits.reshape(-1, logits.shape[-1]), y.reshape(-1))
+        correct = int((logits.argmax(-1) == y).sum())
+        return StepResult(loss=loss, tokens=x.numel(), examples=y.numel(), correct=correct)
+
+    def metrics(self, nats: float, count: int) -> dict[str, float]:
+        per_token = nats / count
+        out = {"nats_per_token": per_token, "bits_per_token": per_token / LN2}
+        if self.unit == "char":
+            out["bits_per_char"] = per_token / LN2
+        else:
+            out["perplexity"] = math.exp(min(per_token, 50.0))
+        return out
+
+    def evaluate(self, model, split: str) -> dict[str, float]:
+        ids = self.splits.get(split)
+        if ids is None:
+            raise ValueError(f"no {split!r} split to evaluate on")
+        return self.metrics(*score_ids(model, ids, self.eval_window, self.eval_streams))

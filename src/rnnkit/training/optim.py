@@ -1,0 +1,61 @@
+"""AdamW with weight decay only where it regularises: the weight matrices.
+
+Decay pulls parameters towards zero. That is the intended prior for the input,
+recurrent and output weight matrices, but it does harm elsewhere:
+
+* biases and normalisation gains/shifts (any parameter with fewer than 2
+  dimensions) set offsets and scales, where zero is not a sensible prior (a
+  LayerNorm gain decayed towards 0 switches the layer off);
+* embedding tables get a gradient only for the rows of tokens in the batch, but
+  decoupled decay shrinks *every* row at every step, so rare words fade away
+  just for being rare.
+
+A weight tied between an embedding and an output layer counts as an embedding.
+"""
+
+from __future__ import annotations
+
+from torch import nn
+from torch.optim import AdamW
+
+from rnnkit.training.config import TrainConfig
+
+# Module types whose parameters are lookup tables rather than linear maps.
+EMBEDDING_TYPES: tuple[type[nn.Module], ...] = (nn.Embedding, nn.EmbeddingBag)
+
+
+def parameter_groups(model: nn.Module, weight_decay: float) -> list[dict]:
+    """Split ``model``'s trainable parameters into a decayed and a non-decayed AdamW group.
+
+    Each parameter appears once even when shared between modules (tied weights).
+    Empty groups are dropped.
+    """
+    if not isinstance(model, nn.Module):
+        raise TypeError(f"model must be a torch.nn.Module, got {type(model).__name__}")
+    embedding_ids = {
+        id(parameter)
+        for module in model.modules() if isinstance(module, EMBEDDING_TYPES)
+        for parameter in module.parameters(recurse=False)
+    }
+    decay, no_decay = [], []
+    # model.parameters() already yields a shared parameter only once.
+    for parameter in model.parameters():
+        if not parameter.requires_grad:
+            continue
+        if parameter.ndim < 2 or id(parameter) in embedding_ids:
+            no_decay.append(parameter)
+        else:
+            decay.append(parameter)
+    groups = [
+        {"params": decay, "weight_decay": weight_decay, "name": "decay"},
+        {"params": no_decay, "weight_decay": 0.0, "name": "no_decay"},
+    ]
+    return [group for group in groups if group["params"]]
+
+
+def make_optimizer(model: nn.Module, config: TrainConfig) -> AdamW:
+    """AdamW at ``config.lr`` with ``config.weight_decay`` on weight matrices only (see module docstring)."""
+    groups = parameter_groups(model, config.weight_decay)
+    if not groups:
+        raise ValueError(f"model {type(model).__name__} has no trainable parameters (all requires_grad=False?)")
+    return AdamW(groups, lr=config.lr)
