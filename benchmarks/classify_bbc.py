@@ -19,7 +19,7 @@ import time
 import numpy as np
 import torch
 
-from rnnkit.api.classifier import build_tokenizer, train_classifier
+from rnnkit.api.classifier import CLASSIFIER_TRAIN_DEFAULTS, build_tokenizer, train_classifier
 from rnnkit.api.data_config import ClassifierDataConfig, load_classification_data
 from rnnkit.data import BucketBatchSampler, EncodedDataset, Vocabulary, pad_batch, padding_fraction
 from rnnkit.models.classifier import RNNClassifier
@@ -29,13 +29,14 @@ from rnnkit.training import TrainConfig
 
 def accuracy(out: str) -> None:
     start = time.monotonic()
-    _, summary = train_classifier(ClassifierDataConfig(), out, model=ClassifierConfig(), train=TrainConfig())
+    _, summary = train_classifier(ClassifierDataConfig(), out)
     summary["wall_seconds"] = round(time.monotonic() - start, 1)
     print(json.dumps(summary, indent=2))
 
 
 def batching(steps: int) -> None:
-    data_config, model_config, train_config = ClassifierDataConfig(), ClassifierConfig(), TrainConfig()
+    data_config, model_config = ClassifierDataConfig(), ClassifierConfig()
+    train_config = TrainConfig(**CLASSIFIER_TRAIN_DEFAULTS)
     splits, _ = load_classification_data(data_config)
     tokenizer = build_tokenizer(data_config)
     vocab = Vocabulary.build((tokenizer.tokenize(e.text) for e in splits.train), min_freq=data_config.min_freq,

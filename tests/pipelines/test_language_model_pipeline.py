@@ -62,7 +62,8 @@ def test_top_k_one_equals_greedy():
     logits = torch.randn(5, 40)
     greedy = sample_next(logits, SamplingConfig(temperature=0))
     for seed in range(5):
-        sampled = sample_next(logits, SamplingConfig(temperature=1.3, top_k=1), generator=torch.Generator().manual_seed(seed))
+        g = torch.Generator().manual_seed(seed)
+        sampled = sample_next(logits, SamplingConfig(temperature=1.3, top_k=1), generator=g)
         assert torch.equal(sampled, greedy)
 
 

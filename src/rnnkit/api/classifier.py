@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import sys
 import time
+from collections import Counter
 from dataclasses import asdict
 from pathlib import Path
 
@@ -21,11 +22,13 @@ from rnnkit.data.tokenizers import CharTokenizer, WordTokenizer
 from rnnkit.evaluation import format_report, write_report
 from rnnkit.models.classifier import RNNClassifier
 from rnnkit.models.config import ClassifierConfig, from_dict
-from rnnkit.models.pretrained import glove_available, init_embedding_from_glove
+from rnnkit.models.pretrained import glove_available, glove_words, init_embedding_from_glove
 from rnnkit.tasks.classification import ClassificationTask
 from rnnkit.training import TrainConfig, Trainer, load_checkpoint, save_checkpoint
 
 KIND = "classifier"
+# Chosen on BBC News' validation split: the validation accuracy peaks within 5-8 epochs of a cosine schedule.
+CLASSIFIER_TRAIN_DEFAULTS = {"epochs": 10, "patience": 3}
 
 
 def _log(message: str) -> None:
@@ -115,6 +118,16 @@ def build_tokenizer(config: ClassifierDataConfig):
     return WordTokenizer(lowercase=config.lowercase) if config.tokenizer == "word" else CharTokenizer()
 
 
+def build_vocabulary(train: list[Example], tokenizer, config: ClassifierDataConfig, use_glove: bool) -> Vocabulary:
+    """Training tokens (min_freq, max_vocab), plus GloVe's most frequent words if asked for."""
+    counts = Counter(t for e in train for t in tokenizer.tokenize(e.text))
+    vocab = Vocabulary.build(counts, min_freq=config.min_freq, max_size=config.max_vocab)
+    if use_glove and config.glove_words:
+        extra = [w for w in glove_words(config.glove_words) if w not in vocab]
+        vocab = Vocabulary(vocab.tokens + extra)
+    return vocab
+
+
 def train_classifier(data: str | ClassifierDataConfig = "bbc-news", out_dir: str | Path = "runs/classifier",
                      model: ClassifierConfig | None = None, train: TrainConfig | None = None,
                      label_smoothing: float = 0.0, device: str = "cpu", **data_options) -> tuple[Classifier, dict]:
@@ -125,15 +138,17 @@ def train_classifier(data: str | ClassifierDataConfig = "bbc-news", out_dir: str
     """
     data_config = data if isinstance(data, ClassifierDataConfig) else ClassifierDataConfig(data=data, **data_options)
     model_config = model or ClassifierConfig()
-    train_config = train or TrainConfig()
+    train_config = train or TrainConfig(**CLASSIFIER_TRAIN_DEFAULTS)
     out_dir = Path(out_dir)
     start = time.monotonic()
     splits, skipped = load_classification_data(data_config, seed=train_config.seed)
     if skipped:
         _log(f"skipped {skipped} malformed records (on_error=skip)")
     tokenizer = build_tokenizer(data_config)
-    vocab = Vocabulary.build((tokenizer.tokenize(e.text) for e in splits.train), min_freq=data_config.min_freq,
-                             max_size=data_config.max_vocab)
+    use_glove = data_config.embeddings == "glove" or (
+        data_config.embeddings == "auto" and glove_available() and model_config.embedding_dim == 50
+        and data_config.tokenizer == "word")
+    vocab = build_vocabulary(splits.train, tokenizer, data_config, use_glove)
     labels = splits.labels
     train_data = EncodedDataset.from_examples(splits.train, tokenizer, vocab, labels)
     valid_data = EncodedDataset.from_examples(splits.valid, tokenizer, vocab, labels)
@@ -142,12 +157,11 @@ def train_classifier(data: str | ClassifierDataConfig = "bbc-news", out_dir: str
 
     torch.manual_seed(train_config.seed)
     net = RNNClassifier(model_config, len(vocab), len(labels), vocab.pad_id)
-    use_glove = data_config.embeddings == "glove" or (
-        data_config.embeddings == "auto" and glove_available() and model_config.embedding_dim == 50
-        and data_config.tokenizer == "word")
     if use_glove:
-        found = init_embedding_from_glove(net.encoder.embedding, vocab.tokens, set(vocab.special_ids))
-        _log(f"embeddings: GloVe 6B 50d for {found} of {len(vocab)} tokens")
+        known = init_embedding_from_glove(net.encoder.embedding, vocab.tokens, set(vocab.special_ids))
+        net.encoder.frozen_rows.copy_(known)
+        _log(f"embeddings: GloVe 6B 50d for {int(known.sum())} of {len(vocab)} tokens"
+             + (" (kept fixed)" if model_config.freeze_pretrained else ""))
     net.to(device)
     classifier = Classifier(net, tokenizer, vocab, labels, data_config.max_length,
                             {"data_config": asdict(data_config), "train_config": asdict(train_config),

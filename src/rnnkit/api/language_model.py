@@ -18,7 +18,7 @@ from rnnkit.api.classifier import resolve_model_path
 from rnnkit.data import DataError, TextSplits, Vocabulary, load_bundled, tokenizer_from_config
 from rnnkit.data.bundled import _REGISTRY as BUNDLED
 from rnnkit.data.tokenizers import CharTokenizer, WordTokenizer
-from rnnkit.evaluation import write_report
+from rnnkit.evaluation import plot_training_curves, write_report
 from rnnkit.generation import SamplingConfig, generate_pieces
 from rnnkit.models.config import LanguageModelConfig, from_dict
 from rnnkit.models.language_model import RNNLanguageModel
@@ -182,4 +182,8 @@ def train_language_model(data: str | CorpusConfig = "shakespeare", out_dir: str 
     lm.meta["metrics"] = summary
     lm.save(out_dir / "model")
     write_report(out_dir / "report", {"summary": summary}, result.history)
+    if result.history:
+        # Validation bits per character against wall-clock time: what a time budget buys.
+        plot_training_curves(result.history, out_dir / "report" / "valid_vs_time.png",
+                             metrics=["train_loss", f"valid_{task.monitor}"], x="elapsed")
     return lm, summary

@@ -6,13 +6,12 @@ import argparse
 import json
 import sys
 
+from rnnkit.api.classifier import CLASSIFIER_TRAIN_DEFAULTS as TRAIN_DEFAULTS  # noqa: E402
 from rnnkit.api.data_config import ClassifierDataConfig
 from rnnkit.cli.options import add_dataclass_arguments, dataclass_from_args
 from rnnkit.models.config import ClassifierConfig
 from rnnkit.training import TrainConfig
 
-# Defaults chosen on BBC News' validation split (see README "What to expect").
-TRAIN_DEFAULTS: dict = {}
 PRESETS = {
     # The lesson's notebook: Embedding 64 -> LSTM 32 -> Linear on the final state, batch 16, Adam 1e-3.
     "lesson": (dict(cell="lstm", embedding_dim=64, hidden_size=32, num_layers=1, bidirectional=False,

@@ -25,6 +25,8 @@ class EncoderConfig:
     bidirectional: bool = _help("add a second recurrence from the end to the start", default=True)
     layer_dropout: float = _help("dropout between stacked recurrent layers", default=0.0)
     embedding_dropout: float = _help("dropout on the embeddings", default=0.1)
+    freeze_pretrained: bool = _help("keep pretrained (GloVe) vectors fixed; only words without one learn theirs",
+                                    default=False)
     backend: str = _help("recurrence back end: auto, native, reference, ...", default="auto")
 
     def __post_init__(self):
@@ -67,9 +69,9 @@ class LanguageModelConfig:
 
     cell: str = _help("recurrent cell: lstm, gru, rnn (tanh) or rnn_relu", default="lstm")
     embedding_dim: int = _help("embedding size", default=128)
-    hidden_size: int = _help("hidden units per layer", default=512)
+    hidden_size: int = _help("hidden units per layer", default=384)
     num_layers: int = _help("stacked recurrent layers", default=2)
-    dropout: float = _help("dropout on each layer's outputs, one mask for all time steps", default=0.1)
+    dropout: float = _help("dropout on each layer's outputs, one mask for all time steps", default=0.0)
     embedding_dropout: float = _help("drop whole tokens from the embedding (one mask per sequence)", default=0.0)
     tie_weights: bool = _help("share the embedding and output matrices (adds a projection if sizes differ)",
                               default=False)

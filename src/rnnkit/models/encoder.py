@@ -30,6 +30,14 @@ class Encoder(nn.Module):
         self.embedding_dropout = nn.Dropout(config.embedding_dropout)
         self.rnn = make_recurrent(config, config.embedding_dim)
         self.output_size = config.hidden_size * (2 if config.bidirectional else 1)
+        # Rows that keep their pretrained values (set by the GloVe initialisation when freeze_pretrained is on).
+        self.register_buffer("frozen_rows", torch.zeros(vocab_size, dtype=torch.bool), persistent=False)
+        self.embedding.weight.register_hook(self._mask_frozen)
+
+    def _mask_frozen(self, grad: Tensor) -> Tensor:
+        if not self.config.freeze_pretrained or not bool(self.frozen_rows.any()):
+            return grad
+        return grad.masked_fill(self.frozen_rows.unsqueeze(1), 0.0)
 
     def forward(self, ids: Tensor, lengths: Tensor, state=None):
         x = self.embedding_dropout(self.embedding(ids))

@@ -51,8 +51,18 @@ def load_glove_rows(tokens: list[str]) -> tuple[torch.Tensor, int]:
     return torch.from_numpy(rows), found
 
 
-def init_embedding_from_glove(embedding: torch.nn.Embedding, tokens: list[str], skip: set[int]) -> int:
-    """Copy GloVe rows into ``embedding`` for every known token (ids in ``skip`` stay); return the count."""
+def glove_words(count: int) -> list[str]:
+    """The ``count`` most frequent GloVe words (its index is in frequency order)."""
+    import pyarrow.parquet as pq
+
+    return pq.read_table(_glove_dir() / "glove_6B_index.parquet").column(0).slice(0, count).to_pylist()
+
+
+def init_embedding_from_glove(embedding: torch.nn.Embedding, tokens: list[str], skip: set[int]) -> torch.Tensor:
+    """Copy GloVe rows into ``embedding`` for every known token (ids in ``skip`` stay).
+
+    Returns the (V,) boolean mask of the rows that got a GloVe vector.
+    """
     if embedding.embedding_dim != GLOVE_DIM:
         raise ValueError(f"embedding_dim must be {GLOVE_DIM} to use GloVe 6B 50d, got {embedding.embedding_dim}")
     rows, found = load_glove_rows(tokens)
@@ -67,4 +77,4 @@ def init_embedding_from_glove(embedding: torch.nn.Embedding, tokens: list[str], 
         weight[known] = rows[known].to(weight.dtype)
         if embedding.padding_idx is not None:
             weight[embedding.padding_idx].zero_()
-    return int(known.sum())
+    return known

@@ -66,5 +66,8 @@ class ClassificationTask:
         data = self.splits.get(split)
         if data is None:
             raise ValueError(f"no {split!r} split to evaluate on")
-        report = self.report(model, data)
-        return {"accuracy": report["accuracy"], "macro_f1": report["macro_f1"]}
+        probs = self.predict_proba(model, data)
+        report = classification_report(data.label_ids, probs.argmax(1).tolist(), self.labels)
+        picked = probs[np.arange(len(probs)), data.label_ids]
+        loss = float(-np.log(np.clip(picked, 1e-12, None)).mean())
+        return {"accuracy": report["accuracy"], "macro_f1": report["macro_f1"], "loss": loss}
