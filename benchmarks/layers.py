@@ -66,7 +66,7 @@ def bench(cell, batch, hidden, layers, bidir, varlen, repeats):
             for name, (module, ours) in contenders.items():
                 xi = x.clone().requires_grad_(training)
                 with torch.set_grad_enabled(training):
-                    run = lambda m=module, o=ours, xi=xi: _call(m, xi, lengths, o, training)  # noqa: E731
+                    run = lambda m=module, o=ours, xi=xi, tr=training: _call(m, xi, lengths, o, tr)  # noqa: E731
                     speeds[name].append(_timed(run, real_tokens))
         med = {name: statistics.median(v[1:]) for name, v in speeds.items()}
         rows.append((f"{cell} B{batch} H{hidden} L{layers}{' bi' if bidir else ''}{' varlen' if varlen else ''}",
