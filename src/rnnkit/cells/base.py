@@ -21,6 +21,7 @@ import math
 import torch
 from torch import Tensor, nn
 
+from rnnkit.cells import extras
 from rnnkit.validation import check_positive_int
 
 State = tuple[Tensor, ...]
@@ -38,8 +39,11 @@ class Cell(nn.Module):
     state_count: int = 1
     gate_names: tuple[str, ...] = ()
 
-    def __init__(self, input_size: int, hidden_size: int, bias: bool = True, *, own_parameters: bool = True):
+    def __init__(self, input_size: int, hidden_size: int, bias: bool = True, *, own_parameters: bool = True,
+                 layer_norm: bool = False, recurrent_dropout: float = 0.0, zoneout: float = 0.0):
         super().__init__()
+        # The extras (see ``rnnkit.cells.extras``) are set before the layout is read: they add tensors.
+        extras.configure(self, layer_norm, recurrent_dropout, zoneout)
         self.input_size = check_positive_int("input_size", input_size)
         self.hidden_size = check_positive_int("hidden_size", hidden_size)
         if not isinstance(bias, bool):
@@ -58,10 +62,13 @@ class Cell(nn.Module):
         shapes = {"weight_ih": (G * H, D), "weight_hh": (G * H, H)}
         if self.bias:
             shapes.update({"bias_ih": (G * H,), "bias_hh": (G * H,)})
+        shapes.update(extras.shapes(self))
         return shapes
 
     def init_parameter(self, name: str, tensor: Tensor) -> None:
-        """torch.nn's initialisation: U(-1/sqrt(H), 1/sqrt(H)) for every tensor."""
+        """torch.nn's initialisation: U(-1/sqrt(H), 1/sqrt(H)) for every tensor (LayerNorm: γ = 1, β = 0)."""
+        if extras.init(name, tensor):
+            return
         bound = 1.0 / math.sqrt(self.hidden_size)
         with torch.no_grad():
             tensor.uniform_(-bound, bound)
@@ -82,6 +89,14 @@ class Cell(nn.Module):
     def initial_state(self, batch: int, like: Tensor) -> State:
         zeros = like.new_zeros(batch, self.hidden_size)
         return (zeros,) * self.state_count
+
+    def sample_masks(self, steps: int, batch: int, like: Tensor, training: bool) -> dict[str, Tensor]:
+        """Random masks for recurrent dropout and zoneout over a whole sequence; see ``extras.sample_masks``."""
+        return extras.sample_masks(self, steps, batch, like, training)
+
+    @property
+    def has_extras(self) -> bool:
+        return extras.has_extras(self)
 
     def step(self, x: Tensor, state: State, p: Params, record: dict | None = None) -> tuple[Tensor, State]:
         """One time step with the parameters ``p``; gate activations go into ``record`` if given."""
@@ -110,13 +125,19 @@ class Cell(nn.Module):
                 if tuple(s.shape) != expected:
                     raise ValueError(f"state must have shape {expected}, got {tuple(s.shape)}")
             state = tuple(s.unsqueeze(0) for s in state) if unbatched else state
-        h, new_state = self.step(x, state, self.own_params())
+        p = self.own_params()
+        p.update(extras.at_step(self.sample_masks(1, x.shape[0], x, self.training), 0))
+        h, new_state = self.step(x, state, p)
         if unbatched:
             new_state = tuple(s.squeeze(0) for s in new_state)
         return new_state[0] if self.state_count == 1 else new_state
 
     def extra_repr(self) -> str:
-        return f"{self.input_size}, {self.hidden_size}, bias={self.bias}"
+        s = f"{self.input_size}, {self.hidden_size}, bias={self.bias}"
+        for name, default in (("layer_norm", False), ("recurrent_dropout", 0.0), ("zoneout", 0.0)):
+            if getattr(self, name) != default:
+                s += f", {name}={getattr(self, name)}"
+        return s
 
 
 def linear(x: Tensor, weight: Tensor, bias: Tensor | None) -> Tensor:

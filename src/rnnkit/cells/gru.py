@@ -5,6 +5,7 @@ from __future__ import annotations
 import torch
 from torch import Tensor
 
+from rnnkit.cells import extras
 from rnnkit.cells.base import Cell, Params, State, linear
 
 
@@ -21,6 +22,10 @@ class GRUCell(Cell):
 
     Shapes: x (B, D); h_prev, h and every gate (B, H); weight_ih (3H, D) and
     weight_hh (3H, H) stack the rows as [r; z; n]; bias_ih, bias_hh (3H,).
+
+    With extras (``rnnkit.cells.extras``): LayerNorm-GRU uses LN_ih(W_ih x) + b_ih and
+    LN_hh(W_hh ĥ) + b_hh in place of the two projections; recurrent dropout ĥ = h_prev ⊙ m feeds only
+    W_hh (z ⊙ h_prev keeps the true state); zoneout on h.
     """
 
     gates = 3
@@ -29,12 +34,22 @@ class GRUCell(Cell):
 
     def step(self, x: Tensor, state: State, p: Params, record: dict | None = None) -> tuple[Tensor, State]:
         (h_prev,) = state
-        x_r, x_z, x_n = linear(x, p["weight_ih"], p.get("bias_ih")).chunk(3, dim=1)
-        h_r, h_z, h_n = linear(h_prev, p["weight_hh"], p.get("bias_hh")).chunk(3, dim=1)
+        if not self.has_extras:
+            x_r, x_z, x_n = linear(x, p["weight_ih"], p.get("bias_ih")).chunk(3, dim=1)
+            h_r, h_z, h_n = linear(h_prev, p["weight_hh"], p.get("bias_hh")).chunk(3, dim=1)
+        else:
+            a_x = linear(x, p["weight_ih"], None)
+            a_h = linear(extras.recurrent_input(h_prev, p), p["weight_hh"], None)
+            if self.layer_norm:
+                a_x, a_h = extras.norm(a_x, p, "ih"), extras.norm(a_h, p, "hh")
+            if self.bias:
+                a_x, a_h = a_x + p["bias_ih"], a_h + p["bias_hh"]
+            x_r, x_z, x_n = a_x.chunk(3, dim=1)
+            h_r, h_z, h_n = a_h.chunk(3, dim=1)
         r = torch.sigmoid(x_r + h_r)
         z = torch.sigmoid(x_z + h_z)
         n = torch.tanh(x_n + r * h_n)
-        h = (1 - z) * n + z * h_prev
+        h = extras.zone(self, (1 - z) * n + z * h_prev, h_prev, p, "h")
         if record is not None:
             record.update(r=r, z=z, n=n)
         return h, (h,)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import torch
 from torch import Tensor
 
+from rnnkit.cells import extras
 from rnnkit.cells.base import Cell, Params, State, linear
 
 
@@ -21,6 +22,10 @@ class LSTMCell(Cell):
     Shapes: x (B, D); h_prev, c_prev, h, c and every gate (B, H);
     weight_ih (4H, D) and weight_hh (4H, H) stack the gates' rows as [i; f; g; o];
     bias_ih, bias_hh (4H,). The state is the pair (h, c).
+
+    With extras (``rnnkit.cells.extras``): LayerNorm-LSTM
+    z = LN_ih(W_ih x) + LN_hh(W_hh ĥ) + b_ih + b_hh and h = o ⊙ tanh(LN_c(c)); recurrent dropout
+    ĥ = h_prev ⊙ m; zoneout on both h and c.
     """
 
     gates = 4
@@ -29,11 +34,22 @@ class LSTMCell(Cell):
 
     def step(self, x: Tensor, state: State, p: Params, record: dict | None = None) -> tuple[Tensor, State]:
         h_prev, c_prev = state
-        z = linear(x, p["weight_ih"], p.get("bias_ih")) + linear(h_prev, p["weight_hh"], p.get("bias_hh"))
+        if not self.has_extras:
+            z = linear(x, p["weight_ih"], p.get("bias_ih")) + linear(h_prev, p["weight_hh"], p.get("bias_hh"))
+        else:
+            a_x = linear(x, p["weight_ih"], None)
+            a_h = linear(extras.recurrent_input(h_prev, p), p["weight_hh"], None)
+            if self.layer_norm:
+                a_x, a_h = extras.norm(a_x, p, "ih"), extras.norm(a_h, p, "hh")
+            z = a_x + a_h
+            if self.bias:
+                z = z + p["bias_ih"] + p["bias_hh"]
         z_i, z_f, z_g, z_o = z.chunk(4, dim=1)
         i, f, g, o = torch.sigmoid(z_i), torch.sigmoid(z_f), torch.tanh(z_g), torch.sigmoid(z_o)
         c = f * c_prev + i * g
-        h = o * torch.tanh(c)
+        h = o * torch.tanh(extras.norm(c, p, "c") if self.layer_norm else c)
+        if self.zoneout > 0:
+            h, c = extras.zone(self, h, h_prev, p, "h"), extras.zone(self, c, c_prev, p, "c")
         if record is not None:
             record.update(i=i, f=f, g=g, o=o)
         return h, (h, c)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import torch
 from torch import Tensor
 
+from rnnkit.cells import extras
 from rnnkit.cells.base import Cell, Params, State, linear
 from rnnkit.validation import check_choice
 
@@ -28,14 +29,16 @@ class RNNCell(Cell):
     gate_names = ("pre",)
 
     def __init__(self, input_size: int, hidden_size: int, bias: bool = True, nonlinearity: str = "tanh",
-                 *, own_parameters: bool = True):
+                 *, own_parameters: bool = True, **extra_options):
         self.nonlinearity = check_choice("nonlinearity", nonlinearity, NONLINEARITIES)
-        super().__init__(input_size, hidden_size, bias, own_parameters=own_parameters)
+        super().__init__(input_size, hidden_size, bias, own_parameters=own_parameters, **extra_options)
 
     def step(self, x: Tensor, state: State, p: Params, record: dict | None = None) -> tuple[Tensor, State]:
         (h_prev,) = state
-        pre = linear(x, p["weight_ih"], p.get("bias_ih")) + linear(h_prev, p["weight_hh"], p.get("bias_hh"))
-        h = NONLINEARITIES[self.nonlinearity](pre)
+        # Recurrent dropout feeds ĥ = h_prev ⊙ m to W_hh, zoneout mixes h_prev back in (see cells.extras).
+        h_in = extras.recurrent_input(h_prev, p)
+        pre = linear(x, p["weight_ih"], p.get("bias_ih")) + linear(h_in, p["weight_hh"], p.get("bias_hh"))
+        h = extras.zone(self, NONLINEARITIES[self.nonlinearity](pre), h_prev, p, "h")
         if record is not None:
             record["pre"] = pre
         return h, (h,)

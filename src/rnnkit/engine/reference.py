@@ -9,6 +9,7 @@ from __future__ import annotations
 import torch
 from torch import Tensor
 
+from rnnkit.cells.extras import at_step
 from rnnkit.engine.registry import register_backend
 from rnnkit.engine.stack import run_stack
 from rnnkit.lengths import step_mask
@@ -23,10 +24,13 @@ def run_direction(layer, k: int, d: int, x: Tensor, h0, lengths: Tensor | None, 
     # Past the longest sequence nothing changes: stop there and pad with zeros.
     active = steps if lengths is None else int(lengths.max())
     mask = None if lengths is None else step_mask(lengths, active, x.device)
+    # Recurrent-dropout and zoneout masks for the whole sequence, drawn before the loop (cells.extras).
+    masks = cell.sample_masks(active, batch, x, layer.training)
     outputs, gates = [], []
     for t, x_t in enumerate(x[:active].unbind(0)):
         step_record = {} if record is not None else None
-        h, new_state = cell.step(x_t, state, p, step_record)
+        p_t = {**p, **at_step(masks, t)} if masks else p
+        h, new_state = cell.step(x_t, state, p_t, step_record)
         if mask is not None:
             valid = mask[t]
             new_state = tuple(torch.where(valid, n, s) for n, s in zip(new_state, state, strict=True))

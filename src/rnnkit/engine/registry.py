@@ -6,8 +6,11 @@ A back end runs a whole recurrent stack, time-major::
         -> (output (T, B, dirs·H), final states: tuple of (L·dirs, B, H))
 
 ``unsupported(layer, x, lengths)`` returns ``None`` when it can run the call, or a
-sentence saying why not. ``backend="auto"`` takes the first back end, by priority,
-that can run the call.
+sentence saying why not. ``backend="auto"`` takes, among the back ends that can run the
+call, the one with the highest score: a back end may define
+``preference(layer, x, lengths, training) -> float`` (e.g. to step aside where another is
+faster for that size); without one, its score is its registration priority. Ties go to the
+higher priority.
 """
 
 from __future__ import annotations
@@ -61,11 +64,17 @@ def resolve_backend(name: str, layer, x: Tensor, lengths: Tensor | None) -> Back
         if reason is not None:
             raise ValueError(f"backend={name!r} cannot run this layer: {reason}")
         return backend
-    reasons = []
+    reasons, best, best_score = [], None, None
     for candidate in available_backends():
-        backend = _REGISTRY[candidate].backend
-        reason = backend.unsupported(layer, x, lengths)
-        if reason is None:
-            return backend
-        reasons.append(f"{candidate}: {reason}")
+        entry = _REGISTRY[candidate]
+        reason = entry.backend.unsupported(layer, x, lengths)
+        if reason is not None:
+            reasons.append(f"{candidate}: {reason}")
+            continue
+        preference = getattr(entry.backend, "preference", None)
+        score = entry.priority if preference is None else preference(layer, x, lengths, layer.training)
+        if best_score is None or score > best_score:
+            best, best_score = entry.backend, score
+    if best is not None:
+        return best
     raise ValueError("no back end can run this layer (" + "; ".join(reasons) + ")")

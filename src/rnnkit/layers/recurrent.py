@@ -181,9 +181,9 @@ class RNN(Recurrent):
 
     def __init__(self, input_size: int, hidden_size: int, num_layers: int = 1, nonlinearity: str = "tanh",
                  bias: bool = True, batch_first: bool = False, dropout: float = 0.0,
-                 bidirectional: bool = False, backend: str = "auto"):
+                 bidirectional: bool = False, backend: str = "auto", **cell_options):
         super().__init__(RNNCell, input_size, hidden_size, num_layers, bias, batch_first, dropout,
-                         bidirectional, backend, nonlinearity=nonlinearity)
+                         bidirectional, backend, nonlinearity=nonlinearity, **cell_options)
         self.nonlinearity = nonlinearity
 
 

@@ -1,0 +1,150 @@
+"""Tokens per second of rnnkit's back ends against torch.nn, measured in one process, interleaved.
+
+For each cell (simple RNN, GRU, LSTM) × mode (inference, training) × batch × hidden, with sequence 100
+and input 128, one layer: torch.nn's module and rnnkit's layer (the same weights) run in alternating
+rounds; each round times enough calls to fill ``--round-ms``; the table shows the median tokens/s of each
+and the ratio to torch.nn (> 1 is faster). Training is forward + backward of the output's sum.
+
+Extra rows:
+  lengths  a batch of random lengths in [10, 200] given through ``lengths``, against torch.nn on the same
+           batch padded to 200 (real tokens only are counted for both)
+  extras   LayerNorm-LSTM training against plain LSTM training in the same engine (ratio = cost)
+
+Usage:  python benchmarks/engine.py [--quick] [--backends fused,auto] [--threads N]
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import statistics
+import time
+
+import torch
+from torch import nn
+
+import rnnkit
+
+CELLS = {"rnn": (nn.RNN, rnnkit.RNN), "gru": (nn.GRU, rnnkit.GRU), "lstm": (nn.LSTM, rnnkit.LSTM)}
+SEQ, INPUT = 100, 128
+
+
+def _step(module, x, training: bool, **kw):
+    if training:
+        out, _ = module(x, **kw)
+        out.sum().backward()
+    else:
+        with torch.no_grad():
+            module(x, **kw)
+
+
+def _calls_per_round(fn, round_s: float) -> int:
+    start = time.perf_counter()
+    fn()
+    took = time.perf_counter() - start
+    return max(1, int(round_s / max(took, 1e-6)))
+
+
+def measure(fns: dict, tokens: int, rounds: int, round_s: float) -> dict[str, float]:
+    """Median tokens/s of each callable, timed in alternating rounds."""
+    reps = {name: _calls_per_round(fn, round_s) for name, fn in fns.items()}
+    times: dict[str, list[float]] = {name: [] for name in fns}
+    for _ in range(rounds):
+        for name, fn in fns.items():
+            start = time.perf_counter()
+            for _ in range(reps[name]):
+                fn()
+            times[name].append((time.perf_counter() - start) / reps[name])
+    return {name: tokens / statistics.median(t) for name, t in times.items()}
+
+
+def compare(cell: str, training: bool, batch: int, hidden: int, backends: list[str], rounds: int, round_s: float):
+    torch_cls, kit_cls = CELLS[cell]
+    ref = torch_cls(INPUT, hidden).train(training)
+    kit = kit_cls(INPUT, hidden).train(training)
+    kit.load_state_dict(ref.state_dict())
+    x = torch.randn(SEQ, batch, INPUT)
+    fns = {"torch.nn": lambda: _step(ref, x, training)}
+    chosen = {}
+    for name in backends:
+        def run(name=name):
+            kit.backend = name
+            _step(kit, x, training)
+        fns[name] = run
+        if name == "auto":
+            chosen[name] = rnnkit.engine.resolve_backend("auto", kit, x, None).name
+    return measure(fns, SEQ * batch, rounds, round_s), chosen
+
+
+def lengths_row(cell: str, training: bool, batch: int, hidden: int, rounds: int, round_s: float):
+    torch_cls, kit_cls = CELLS[cell]
+    generator = torch.Generator().manual_seed(0)
+    lengths = torch.randint(10, 201, (batch,), generator=generator)
+    x = torch.randn(200, batch, INPUT)
+    ref = torch_cls(INPUT, hidden).train(training)
+    kit = kit_cls(INPUT, hidden, backend="auto").train(training)
+    kit.load_state_dict(ref.state_dict())
+    fns = {"torch.nn": lambda: _step(ref, x, training), "auto": lambda: _step(kit, x, training, lengths=lengths)}
+    return measure(fns, int(lengths.sum()), rounds, round_s)
+
+
+def extras_row(hidden: int, batch: int, backend: str, rounds: int, round_s: float):
+    plain = rnnkit.LSTM(INPUT, hidden, backend=backend)
+    normed = rnnkit.LSTM(INPUT, hidden, backend=backend, layer_norm=True)
+    x = torch.randn(SEQ, batch, INPUT)
+    fns = {"plain": lambda: _step(plain, x, True), "layer_norm": lambda: _step(normed, x, True)}
+    return measure(fns, SEQ * batch, rounds, round_s)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--quick", action="store_true", help="hidden 256 only, short rounds (about a minute)")
+    parser.add_argument("--backends", default="fused,auto", help="rnnkit back ends to compare (comma-separated)")
+    parser.add_argument("--cells", default="rnn,gru,lstm")
+    parser.add_argument("--threads", type=int, default=0, help="torch threads (0: leave the default)")
+    args = parser.parse_args()
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    backends = [b for b in args.backends.split(",") if b]
+    hiddens = [256] if args.quick else [128, 256, 512]
+    rounds, round_s = (3, 0.05) if args.quick else (5, 0.2)
+    print(f"# rnnkit engine benchmark: seq {SEQ}, input {INPUT}, torch {torch.__version__}, "
+          f"{torch.get_num_threads()} threads, load average {os.getloadavg()[0]:.2f}")
+    head = "| cell | mode | batch | hidden | torch.nn tok/s | " + " | ".join(
+        f"{b} tok/s | {b} ×" for b in backends) + " |"
+    print(head)
+    print("|" + "---|" * (head.count("|") - 1))
+    for cell in args.cells.split(","):
+        for training in (False, True):
+            for batch in (1, 16, 64):
+                for hidden in hiddens:
+                    speed, chosen = compare(cell, training, batch, hidden, backends, rounds, round_s)
+                    base = speed["torch.nn"]
+                    cols = " | ".join(f"{speed[b]:,.0f} | {speed[b] / base:.2f}" + (
+                        f" ({chosen[b]})" if b in chosen else "") for b in backends)
+                    mode = "train" if training else "infer"
+                    print(f"| {cell} | {mode} | {batch} | {hidden} | {base:,.0f} | {cols} |", flush=True)
+    print("\n# random lengths in [10, 200] via `lengths` (auto) vs torch.nn padded to 200, real tokens/s")
+    print("| cell | mode | batch | hidden | torch.nn padded | rnnkit lengths | × |\n|---|---|---|---|---|---|---|")
+    for cell in args.cells.split(","):
+        for training in (False, True):
+            for batch in ((64,) if args.quick else (16, 64)):
+                speed = lengths_row(cell, training, batch, 256, rounds, round_s)
+                mode = "train" if training else "infer"
+                print(f"| {cell} | {mode} | {batch} | 256 | {speed['torch.nn']:,.0f} | {speed['auto']:,.0f} | "
+                      f"{speed['auto'] / speed['torch.nn']:.2f} |", flush=True)
+    print("\n# LayerNorm-LSTM training cost against plain LSTM in the same engine (≤ 1.5 is the target)")
+    print("| engine | batch | hidden | plain tok/s | layer_norm tok/s | cost × |\n|---|---|---|---|---|---|")
+    for engine in ("fused", "reference"):
+        for batch in ((16,) if args.quick else (16, 64)):
+            try:
+                speed = extras_row(256, batch, engine, rounds, round_s)
+            except (TypeError, ValueError) as err:
+                print(f"| {engine} | {batch} | 256 | - | - | unavailable: {err} |")
+                continue
+            print(f"| {engine} | {batch} | 256 | {speed['plain']:,.0f} | {speed['layer_norm']:,.0f} | "
+                  f"{speed['plain'] / speed['layer_norm']:.2f} |", flush=True)
+
+
+if __name__ == "__main__":
+    main()

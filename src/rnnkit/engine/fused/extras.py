@@ -1,0 +1,126 @@
+r"""One layer, one direction of a cell with extras (LayerNorm, recurrent dropout, zoneout) through time.
+
+The same scheme as ``recurrence`` (the loop in C++, weight gradients as one matmul over all steps), on
+the kernels' general loop (``forward_ext``/``backward_ext`` in kernels.cpp). Per step, rows < n_t::
+
+    ĥ = h_{t-1} ⊙ m                          recurrent dropout (m = 1 when off)
+    a = ĥ·W_hhᵀ;  â = LN_hh(a)                 (â = a without layer_norm)
+    h̃, c̃ = the cell's step from xp_t and â    (LSTM: h̃ = o ⊙ tanh(LN_c(c̃)))
+    h_t = h̃ + d_t ⊙ (h_{t-1} - h̃)            zoneout (d = 0 when off); c_t likewise
+
+with xp = LN_ih(x·W_ihᵀ) + biases computed by the caller (see ``backend``). Backward returns δxp, and
+
+    δW_hh = Σ_t δa_tᵀ·ĥ_t     δγ_hh = Σ δâ ⊙ â_norm     δβ_hh = Σ δâ (= δb_hh for GRU)   (LN_c alike)
+
+Shapes: xp (T, B, G·H); h0, c0, m (B, H); d (T, B, H); γ, β (G·H,) and (H,) for LN_c.
+"""
+
+from __future__ import annotations
+
+import ctypes
+
+import torch
+from torch import Tensor
+
+from rnnkit.engine.fused.build import Extras, load
+from rnnkit.engine.fused.recurrence import GATES, KINDS, _ptr
+
+
+def _kernels(dtype: torch.dtype):
+    lib = load()
+    suffix = "f32" if dtype == torch.float32 else "f64"
+    return getattr(lib, f"rk_forward_ext_{suffix}"), getattr(lib, f"rk_backward_ext_{suffix}")
+
+
+def _struct(t: dict) -> Extras:
+    return Extras(**{name: _ptr(t.get(name)) for name, _ in Extras._fields_})
+
+
+class ExtrasRecurrence(torch.autograd.Function):
+    """``apply(kind, layout, padded, threads, xp, h0, c0, w_hh, b_hh, rmask, zh, zc, ln_w, ln_b,
+    lnc_w, lnc_b) -> out, h_T[, c_T]``; masks are constants, every other tensor may be None where off."""
+
+    @staticmethod
+    def forward(ctx, kind, layout, padded, threads, xp, h0, c0, w_hh, b_hh, rmask, zh, zc, ln_w, ln_b,
+                lnc_w, lnc_b):
+        steps, batch = xp.shape[0], xp.shape[1]
+        hidden = w_hh.shape[1]
+        gh = GATES[kind] * hidden
+        batch_sizes, starts = layout
+        chunks, run = batch_sizes.shape
+        lstm = kind == KINDS["lstm"]
+        c = {k: (None if v is None else v.contiguous()) for k, v in dict(
+            xp=xp, h0=h0, c0=c0, w_hh=w_hh, b_hh=b_hh, rmask=rmask, zh=zh, zc=zc, ln_w=ln_w, ln_b=ln_b,
+            lnc_w=lnc_w, lnc_b=lnc_b).items()}
+        if c["b_hh"] is None and kind == KINDS["gru"]:
+            c["b_hh"] = xp.new_zeros(gh)
+        new = xp.new_zeros if padded or run < steps else xp.new_empty
+        out = new(steps, batch, hidden)
+        buf = {
+            "cs": xp.new_empty(steps, batch, hidden) if lstm else None,
+            "gates": xp.new_empty(steps, batch, (4 if kind in (KINDS["lstm"], KINDS["gru"]) else 1) * hidden),
+            "ct": xp.new_empty(steps, batch, hidden) if lstm else None,
+            "xh": xp.new_empty(steps, batch, gh) if ln_w is not None else None,
+            "rs": xp.new_empty(steps, batch) if ln_w is not None else None,
+            "xhc": xp.new_empty(steps, batch, hidden) if lnc_w is not None else None,
+            "rsc": xp.new_empty(steps, batch) if lnc_w is not None else None,
+            "hin": xp.new_empty(batch, hidden) if rmask is not None else None,
+        }
+        work = xp.new_empty(batch, gh)
+        h_T = xp.new_empty(batch, hidden)
+        c_T = xp.new_empty(batch, hidden) if lstm else None
+        w_t = c["w_hh"].t().contiguous()
+        extras = _struct({**c, **buf})
+        forward_kernel, _ = _kernels(xp.dtype)
+        forward_kernel(kind, run, batch, hidden, _ptr(c["xp"]), _ptr(c["h0"]), _ptr(c["c0"]), _ptr(w_t),
+                       _ptr(c["b_hh"]), _ptr(batch_sizes), _ptr(out), _ptr(buf["cs"]), _ptr(buf["gates"]),
+                       _ptr(work), _ptr(h_T), _ptr(c_T), threads, ctypes.byref(extras), chunks, _ptr(starts))
+        ctx.kind, ctx.padded, ctx.threads, ctx.starts = kind, padded, threads, starts
+        ctx.gru_bias = b_hh is not None and kind == KINDS["gru"]
+        names = ["batch_sizes", "out", "h0", "c0", "w_hh", "rmask", "zh", "zc", "ln_w", "ln_b", "lnc_w", "lnc_b",
+                 *buf]
+        ctx.names = names
+        values = dict(batch_sizes=batch_sizes, out=out, **c, **buf)
+        ctx.save_for_backward(*[values[n] for n in names])
+        return (out, h_T, c_T) if lstm else (out, h_T)
+
+    @staticmethod
+    @torch.autograd.function.once_differentiable
+    def backward(ctx, d_out: Tensor, d_hT: Tensor, d_cT: Tensor | None = None):
+        s = dict(zip(ctx.names, ctx.saved_tensors, strict=True))
+        kind, out = ctx.kind, s["out"]
+        steps, batch, hidden = out.shape
+        chunks, run = s["batch_sizes"].shape
+        gh = GATES[kind] * hidden
+        new = out.new_zeros if ctx.padded or run < steps else out.new_empty
+        d_xp, d_a = new(steps, batch, gh), new(steps, batch, gh)
+        d_h = d_hT.contiguous().clone()
+        d_c = None if s["cs"] is None else d_cT.contiguous().clone()
+        need_beta = s["ln_w"] is not None or ctx.gru_bias
+        # One row of accumulators per block of rows (each runs on its own thread), summed below.
+        d_ln_w = out.new_zeros(chunks, gh) if s["ln_w"] is not None else None
+        d_ln_b = out.new_zeros(chunks, gh) if need_beta else None
+        d_lnc_w = out.new_zeros(chunks, hidden) if s["lnc_w"] is not None else None
+        d_lnc_b = out.new_zeros(chunks, hidden) if s["lnc_w"] is not None else None
+        tmp = out.new_empty(batch, hidden)
+        d_out = d_out.contiguous()
+        extras = _struct(s)
+        _, backward_kernel = _kernels(out.dtype)
+        backward_kernel(kind, run, batch, hidden, _ptr(d_out), _ptr(out), _ptr(s["h0"]), _ptr(s["cs"]),
+                        _ptr(s["c0"]), _ptr(s["gates"]), _ptr(s["w_hh"]), _ptr(s["batch_sizes"]), _ptr(d_xp),
+                        _ptr(d_a), _ptr(d_h), _ptr(d_c), _ptr(d_ln_w), _ptr(d_ln_b), _ptr(d_lnc_w),
+                        _ptr(d_lnc_b), _ptr(tmp), ctx.threads, ctypes.byref(extras), chunks, _ptr(ctx.starts))
+        d_ln_w, d_ln_b, d_lnc_w, d_lnc_b = (None if g is None else g.sum(0) for g in (d_ln_w, d_ln_b, d_lnc_w, d_lnc_b))
+        d_w = None
+        if ctx.needs_input_grad[7]:
+            # δW_hh = Σ_t δa_tᵀ·ĥ_t with ĥ_t = h_{t-1} ⊙ m
+            mask = s["rmask"]
+            h0 = s["h0"] if mask is None else s["h0"] * mask
+            d_w = d_a[0].t().mm(h0)
+            if run > 1:
+                prev = out[: run - 1] if mask is None else out[: run - 1] * mask
+                d_w.addmm_(d_a[1:run].reshape(-1, gh).t(), prev.reshape(-1, hidden))
+        d_b = d_ln_b if ctx.gru_bias and ctx.needs_input_grad[8] else None
+        d_c0 = d_c if ctx.needs_input_grad[6] else None
+        return (None, None, None, None, d_xp, d_h, d_c0, d_w, d_b, None, None, None, d_ln_w,
+                None if d_ln_b is None or s["ln_w"] is None else d_ln_b.clone(), d_lnc_w, d_lnc_b)

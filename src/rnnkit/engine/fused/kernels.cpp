@@ -1,0 +1,339 @@
+// rnnkit fused recurrence kernels: the whole time loop of one layer and direction in C++.
+//
+// Plain C++ with a C ABI (called through ctypes), no torch headers, so it compiles in about a second.
+// The per-step matmul goes to the BLAS (MKL) that torch already loaded (sgemm_/dgemm_); the gates are
+// one fused pointwise loop per step. The input projection xp = x·W_ihᵀ + b for all steps is done by torch
+// before, and the weight gradients by torch after (one matmul each over all steps).
+//
+// Layout (row-major, time-major): xp (T, B, G·H); out, cs (T, B, H); h0, c0, hT, cT (B, H); w_hh (G·H, H);
+// w_t = w_hhᵀ made contiguous (H, G·H): MKL multiplies h·w_t 1.1-4× faster than h·w_hhᵀ through a transposed view.
+// bs[t] = number of sequences still running at step t; the batch is sorted by length, longest first, so the
+// running rows are always the first bs[t] rows and each step's matmul works on a contiguous block.
+// kind: 0 RNN tanh, 1 RNN relu, 2 LSTM (gates i, f, g, o), 3 GRU (gates r, z, n; b_hh (3H) never null).
+// Saved per step for backward (save != 0): LSTM gates (T, B, 4H) = activated [i, f, g, o];
+// GRU gates (T, B, 4H) = [r, z, n, hn] with hn = W_hn·h_prev + b_hn; RNN needs only out.
+#include <cmath>
+#include <cstdint>
+#include <cstring>
+
+extern "C" {
+void sgemm_(const char*, const char*, const int*, const int*, const int*, const float*, const float*, const int*,
+            const float*, const int*, const float*, float*, const int*);
+void dgemm_(const char*, const char*, const int*, const int*, const int*, const double*, const double*,
+            const int*, const double*, const int*, const double*, double*, const int*);
+int MKL_Set_Num_Threads_Local(int);  // mkl_service.h: the C entry point of mkl_set_num_threads_local
+// MKL's packed GEMM (mkl_cblas.h): the recurrent weight is packed once per call instead of at every step.
+size_t cblas_sgemm_pack_get_size(int identifier, int m, int n, int k);
+void cblas_sgemm_pack(int layout, int identifier, int trans, int m, int n, int k, float alpha, const float* src,
+                      int ld, float* dest);
+void cblas_sgemm_compute(int layout, int transa, int transb, int m, int n, int k, const float* a, int lda,
+                         const float* b, int ldb, float beta, float* c, int ldc);
+}
+#include <cstdlib>
+#include <thread>
+#include <vector>
+
+namespace {
+
+enum Kind { RNN_TANH = 0, RNN_RELU = 1, LSTM = 2, GRU = 3 };
+
+inline void gemm(char ta, char tb, int m, int n, int k, float alpha, const float* a, int lda, const float* b,
+                 int ldb, float beta, float* c, int ldc) {
+  sgemm_(&ta, &tb, &m, &n, &k, &alpha, a, &lda, b, &ldb, &beta, c, &ldc);
+}
+inline void gemm(char ta, char tb, int m, int n, int k, double alpha, const double* a, int lda, const double* b,
+                 int ldb, double beta, double* c, int ldc) {
+  dgemm_(&ta, &tb, &m, &n, &k, &alpha, a, &lda, b, &ldb, &beta, c, &ldc);
+}
+
+// The recurrent product C (n × N) = A (n × K) · W (K × N), all row-major, with W fixed for the whole loop.
+// float: W packed once by MKL (about 1.2-2× faster at small n: no per-call packing of the weight); double:
+// plain dgemm. beta is 0 or 1.
+enum { ROW_MAJOR = 101, NO_TRANS = 111, PACKED = 151, B_MATRIX = 162 };
+
+template <typename S>
+struct RecurrentWeight {
+  const S* w; int K, N;
+  RecurrentWeight(const S* w, int K, int N, int) : w(w), K(K), N(N) {}
+  void mul(int n, const S* a, S beta, S* c) const {  // column-major view: Cᵀ (N × n) = Wᵀ · Aᵀ
+    if (n > 0) gemm('N', 'N', N, n, K, S(1), w, N, a, K, beta, c, N);
+  }
+};
+
+#ifndef RK_NO_PACK  // -DRK_NO_PACK: plain sgemm for float too (A/B timing)
+template <>
+struct RecurrentWeight<float> {
+  const float* w; float* packed = nullptr; int K, N;
+  RecurrentWeight(const float* w, int K, int N, int rows) : w(w), K(K), N(N) {
+    if (rows < 8) return;  // a matrix-vector product: MKL's plain call (gemv) is faster than packed there
+    size_t bytes = cblas_sgemm_pack_get_size(B_MATRIX, rows, N, K);
+    packed = static_cast<float*>(std::aligned_alloc(64, (bytes + 63) / 64 * 64));
+    cblas_sgemm_pack(ROW_MAJOR, B_MATRIX, NO_TRANS, rows, N, K, 1.0f, w, N, packed);
+  }
+  ~RecurrentWeight() { std::free(packed); }
+  RecurrentWeight(const RecurrentWeight&) = delete;
+  RecurrentWeight& operator=(const RecurrentWeight&) = delete;
+  void mul(int n, const float* a, float beta, float* c) const {
+    if (n <= 0) return;
+    if (packed) cblas_sgemm_compute(ROW_MAJOR, NO_TRANS, PACKED, n, N, K, a, K, packed, N, beta, c, N);
+    else gemm('N', 'N', N, n, K, 1.0f, w, N, a, K, beta, c, N);
+  }
+};
+#endif
+
+// σ and tanh both go through exp. float: an inline Cephes-style exp that gcc vectorises in the loop
+// (measured 1.5× faster than glibc's libmvec call; σ, tanh within 3e-7); double: std::exp (libmvec).
+// The clamps keep exp finite (-ffast-math assumes no infinities); tanh(±20), σ(±80) round to their limits.
+template <typename S> inline S clamp(S x, S lim) { return x < -lim ? -lim : (x > lim ? lim : x); }
+template <typename S> inline S exp_(S x) { return std::exp(x); }
+template <> inline float exp_(float x) {
+  float fx = std::floor(x * 1.44269504088896341f + 0.5f);  // x = fx·ln2 + r, |r| ≤ ln2/2
+  x = x - fx * 0.693359375f + fx * 2.12194440e-4f;
+  float z = x * x;
+  float y = ((((1.9875691500E-4f * x + 1.3981999507E-3f) * x + 8.3334519073E-3f) * x + 4.1665795894E-2f) * x +
+             1.6666665459E-1f) * x + 5.0000001201E-1f;
+  y = y * z + x + 1.f;
+  int32_t e = (int32_t(fx) + 127) << 23;  // 2^fx assembled in the exponent bits
+  float scale;
+  std::memcpy(&scale, &e, sizeof scale);
+  return y * scale;
+}
+template <typename S> inline S sigmoid(S x) { return S(1) / (S(1) + exp_(-clamp(x, S(80)))); }
+template <typename S> inline S tanh_(S x) { return S(1) - S(2) / (S(1) + exp_(S(2) * clamp(x, S(20)))); }
+
+inline int gates_of(int kind) { return kind == LSTM ? 4 : kind == GRU ? 3 : 1; }
+
+// rows [bs[t+1], bs[t]) end at step t: their state there is the final state.
+template <typename S>
+void take_finals(int t, int T, int H, const int64_t* bs, const S* src, S* dst) {
+  int64_t lo = t + 1 < T ? bs[t + 1] : 0, hi = bs[t];
+  if (hi > lo) std::memcpy(dst + lo * H, src + lo * H, sizeof(S) * (hi - lo) * H);
+}
+
+template <typename S>
+void forward(int kind, int T, int B, int H, const S* xp, const S* h0, const S* c0, const S* w_t, const S* b_hh,
+             const int64_t* bs, S* out, S* cs, S* gates, int save, S* work, S* hT, S* cT) {
+  const int G = gates_of(kind), GH = G * H;
+  const int64_t step = int64_t(B) * H;
+  const int saved = (kind == LSTM || kind == GRU) ? 4 * H : 0;
+  const RecurrentWeight<S> weight(w_t, H, GH, B);
+  for (int t = 0; t < T; ++t) {
+    const int n = int(bs[t]);
+    const S* hp = t == 0 ? h0 : out + (t - 1) * step;
+    S* ht = out + t * step;
+    const S* xt = xp + t * int64_t(B) * GH;
+    weight.mul(n, hp, S(0), work);  // work[:n] = h_prev[:n] · w_t
+    S* gt = gates + (save ? t : 0) * int64_t(B) * saved;  // without save: one step's scratch, overwritten
+    for (int b = 0; b < n; ++b) {
+      const S* x = xt + int64_t(b) * GH;
+      const S* w = work + int64_t(b) * GH;
+      S* h = ht + int64_t(b) * H;
+      if (kind == RNN_TANH) {
+#pragma omp simd
+        for (int j = 0; j < H; ++j) h[j] = tanh_(x[j] + w[j]);
+      } else if (kind == RNN_RELU) {
+#pragma omp simd
+        for (int j = 0; j < H; ++j) { S v = x[j] + w[j]; h[j] = v > S(0) ? v : S(0); }
+      } else if (kind == LSTM) {
+        const S* cp = (t == 0 ? c0 : cs + (t - 1) * step) + int64_t(b) * H;
+        S* c = cs + t * step + int64_t(b) * H;
+        S* g = gt + int64_t(b) * saved;
+#pragma omp simd
+        for (int j = 0; j < H; ++j) {
+          S i = sigmoid(x[j] + w[j]), f = sigmoid(x[H + j] + w[H + j]);
+          S gg = tanh_(x[2 * H + j] + w[2 * H + j]), o = sigmoid(x[3 * H + j] + w[3 * H + j]);
+          S cj = f * cp[j] + i * gg;
+          c[j] = cj;
+          h[j] = o * tanh_(cj);
+          g[j] = i; g[H + j] = f; g[2 * H + j] = gg; g[3 * H + j] = o;  // unconditional: no masked stores
+        }
+      } else {  // GRU
+        const S* hprev = hp + int64_t(b) * H;
+        S* g = gt + int64_t(b) * saved;
+#pragma omp simd
+        for (int j = 0; j < H; ++j) {
+          S r = sigmoid(x[j] + w[j] + b_hh[j]), z = sigmoid(x[H + j] + w[H + j] + b_hh[H + j]);
+          S hn = w[2 * H + j] + b_hh[2 * H + j];
+          S nn = tanh_(x[2 * H + j] + r * hn);
+          h[j] = nn + z * (hprev[j] - nn);
+          g[j] = r; g[H + j] = z; g[2 * H + j] = nn; g[3 * H + j] = hn;
+        }
+      }
+    }
+    take_finals(t, T, H, bs, ht, hT);
+    if (kind == LSTM) take_finals(t, T, H, bs, cs + t * step, cT);
+  }
+}
+
+// dh, dc hold the gradient flowing into the state (start: d h_T, d c_T; end: d h_0, d c_0).
+// dg (T, B, G·H) receives the gradient of the pre-activations fed by xp; for GRU dhp (T, B, 3H) that of
+// W_hh·h_prev + b_hh (it differs from dg in the n block by the factor r).
+template <typename S>
+void backward(int kind, int T, int B, int H, const S* dout, const S* out, const S* h0, const S* cs, const S* c0,
+              const S* gates, const S* w_hh, const int64_t* bs, S* dg, S* dhp, S* dh, S* dc) {
+  const int G = gates_of(kind), GH = G * H;
+  const int64_t step = int64_t(B) * H;
+  const int saved = (kind == LSTM || kind == GRU) ? 4 * H : 0;
+  const RecurrentWeight<S> weight(w_hh, GH, H, B);
+  const std::vector<S> zeros(H, S(0));  // stands in for an absent row: the loops stay branch-free
+  for (int t = T - 1; t >= 0; --t) {
+    const int n = int(bs[t]);
+    const S* hp = t == 0 ? h0 : out + (t - 1) * step;
+    const S* ht = out + t * step;
+    const S* dot = dout ? dout + t * step : nullptr;
+    S* dgt = dg + t * int64_t(B) * GH;
+    S* dhpt = kind == GRU ? dhp + t * int64_t(B) * GH : dgt;
+    for (int b = 0; b < n; ++b) {
+      S* dhb = dh + int64_t(b) * H;
+      const S* dob = dot ? dot + int64_t(b) * H : zeros.data();
+      S* d = dgt + int64_t(b) * GH;
+      if (kind == RNN_TANH || kind == RNN_RELU) {
+        const S* h = ht + int64_t(b) * H;
+        const bool relu = kind == RNN_RELU;
+#pragma omp simd
+        for (int j = 0; j < H; ++j) {
+          S dhj = dhb[j] + dob[j];
+          d[j] = relu ? (h[j] > S(0) ? dhj : S(0)) : dhj * (S(1) - h[j] * h[j]);
+        }
+      } else if (kind == LSTM) {
+        const S* g = gates + (t * int64_t(B) + b) * saved;
+        const S* c = cs + t * step + int64_t(b) * H;
+        const S* cp = (t == 0 ? c0 : cs + (t - 1) * step) + int64_t(b) * H;
+        S* dcb = dc + int64_t(b) * H;
+#pragma omp simd
+        for (int j = 0; j < H; ++j) {
+          S i = g[j], f = g[H + j], gg = g[2 * H + j], o = g[3 * H + j];
+          S dhj = dhb[j] + dob[j];
+          S tc = tanh_(c[j]);
+          S dcj = dcb[j] + dhj * o * (S(1) - tc * tc);
+          d[j] = dcj * gg * i * (S(1) - i);
+          d[H + j] = dcj * cp[j] * f * (S(1) - f);
+          d[2 * H + j] = dcj * i * (S(1) - gg * gg);
+          d[3 * H + j] = dhj * tc * o * (S(1) - o);
+          dcb[j] = dcj * f;
+        }
+      } else {  // GRU
+        const S* g = gates + (t * int64_t(B) + b) * saved;
+        const S* hprev = hp + int64_t(b) * H;
+        S* e = dhpt + int64_t(b) * GH;
+#pragma omp simd
+        for (int j = 0; j < H; ++j) {
+          S r = g[j], z = g[H + j], nn = g[2 * H + j], hn = g[3 * H + j];
+          S dhj = dhb[j] + dob[j];
+          S dpn = dhj * (S(1) - z) * (S(1) - nn * nn);
+          S dpr = dpn * hn * r * (S(1) - r);
+          S dpz = dhj * (hprev[j] - nn) * z * (S(1) - z);
+          d[j] = dpr; d[H + j] = dpz; d[2 * H + j] = dpn;
+          e[j] = dpr; e[H + j] = dpz; e[2 * H + j] = dpn * r;
+          dhb[j] = dhj * z;  // the direct path; the matmul below adds the path through W_hh
+        }
+      }
+    }
+    weight.mul(n, dhpt, kind == GRU ? S(1) : S(0), dh);  // dh[:n] (+)= dhp[t, :n] · W_hh
+  }
+}
+
+
+#include "kernels_extras.h"  // forward_ext / backward_ext: LayerNorm, recurrent dropout, zoneout
+
+// Rows of different sequences never interact, so the batch is cut into `chunks` blocks of rows (starts[c] to
+// starts[c+1], each sorted longest first with its own batch sizes bs[c]) that run the whole time loop on their
+// own thread with a one-thread BLAS: no synchronisation per step. With one chunk the BLAS keeps `threads`
+// threads (0: torch's setting), which wins at tiny batches.
+template <typename F>
+void run_chunks(int chunks, int threads, F&& body) {
+  if (chunks <= 1) {
+    int previous = threads > 0 ? MKL_Set_Num_Threads_Local(threads) : -1;
+    body(0);
+    if (previous >= 0) MKL_Set_Num_Threads_Local(previous);
+    return;
+  }
+  std::vector<std::thread> pool;
+  for (int c = 1; c < chunks; ++c) pool.emplace_back([&body, c] { MKL_Set_Num_Threads_Local(1); body(c); });
+  int previous = MKL_Set_Num_Threads_Local(1);
+  body(0);
+  MKL_Set_Num_Threads_Local(previous);
+  for (auto& worker : pool) worker.join();
+}
+
+template <typename P> inline P* off(P* p, int64_t k) { return p ? p + k : nullptr; }
+
+inline int saved_of(int kind, int H, bool ext) { return kind == LSTM || kind == GRU ? 4 * H : (ext ? H : 0); }
+
+}  // namespace
+
+extern "C" {
+
+#define RK_EXPORT __attribute__((visibility("default")))
+
+RK_EXPORT int rk_version() { return 3; }
+
+#define RK_DEFINE(SUFFIX, S)                                                                                   \
+  RK_EXPORT void rk_forward_##SUFFIX(int kind, int T, int B, int H, const S* xp, const S* h0, const S* c0,      \
+                                     const S* w_t, const S* b_hh, const int64_t* bs, S* out, S* cs, S* gates,  \
+                                     int save, S* work, S* hT, S* cT, int threads, int chunks,                  \
+                                     const int64_t* starts) {                                                  \
+    const int64_t GH = int64_t(gates_of(kind)) * H, sv = saved_of(kind, H, false);                              \
+    run_chunks(chunks, threads, [&](int c) {                                                                   \
+      const int64_t r = starts[c];                                                                             \
+      forward<S>(kind, T, B, H, xp + r * GH, h0 + r * H, off(c0, r * H), w_t, b_hh, bs + int64_t(c) * T,        \
+                 out + r * H, off(cs, r * H), off(gates, r * sv), save, work + r * GH, hT + r * H,             \
+                 off(cT, r * H));                                                                              \
+    });                                                                                                        \
+  }                                                                                                            \
+  RK_EXPORT void rk_backward_##SUFFIX(int kind, int T, int B, int H, const S* dout, const S* out, const S* h0,  \
+                                      const S* cs, const S* c0, const S* gates, const S* w_hh,                \
+                                      const int64_t* bs, S* dg, S* dhp, S* dh, S* dc, int threads, int chunks, \
+                                      const int64_t* starts) {                                                 \
+    const int64_t GH = int64_t(gates_of(kind)) * H, sv = saved_of(kind, H, false);                              \
+    run_chunks(chunks, threads, [&](int c) {                                                                   \
+      const int64_t r = starts[c];                                                                             \
+      backward<S>(kind, T, B, H, off(dout, r * H), out + r * H, h0 + r * H, off(cs, r * H), off(c0, r * H),   \
+                  off(gates, r * sv), w_hh, bs + int64_t(c) * T, dg + r * GH, dhp + r * GH, dh + r * H,       \
+                  off(dc, r * H));                                                                             \
+    });                                                                                                        \
+  }
+
+RK_DEFINE(f32, float)
+RK_DEFINE(f64, double)
+
+#define RK_DEFINE_EXT(SUFFIX, S)                                                                               \
+  static Extras shift_##SUFFIX(const Extras& e, int64_t r, int64_t H, int64_t GH) {                            \
+    Extras s = e;                                                                                              \
+    s.rmask = off((const S*)e.rmask, r * H); s.zh = off((const S*)e.zh, r * H);                               \
+    s.zc = off((const S*)e.zc, r * H); s.ct = off((S*)e.ct, r * H); s.xh = off((S*)e.xh, r * GH);             \
+    s.rs = off((S*)e.rs, r); s.xhc = off((S*)e.xhc, r * H); s.rsc = off((S*)e.rsc, r);                        \
+    s.hin = off((S*)e.hin, r * H);                                                                             \
+    return s;                                                                                                  \
+  }                                                                                                            \
+  RK_EXPORT void rk_forward_ext_##SUFFIX(int kind, int T, int B, int H, const S* xp, const S* h0, const S* c0,  \
+                                         const S* w_t, const S* b_hh, const int64_t* bs, S* out, S* cs,         \
+                                         S* gates, S* work, S* hT, S* cT, int threads, const Extras* e,         \
+                                         int chunks, const int64_t* starts) {                                  \
+    const int64_t GH = int64_t(gates_of(kind)) * H, sv = saved_of(kind, H, true);                               \
+    run_chunks(chunks, threads, [&](int c) {                                                                   \
+      const int64_t r = starts[c];                                                                             \
+      forward_ext<S>(kind, T, B, H, xp + r * GH, h0 + r * H, off(c0, r * H), w_t, b_hh, bs + int64_t(c) * T,    \
+                     out + r * H, off(cs, r * H), gates + r * sv, work + r * GH, hT + r * H, off(cT, r * H),   \
+                     shift_##SUFFIX(*e, r, H, GH));                                                            \
+    });                                                                                                        \
+  }                                                                                                            \
+  RK_EXPORT void rk_backward_ext_##SUFFIX(int kind, int T, int B, int H, const S* dout, const S* out,           \
+                                          const S* h0, const S* cs, const S* c0, const S* gates,              \
+                                          const S* w_hh, const int64_t* bs, S* dg, S* da, S* dh, S* dc,        \
+                                          S* dln_w, S* dln_b, S* dlnc_w, S* dlnc_b, S* tmp, int threads,       \
+                                          const Extras* e, int chunks, const int64_t* starts) {                \
+    const int64_t GH = int64_t(gates_of(kind)) * H, sv = saved_of(kind, H, true);                              \
+    run_chunks(chunks, threads, [&](int c) {                                                                   \
+      const int64_t r = starts[c];                                                                             \
+      /* each chunk accumulates the LayerNorm gradients in its own row c of dln_* (chunks, ·) */               \
+      backward_ext<S>(kind, T, B, H, off(dout, r * H), out + r * H, h0 + r * H, off(cs, r * H),               \
+                      off(c0, r * H), gates + r * sv, w_hh, bs + int64_t(c) * T, dg + r * GH, da + r * GH,    \
+                      dh + r * H, off(dc, r * H), off(dln_w, c * GH), off(dln_b, c * GH), off(dlnc_w, c * H), \
+                      off(dlnc_b, c * H), tmp + r * H, shift_##SUFFIX(*e, r, H, GH));                           \
+    });                                                                                                        \
+  }
+
+RK_DEFINE_EXT(f32, float)
+RK_DEFINE_EXT(f64, double)
+}

@@ -1,0 +1,114 @@
+r"""One layer, one direction of a plain cell through time, as a ``torch.autograd.Function``.
+
+Forward (``kernels.cpp``), for t = 0..T-1 over the first ``n_t`` rows (the sequences still running)::
+
+    a_t = h_{t-1}·W_hhᵀ                    one BLAS call per step
+    RNN:  h_t = σ(xp_t + a_t)
+    LSTM: [i f g o] = [σ σ tanh σ](xp_t + a_t);  c_t = f⊙c_{t-1} + i⊙g;  h_t = o⊙tanh(c_t)
+    GRU:  r, z = σ(xp_t + a_t + b_hh) (r, z blocks);  hn = a_n + b_hn;  n = tanh(xp_n + r⊙hn)
+          h_t = (1 - z)⊙n + z⊙h_{t-1}
+
+with xp = x·W_ihᵀ + b (all steps, one matmul by the caller; b = b_ih + b_hh for RNN and LSTM, b_ih for GRU).
+
+Backward steps only the recurrence back through time (one BLAS call per step for δh_{t-1} = δa_t·W_hh),
+storing the pre-activation gradients δxp (T, B, G·H); then
+
+    δW_hh = Σ_t δa_tᵀ·h_{t-1}   one matmul over all steps      δb_hh = Σ_t δa_t (GRU only)
+
+and the caller's autograd turns δxp into δx, δW_ih, δb with one matmul each.
+
+Shapes: xp (T, B, G·H); h0, c0 (B, H); out (T, B, H), zero for rows past their length; finals (B, H) at each
+row's last step. ``layout = (batch_sizes, starts)``: the rows are cut into C blocks (starts (C+1,) int64), each
+run on its own thread; batch_sizes (C, T_run) int64, T_run ≤ T, counts the rows of each block still running at
+each step (each block is sorted longest first, so they are its first rows).
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import Tensor
+
+from rnnkit.engine.fused.build import load
+
+KINDS = {"tanh": 0, "relu": 1, "lstm": 2, "gru": 3}
+GATES = {0: 1, 1: 1, 2: 4, 3: 3}
+# Activations saved per row and step for backward: LSTM [i, f, g, o], GRU [r, z, n, hn]; RNN re-reads h_t.
+SAVED = {0: 0, 1: 0, 2: 4, 3: 4}
+
+
+def _ptr(t: Tensor | None) -> int | None:
+    return None if t is None else t.data_ptr()
+
+
+def _kernels(dtype: torch.dtype):
+    lib = load()
+    suffix = "f32" if dtype == torch.float32 else "f64"
+    return getattr(lib, f"rk_forward_{suffix}"), getattr(lib, f"rk_backward_{suffix}")
+
+
+class Recurrence(torch.autograd.Function):
+    """``apply(kind, layout, padded, threads, xp, h0, c0, w_hh, b_hh) -> out, h_T[, c_T]``.
+
+    ``padded`` says some row stops early (outputs there must be zero); ``threads`` > 0 caps the BLAS
+    threads for this call (1 is fastest at tiny batches), 0 leaves torch's setting.
+    """
+
+    @staticmethod
+    def forward(ctx, kind: int, layout: tuple[Tensor, Tensor], padded: bool, threads: int, xp: Tensor, h0: Tensor,
+                c0: Tensor | None, w_hh: Tensor, b_hh: Tensor | None):
+        steps, batch = xp.shape[0], xp.shape[1]
+        hidden = w_hh.shape[1]
+        batch_sizes, starts = layout
+        chunks, run = batch_sizes.shape
+        save = any(ctx.needs_input_grad[4:])  # grad mode is off in here; this says whether backward will run
+        xp, h0, w_hh = xp.contiguous(), h0.contiguous(), w_hh.contiguous()
+        c0 = None if c0 is None else c0.contiguous()
+        if b_hh is None and kind == KINDS["gru"]:
+            b_hh = xp.new_zeros(w_hh.shape[0])  # a branch-free kernel loop vectorises; zeros cost nothing
+        b_hh = None if b_hh is None else b_hh.contiguous()
+        new = xp.new_zeros if padded or run < steps else xp.new_empty
+        out = new(steps, batch, hidden)
+        lstm = kind == KINDS["lstm"]
+        cs = xp.new_empty(steps, batch, hidden) if lstm else None
+        per_row = SAVED[kind] * hidden
+        gates = xp.new_empty((steps if save else 1), batch, per_row) if per_row else None
+        work = xp.new_empty(batch, GATES[kind] * hidden)
+        h_T = xp.new_empty(batch, hidden)
+        c_T = xp.new_empty(batch, hidden) if lstm else None
+        forward_kernel, _ = _kernels(xp.dtype)
+        w_t = w_hh.t().contiguous()  # (H, G·H): MKL's fast layout for h·W_hhᵀ at small batches
+        forward_kernel(kind, run, batch, hidden, _ptr(xp), _ptr(h0), _ptr(c0), _ptr(w_t), _ptr(b_hh),
+                       _ptr(batch_sizes), _ptr(out), _ptr(cs), _ptr(gates), int(save), _ptr(work), _ptr(h_T),
+                       _ptr(c_T), threads, chunks, _ptr(starts))
+        ctx.kind, ctx.padded, ctx.threads, ctx.starts = kind, padded, threads, starts
+        ctx.save_for_backward(batch_sizes, out, h0, cs, c0, gates, w_hh)
+        return (out, h_T, c_T) if lstm else (out, h_T)
+
+    @staticmethod
+    @torch.autograd.function.once_differentiable
+    def backward(ctx, d_out: Tensor, d_hT: Tensor, d_cT: Tensor | None = None):
+        batch_sizes, out, h0, cs, c0, gates, w_hh = ctx.saved_tensors
+        kind = ctx.kind
+        steps, batch, hidden = out.shape
+        chunks, run = batch_sizes.shape
+        gh = GATES[kind] * hidden
+        new = out.new_zeros if ctx.padded or run < steps else out.new_empty
+        d_xp = new(steps, batch, gh)
+        d_a = new(steps, batch, gh) if kind == KINDS["gru"] else d_xp
+        d_h = d_hT.contiguous().clone()
+        d_c = None if cs is None else d_cT.contiguous().clone()
+        d_out = d_out.contiguous()  # kept in a name: the kernel must not see a freed temporary
+        _, backward_kernel = _kernels(out.dtype)
+        backward_kernel(kind, run, batch, hidden, _ptr(d_out), _ptr(out), _ptr(h0), _ptr(cs),
+                        _ptr(c0), _ptr(gates), _ptr(w_hh), _ptr(batch_sizes), _ptr(d_xp), _ptr(d_a), _ptr(d_h),
+                        _ptr(d_c), ctx.threads, chunks, _ptr(ctx.starts))
+        d_w = d_b = None
+        if ctx.needs_input_grad[7]:
+            # δW_hh = Σ_t δa_tᵀ·h_{t-1}: h_{-1} = h0, then the outputs (rows past a length hold δa = 0).
+            d_w = d_a[0].t().mm(h0)
+            if run > 1:
+                d_w.addmm_(d_a[1:run].reshape(-1, gh).t(), out[: run - 1].reshape(-1, hidden))
+        if ctx.needs_input_grad[8]:
+            d_b = d_a[:run].sum((0, 1))
+        d_c0 = d_c if ctx.needs_input_grad[6] else None
+        return None, None, None, None, d_xp, d_h, d_c0, d_w, d_b
