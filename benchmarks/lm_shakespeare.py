@@ -13,8 +13,7 @@ from __future__ import annotations
 import argparse
 import json
 
-from rnnkit.api.language_model import CorpusConfig, train_language_model
-from rnnkit.cli.lm_verbs import LM_TRAIN_DEFAULTS
+from rnnkit.api.language_model import LM_TRAIN_DEFAULTS, CorpusConfig, train_language_model
 from rnnkit.models.config import LanguageModelConfig
 from rnnkit.training import TrainConfig, read_log
 

@@ -16,15 +16,16 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from rnnkit.api.checkpoints import open_checkpoint
 from rnnkit.api.data_config import ClassifierDataConfig, load_classification_data, read_file
-from rnnkit.data import EncodedDataset, Example, Vocabulary, tokenizer_from_config
+from rnnkit.data import EncodedDataset, Example, Vocabulary
 from rnnkit.data.tokenizers import CharTokenizer, WordTokenizer
 from rnnkit.evaluation import format_report, write_report
 from rnnkit.models.classifier import RNNClassifier
 from rnnkit.models.config import ClassifierConfig, from_dict
 from rnnkit.models.pretrained import glove_available, glove_words, init_embedding_from_glove
 from rnnkit.tasks.classification import ClassificationTask
-from rnnkit.training import TrainConfig, Trainer, load_checkpoint, save_checkpoint
+from rnnkit.training import TrainConfig, Trainer, save_checkpoint
 
 KIND = "classifier"
 # Chosen on BBC News' validation split: the validation accuracy peaks within 5-8 epochs of a cosine schedule.
@@ -53,16 +54,11 @@ class Classifier:
 
     @classmethod
     def load(cls, path: str | Path, map_location: str = "cpu") -> Classifier:
-        path = resolve_model_path(path)
-        state, meta = load_checkpoint(path, map_location=map_location)
-        if meta.get("kind") != KIND:
-            raise ValueError(f"{path} holds a {meta.get('kind')!r} model, not a classifier")
-        vocab = Vocabulary.from_dict(meta["vocab"])
+        state, meta, vocab, tokenizer = open_checkpoint(path, KIND, map_location)
         model = RNNClassifier(from_dict(ClassifierConfig, meta["model_config"]), len(vocab), len(meta["labels"]),
                               vocab.pad_id)
         model.load_state_dict(state)
-        return cls(model, tokenizer_from_config(meta["tokenizer"]), vocab, list(meta["labels"]),
-                   meta.get("max_length"), meta)
+        return cls(model, tokenizer, vocab, list(meta["labels"]), meta.get("max_length"), meta)
 
     # -- use ------------------------------------------------------------------
     def encode(self, examples: list[Example], with_labels: bool) -> EncodedDataset:
@@ -104,14 +100,6 @@ class Classifier:
         report = self.evaluate(examples)
         report["skipped"] = skipped
         return report
-
-
-def resolve_model_path(path: str | Path) -> Path:
-    """A checkpoint folder, or a run folder holding one in ``model/``."""
-    path = Path(path)
-    if (path / "model" / "config.json").exists() and not (path / "config.json").exists():
-        return path / "model"
-    return path
 
 
 def build_tokenizer(config: ClassifierDataConfig):
@@ -195,4 +183,4 @@ def _mean_rate(history: list[dict]) -> float | None:
     return round(float(np.mean(rates)), 1) if rates else None
 
 
-__all__ = ["Classifier", "train_classifier", "resolve_model_path"]
+__all__ = ["Classifier", "train_classifier"]

@@ -14,8 +14,8 @@ from pathlib import Path
 
 import torch
 
-from rnnkit.api.classifier import resolve_model_path
-from rnnkit.data import DataError, TextSplits, Vocabulary, load_bundled, tokenizer_from_config
+from rnnkit.api.checkpoints import open_checkpoint
+from rnnkit.data import DataError, TextSplits, Vocabulary, load_bundled
 from rnnkit.data.bundled import _REGISTRY as BUNDLED
 from rnnkit.data.tokenizers import CharTokenizer, WordTokenizer
 from rnnkit.evaluation import plot_training_curves, write_report
@@ -23,10 +23,13 @@ from rnnkit.generation import SamplingConfig, generate_pieces
 from rnnkit.models.config import LanguageModelConfig, from_dict
 from rnnkit.models.language_model import RNNLanguageModel
 from rnnkit.tasks.language_model import LanguageModelTask, score_ids
-from rnnkit.training import TrainConfig, Trainer, load_checkpoint, save_checkpoint
+from rnnkit.training import TrainConfig, Trainer, save_checkpoint
 from rnnkit.validation import check_choice, check_positive_int, check_probability
 
 KIND = "language_model"
+# A 30-minute budget on 2 cores: the schedule's decay ends when the time does (see training.schedule.Horizon).
+LM_TRAIN_DEFAULTS = dict(batch_size=64, lr=2e-3, epochs=50, patience=None, warmup=100.0, max_time=1800.0,
+                         eval_every=250, weight_decay=0.01)
 
 
 def _help(text: str, **kw):
@@ -112,14 +115,10 @@ class LanguageModel:
 
     @classmethod
     def load(cls, path: str | Path, map_location: str = "cpu") -> LanguageModel:
-        path = resolve_model_path(path)
-        state, meta = load_checkpoint(path, map_location=map_location)
-        if meta.get("kind") != KIND:
-            raise ValueError(f"{path} holds a {meta.get('kind')!r} model, not a language model")
-        vocab = Vocabulary.from_dict(meta["vocab"])
+        state, meta, vocab, tokenizer = open_checkpoint(path, KIND, map_location)
         model = RNNLanguageModel(from_dict(LanguageModelConfig, meta["model_config"]), len(vocab), vocab.pad_id)
         model.load_state_dict(state)
-        return cls(model, tokenizer_from_config(meta["tokenizer"]), vocab, meta)
+        return cls(model, tokenizer, vocab, meta)
 
     def encode(self, text: str) -> torch.Tensor:
         return torch.tensor(self.vocab.encode(self.tokenizer.tokenize(text)), dtype=torch.long)
@@ -149,8 +148,7 @@ def train_language_model(data: str | CorpusConfig = "shakespeare", out_dir: str 
                          device: str = "cpu", **corpus_options) -> tuple[LanguageModel, dict]:
     corpus = data if isinstance(data, CorpusConfig) else CorpusConfig(data=data, **corpus_options)
     model_config = model or LanguageModelConfig()
-    train_config = train or TrainConfig(batch_size=64, lr=2e-3, epochs=50, patience=None, warmup=100,
-                                        max_time=1800, eval_every=1000)
+    train_config = train or TrainConfig(**LM_TRAIN_DEFAULTS)
     out_dir = Path(out_dir)
     start = time.monotonic()
     splits = load_corpus(corpus)

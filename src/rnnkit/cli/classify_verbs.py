@@ -73,7 +73,8 @@ def run_train(args: argparse.Namespace) -> int:
 
 
 def run_eval(args: argparse.Namespace) -> int:
-    from rnnkit.api.classifier import Classifier, resolve_model_path
+    from rnnkit.api.checkpoints import resolve_model_path
+    from rnnkit.api.classifier import Classifier
     from rnnkit.evaluation import format_report, write_report
     from rnnkit.training import load_checkpoint
 

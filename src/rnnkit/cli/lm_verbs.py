@@ -6,15 +6,11 @@ import argparse
 import json
 import sys
 
-from rnnkit.api.language_model import CorpusConfig
+from rnnkit.api.language_model import LM_TRAIN_DEFAULTS, CorpusConfig
 from rnnkit.cli.options import add_dataclass_arguments, dataclass_from_args
 from rnnkit.generation import SamplingConfig
 from rnnkit.models.config import LanguageModelConfig
 from rnnkit.training import TrainConfig
-
-# A 30-minute budget on 2 cores; choices made on Shakespeare's validation split (README "What to expect").
-LM_TRAIN_DEFAULTS = dict(batch_size=64, lr=2e-3, epochs=50, patience=None, warmup=100.0, max_time=1800.0,
-                         eval_every=1000, weight_decay=0.01)
 
 
 def register(verbs) -> None:

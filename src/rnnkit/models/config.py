@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, field, fields
+from dataclasses import dataclass, field, fields
 
 from rnnkit.models.pooling import parse_pooling
 from rnnkit.validation import check_choice, check_positive_int, check_probability
@@ -15,26 +15,35 @@ def _help(text: str, **kw):
 
 
 @dataclass
-class EncoderConfig:
-    """Embedding → recurrent stack: the part classifiers and language models share."""
+class RecurrentStackConfig:
+    """What every model here has: an embedding and a stack of one cell type, run by a back end."""
 
     cell: str = _help("recurrent cell: lstm, gru, rnn (tanh) or rnn_relu", default="gru")
     embedding_dim: int = _help("embedding size (50 with GloVe 6B 50d)", default=50)
     hidden_size: int = _help("hidden units per direction", default=128)
     num_layers: int = _help("stacked recurrent layers", default=1)
-    bidirectional: bool = _help("add a second recurrence from the end to the start", default=True)
-    layer_dropout: float = _help("dropout between stacked recurrent layers", default=0.0)
     embedding_dropout: float = _help("dropout on the embeddings", default=0.1)
-    freeze_pretrained: bool = _help("keep pretrained (GloVe) vectors fixed; only words without one learn theirs",
-                                    default=False)
-    backend: str = _help("recurrence back end: auto, native, reference, ...", default="auto")
+    backend: str = _help("recurrence back end: auto, native, reference, fused, ...", default="auto")
 
     def __post_init__(self):
         check_choice("cell", self.cell, CELLS)
         for name in ("embedding_dim", "hidden_size", "num_layers"):
             check_positive_int(name, getattr(self, name))
-        check_probability("layer_dropout", self.layer_dropout)
         check_probability("embedding_dropout", self.embedding_dropout)
+
+
+@dataclass
+class EncoderConfig(RecurrentStackConfig):
+    """Embedding → recurrent stack, both directions by default: the classifier's reader."""
+
+    bidirectional: bool = _help("add a second recurrence from the end to the start", default=True)
+    layer_dropout: float = _help("dropout between stacked recurrent layers", default=0.0)
+    freeze_pretrained: bool = _help("keep pretrained (GloVe) vectors fixed; only words without one learn theirs",
+                                    default=False)
+
+    def __post_init__(self):
+        super().__post_init__()
+        check_probability("layer_dropout", self.layer_dropout)
 
 
 @dataclass
@@ -50,10 +59,6 @@ class ClassifierConfig(EncoderConfig):
         check_probability("dropout", self.dropout)
 
 
-def to_dict(config) -> dict:
-    return asdict(config)
-
-
 def from_dict(cls, data: dict):
     """Build a config from JSON, naming any field this version does not know."""
     known = {f.name for f in fields(cls)}
@@ -64,22 +69,18 @@ def from_dict(cls, data: dict):
 
 
 @dataclass
-class LanguageModelConfig:
+class LanguageModelConfig(RecurrentStackConfig):
     """Embedding → recurrent stack (one direction) → locked dropout → Linear, optionally tied."""
 
     cell: str = _help("recurrent cell: lstm, gru, rnn (tanh) or rnn_relu", default="lstm")
     embedding_dim: int = _help("embedding size", default=128)
     hidden_size: int = _help("hidden units per layer", default=384)
     num_layers: int = _help("stacked recurrent layers", default=2)
-    dropout: float = _help("dropout on each layer's outputs, one mask for all time steps", default=0.0)
     embedding_dropout: float = _help("drop whole tokens from the embedding (one mask per sequence)", default=0.0)
+    dropout: float = _help("dropout on each layer's outputs, one mask for all time steps", default=0.0)
     tie_weights: bool = _help("share the embedding and output matrices (adds a projection if sizes differ)",
                               default=False)
-    backend: str = _help("recurrence back end: auto, native, reference, ...", default="auto")
 
     def __post_init__(self):
-        check_choice("cell", self.cell, CELLS)
-        for name in ("embedding_dim", "hidden_size", "num_layers"):
-            check_positive_int(name, getattr(self, name))
+        super().__post_init__()
         check_probability("dropout", self.dropout)
-        check_probability("embedding_dropout", self.embedding_dropout)
