@@ -105,3 +105,21 @@ def test_cli_help_lists_every_verb():
     r = _cli("train", "--help")
     for flag in ("--cell", "--pooling", "--max-length", "--patience", "--preset", "--text-columns"):
         assert flag in r.stdout
+
+
+def test_ensemble_averages_member_probabilities_and_round_trips(tiny_csv, tmp_path):
+    data = ClassifierDataConfig(data=str(tiny_csv["train"]), valid_data=str(tiny_csv["valid"]), min_freq=1,
+                                embeddings="random")
+    config = ClassifierConfig(cell="gru", embedding_dim=16, hidden_size=16, ensemble=2)
+    clf, summary = train_classifier(data, tmp_path / "ens", model=config,
+                                    train=TrainConfig(epochs=2, batch_size=16, lr=1e-2, progress=False))
+    texts = ["the goal and the coach", "bank shares"]
+    members = clf.model.members
+    assert len(members) == 2
+    singles = [Classifier(m, clf.tokenizer, clf.vocab, clf.labels, clf.max_length).predict_proba(texts)
+               for m in members]
+    np.testing.assert_allclose(clf.predict_proba(texts), (singles[0] + singles[1]) / 2, atol=1e-6)
+    assert not np.allclose(singles[0], singles[1])  # different seeds, different members
+    loaded = Classifier.load(tmp_path / "ens")
+    np.testing.assert_allclose(loaded.predict_proba(texts), clf.predict_proba(texts), atol=1e-6)
+    assert (tmp_path / "ens" / "member-1" / "log.jsonl").exists()

@@ -10,7 +10,7 @@ from __future__ import annotations
 import sys
 import time
 from collections import Counter
-from dataclasses import asdict
+from dataclasses import asdict, replace
 from pathlib import Path
 
 import numpy as np
@@ -21,7 +21,7 @@ from rnnkit.api.data_config import ClassifierDataConfig, load_classification_dat
 from rnnkit.data import EncodedDataset, Example, Vocabulary
 from rnnkit.data.tokenizers import CharTokenizer, WordTokenizer
 from rnnkit.evaluation import format_report, write_report
-from rnnkit.models.classifier import RNNClassifier
+from rnnkit.models.classifier import EnsembleClassifier, RNNClassifier, build_classifier
 from rnnkit.models.config import ClassifierConfig, from_dict
 from rnnkit.models.pretrained import glove_available, glove_words, init_embedding_from_glove
 from rnnkit.tasks.classification import ClassificationTask
@@ -55,8 +55,8 @@ class Classifier:
     @classmethod
     def load(cls, path: str | Path, map_location: str = "cpu") -> Classifier:
         state, meta, vocab, tokenizer = open_checkpoint(path, KIND, map_location)
-        model = RNNClassifier(from_dict(ClassifierConfig, meta["model_config"]), len(vocab), len(meta["labels"]),
-                              vocab.pad_id)
+        model = build_classifier(from_dict(ClassifierConfig, meta["model_config"]), len(vocab), len(meta["labels"]),
+                                 vocab.pad_id)
         model.load_state_dict(state)
         return cls(model, tokenizer, vocab, list(meta["labels"]), meta.get("max_length"), meta)
 
@@ -143,36 +143,47 @@ def train_classifier(data: str | ClassifierDataConfig = "bbc-news", out_dir: str
     _log(f"data {splits.name}: {len(splits.train)} train / {len(splits.valid)} valid / {len(splits.test)} test, "
          f"{len(labels)} classes, vocabulary {len(vocab)}")
 
-    torch.manual_seed(train_config.seed)
-    net = RNNClassifier(model_config, len(vocab), len(labels), vocab.pad_id)
-    if use_glove:
-        known = init_embedding_from_glove(net.encoder.embedding, vocab.tokens, set(vocab.special_ids))
-        net.encoder.frozen_rows.copy_(known)
-        _log(f"embeddings: GloVe 6B 50d for {int(known.sum())} of {len(vocab)} tokens"
-             + (" (kept fixed)" if model_config.freeze_pretrained else ""))
-    net.to(device)
+    members, histories, results = [], [], []
+    for i in range(model_config.ensemble):
+        # Member i trains with seed + i; its own log and best weights live in member-i/ when there are several.
+        seed = train_config.seed + i
+        member_config = replace(train_config, seed=seed)
+        member_dir = out_dir if model_config.ensemble == 1 else out_dir / f"member-{i}"
+        torch.manual_seed(seed)
+        net = RNNClassifier(model_config, len(vocab), len(labels), vocab.pad_id)
+        if use_glove:
+            known = init_embedding_from_glove(net.encoder.embedding, vocab.tokens, set(vocab.special_ids))
+            net.encoder.frozen_rows.copy_(known)
+            _log(f"embeddings: GloVe 6B 50d for {int(known.sum())} of {len(vocab)} tokens"
+                 + (" (kept fixed)" if model_config.freeze_pretrained else ""))
+        net.to(device)
+        task = ClassificationTask(train_data, valid_data, labels, train_config.batch_size, data_config.max_length,
+                                  seed=seed, pad_id=vocab.pad_id, label_smoothing=label_smoothing)
+        single = Classifier(net, tokenizer, vocab, labels, data_config.max_length)
+        save = (lambda _, c=single, d=member_dir: c.save(d / "model")) if model_config.ensemble == 1 else None
+        results.append(Trainer(net, task, member_config, member_dir, save_best=save).fit())
+        members.append(net)
+        histories.extend(results[-1].history)
+    net = members[0] if len(members) == 1 else EnsembleClassifier(members).eval()
     classifier = Classifier(net, tokenizer, vocab, labels, data_config.max_length,
                             {"data_config": asdict(data_config), "train_config": asdict(train_config),
                              "embeddings": "glove" if use_glove else "random"})
-    task = ClassificationTask(train_data, valid_data, labels, train_config.batch_size, data_config.max_length,
-                              seed=train_config.seed, pad_id=vocab.pad_id, label_smoothing=label_smoothing)
-    trainer = Trainer(net, task, train_config, out_dir,
-                      save_best=lambda _: classifier.save(out_dir / "model"))
-    result = trainer.fit()
+    result = results[0]
     train_seconds = time.monotonic() - start
 
     report = {"valid": task.report(net, valid_data)}
     if splits.test:
         report["test"] = classifier.evaluate(splits.test)
-    summary = {"best_epoch": result.best_epoch, "stopped": result.reason, "train_seconds": round(train_seconds, 1),
+    summary = {"best_epoch": [r.best_epoch for r in results] if len(results) > 1 else result.best_epoch,
+               "stopped": result.reason, "train_seconds": round(train_seconds, 1),
                "valid_accuracy": report["valid"]["accuracy"],
                "test_accuracy": report["test"]["accuracy"] if "test" in report else None,
-               "train_tokens_per_s": _mean_rate(result.history)}
+               "train_tokens_per_s": _mean_rate(histories)}
     classifier.meta.update(metrics=summary)
     classifier.save(out_dir / "model")
     final = report.get("test", report["valid"])
     write_report(out_dir / "report", {**final, "split": "test" if "test" in report else "valid",
-                                      "summary": summary, "valid": report["valid"]}, result.history)
+                                      "summary": summary, "valid": report["valid"]}, histories)
     _log(format_report(final))
     _log(f"saved {out_dir / 'model'}; report in {out_dir / 'report'}")
     return classifier, summary

@@ -52,11 +52,14 @@ class ClassifierConfig(EncoderConfig):
 
     pooling: str = _help("pooling over valid steps: last, mean, max, or several joined by '+'", default="max+mean")
     dropout: float = _help("dropout before the classifier layer", default=0.3)
+    ensemble: int = _help("train this many models with successive seeds and average their probabilities",
+                          default=1)
 
     def __post_init__(self):
         super().__post_init__()
         parse_pooling(self.pooling)
         check_probability("dropout", self.dropout)
+        check_positive_int("ensemble", self.ensemble)
 
 
 def from_dict(cls, data: dict):
