@@ -7,7 +7,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from rnnkit.data import ClassificationSplits, DataError, Example, load_bundled, read_examples
-from rnnkit.data.bundled import _REGISTRY as BUNDLED
+from rnnkit.data.bundled import bundled_names
 from rnnkit.validation import check_choice, check_positive_int, check_probability
 
 
@@ -97,8 +97,8 @@ def read_file(path: str, config: ClassifierDataConfig) -> tuple[list[Example], i
 def load_classification_data(config: ClassifierDataConfig, seed: int = 0) -> tuple[ClassificationSplits, int]:
     """Train/valid/test examples and the label list; the second value counts skipped records."""
     if not Path(config.data).exists():
-        if config.data not in BUNDLED:
-            raise DataError(config.data, message=f"no such file or folder, nor a bundled data set ({sorted(BUNDLED)})")
+        if config.data not in bundled_names():
+            raise DataError(config.data, message=f"no such file or folder, nor a bundled data set ({bundled_names()})")
         splits = load_bundled(config.data)
         if not isinstance(splits, ClassificationSplits):
             raise ValueError(f"data={config.data!r} is a text corpus for language models, not a classification set")

@@ -16,7 +16,7 @@ import torch
 
 from rnnkit.api.checkpoints import open_checkpoint
 from rnnkit.data import DataError, TextSplits, Vocabulary, load_bundled
-from rnnkit.data.bundled import _REGISTRY as BUNDLED
+from rnnkit.data.bundled import bundled_names
 from rnnkit.data.tokenizers import CharTokenizer, WordTokenizer
 from rnnkit.evaluation import plot_training_curves, write_report
 from rnnkit.generation import SamplingConfig, generate_pieces
@@ -84,7 +84,7 @@ def read_text(path: str) -> str:
 
 
 def load_corpus(config: CorpusConfig) -> TextSplits:
-    if not Path(config.data).exists() and config.data in BUNDLED:
+    if not Path(config.data).exists() and config.data in bundled_names():
         splits = load_bundled(config.data)
         if not isinstance(splits, TextSplits):
             raise ValueError(f"data={config.data!r} is a classification set, not a text corpus")

@@ -167,6 +167,11 @@ def load_bundled(name: str) -> ClassificationSplits | TextSplits:
     return _REGISTRY[name].load()
 
 
+def bundled_names() -> list[str]:
+    """Names of the bundled data sets, without loading any of them."""
+    return sorted(_REGISTRY)
+
+
 def list_bundled() -> list[dict]:
     """One dict per data set: ``name``, ``kind``, ``description``, ``unit`` and ``sizes``.
 
