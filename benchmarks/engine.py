@@ -10,7 +10,8 @@ Extra rows:
            batch padded to 200 (real tokens only are counted for both)
   extras   LayerNorm-LSTM training against plain LSTM training in the same engine (ratio = cost)
 
-Usage:  python benchmarks/engine.py [--quick] [--backends fused,auto] [--threads N]
+Usage:  python benchmarks/engine.py [--quick] [--backends fused,native,auto] [--sections plain,lengths,extras]
+                                    [--cells rnn,gru,lstm] [--threads N]
 """
 
 from __future__ import annotations
@@ -58,34 +59,40 @@ def measure(fns: dict, tokens: int, rounds: int, round_s: float) -> dict[str, fl
     return {name: tokens / statistics.median(t) for name, t in times.items()}
 
 
-def compare(cell: str, training: bool, batch: int, hidden: int, backends: list[str], rounds: int, round_s: float):
+def _backend_fns(kit, x, training: bool, backends: list[str], **kw) -> dict:
+    fns = {}
+    for name in backends:
+        def run(name=name):
+            kit.backend = name
+            _step(kit, x, training, **kw)
+        fns[name] = run
+    return fns
+
+
+def compare(cell: str, training: bool, batch: int, hidden: int, backends: list[str], rounds: int, round_s: float,
+            varlen: bool = False):
+    """tokens/s of torch.nn and each back end (and which one ``auto`` picked).
+
+    ``varlen``: a batch of random lengths in [10, 200] given through ``lengths``, against torch.nn on the
+    same batch padded to 200; real tokens only are counted for both.
+    """
     torch_cls, kit_cls = CELLS[cell]
     ref = torch_cls(INPUT, hidden).train(training)
     kit = kit_cls(INPUT, hidden).train(training)
     kit.load_state_dict(ref.state_dict())
-    x = torch.randn(SEQ, batch, INPUT)
+    lengths = None
+    if varlen:
+        lengths = torch.randint(10, 201, (batch,), generator=torch.Generator().manual_seed(0))
+        x = torch.randn(200, batch, INPUT)
+    else:
+        x = torch.randn(SEQ, batch, INPUT)
     fns = {"torch.nn": lambda: _step(ref, x, training)}
+    fns.update(_backend_fns(kit, x, training, backends, **({} if lengths is None else {"lengths": lengths})))
     chosen = {}
-    for name in backends:
-        def run(name=name):
-            kit.backend = name
-            _step(kit, x, training)
-        fns[name] = run
-        if name == "auto":
-            chosen[name] = rnnkit.engine.resolve_backend("auto", kit, x, None).name
-    return measure(fns, SEQ * batch, rounds, round_s), chosen
-
-
-def lengths_row(cell: str, training: bool, batch: int, hidden: int, rounds: int, round_s: float):
-    torch_cls, kit_cls = CELLS[cell]
-    generator = torch.Generator().manual_seed(0)
-    lengths = torch.randint(10, 201, (batch,), generator=generator)
-    x = torch.randn(200, batch, INPUT)
-    ref = torch_cls(INPUT, hidden).train(training)
-    kit = kit_cls(INPUT, hidden, backend="auto").train(training)
-    kit.load_state_dict(ref.state_dict())
-    fns = {"torch.nn": lambda: _step(ref, x, training), "auto": lambda: _step(kit, x, training, lengths=lengths)}
-    return measure(fns, int(lengths.sum()), rounds, round_s)
+    if "auto" in backends:
+        chosen["auto"] = rnnkit.engine.resolve_backend("auto", kit, x, lengths).name
+    tokens = SEQ * batch if lengths is None else int(lengths.sum())
+    return measure(fns, tokens, rounds, round_s), chosen
 
 
 def extras_row(hidden: int, batch: int, backend: str, rounds: int, round_s: float):
@@ -101,6 +108,7 @@ def main() -> None:
     parser.add_argument("--quick", action="store_true", help="hidden 256 only, short rounds (about a minute)")
     parser.add_argument("--backends", default="fused,auto", help="rnnkit back ends to compare (comma-separated)")
     parser.add_argument("--cells", default="rnn,gru,lstm")
+    parser.add_argument("--sections", default="plain,lengths,extras", help="tables to print (comma-separated)")
     parser.add_argument("--threads", type=int, default=0, help="torch threads (0: leave the default)")
     args = parser.parse_args()
     if args.threads:
@@ -110,29 +118,28 @@ def main() -> None:
     rounds, round_s = (3, 0.05) if args.quick else (5, 0.2)
     print(f"# rnnkit engine benchmark: seq {SEQ}, input {INPUT}, torch {torch.__version__}, "
           f"{torch.get_num_threads()} threads, load average {os.getloadavg()[0]:.2f}")
-    head = "| cell | mode | batch | hidden | torch.nn tok/s | " + " | ".join(
-        f"{b} tok/s | {b} ×" for b in backends) + " |"
-    print(head)
-    print("|" + "---|" * (head.count("|") - 1))
-    for cell in args.cells.split(","):
-        for training in (False, True):
-            for batch in (1, 16, 64):
-                for hidden in hiddens:
-                    speed, chosen = compare(cell, training, batch, hidden, backends, rounds, round_s)
+    head = " | ".join(f"{b} tok/s | {b} ×" for b in backends) + " |"
+    sections = args.sections.split(",")
+    shapes = [(b, h) for b in (1, 16, 64) for h in hiddens]
+    tables = [("plain", "# equal lengths", shapes, False),
+              ("lengths", "# random lengths in [10, 200] via `lengths` vs torch.nn padded to 200, real tokens/s",
+               [(b, 256) for b in ((64,) if args.quick else (16, 64))], True)]
+    for section, title, rows, varlen in tables:
+        if section not in sections:
+            continue
+        print(f"\n{title}\n| cell | mode | batch | hidden | torch.nn tok/s | {head}")
+        print("|" + "---|" * (head.count("|") + 5))
+        for cell in args.cells.split(","):
+            for training in (False, True):
+                for batch, hidden in rows:
+                    speed, chosen = compare(cell, training, batch, hidden, backends, rounds, round_s, varlen)
                     base = speed["torch.nn"]
                     cols = " | ".join(f"{speed[b]:,.0f} | {speed[b] / base:.2f}" + (
                         f" ({chosen[b]})" if b in chosen else "") for b in backends)
                     mode = "train" if training else "infer"
-                    print(f"| {cell} | {mode} | {batch} | {hidden} | {base:,.0f} | {cols} |", flush=True)
-    print("\n# random lengths in [10, 200] via `lengths` (auto) vs torch.nn padded to 200, real tokens/s")
-    print("| cell | mode | batch | hidden | torch.nn padded | rnnkit lengths | × |\n|---|---|---|---|---|---|---|")
-    for cell in args.cells.split(","):
-        for training in (False, True):
-            for batch in ((64,) if args.quick else (16, 64)):
-                speed = lengths_row(cell, training, batch, 256, rounds, round_s)
-                mode = "train" if training else "infer"
-                print(f"| {cell} | {mode} | {batch} | 256 | {speed['torch.nn']:,.0f} | {speed['auto']:,.0f} | "
-                      f"{speed['auto'] / speed['torch.nn']:.2f} |", flush=True)
+                    print(f"| {cell} | {mode} | {batch} | {hidden} | {base:,.0f} | {cols}", flush=True)
+    if "extras" not in sections:
+        return
     print("\n# LayerNorm-LSTM training cost against plain LSTM in the same engine (≤ 1.5 is the target)")
     print("| engine | batch | hidden | plain tok/s | layer_norm tok/s | cost × |\n|---|---|---|---|---|---|")
     for engine in ("fused", "reference"):

@@ -9,7 +9,7 @@ import pytest
 
 from rnnkit.api.classifier import Classifier, train_classifier
 from rnnkit.api.data_config import ClassifierDataConfig
-from rnnkit.data import DataError
+from rnnkit.data import DataError, read_examples
 from rnnkit.models.config import ClassifierConfig
 from rnnkit.training import TrainConfig
 
@@ -123,3 +123,27 @@ def test_ensemble_averages_member_probabilities_and_round_trips(tiny_csv, tmp_pa
     loaded = Classifier.load(tmp_path / "ens")
     np.testing.assert_allclose(loaded.predict_proba(texts), clf.predict_proba(texts), atol=1e-6)
     assert (tmp_path / "ens" / "member-1" / "log.jsonl").exists()
+
+
+def test_cross_fit_trains_one_member_per_fold_and_reports_out_of_fold(tiny_csv, tmp_path):
+    data = ClassifierDataConfig(data=str(tiny_csv["train"]), valid_data=str(tiny_csv["valid"]), min_freq=1,
+                                embeddings="random")
+    config = ClassifierConfig(cell="gru", embedding_dim=16, hidden_size=16, ensemble=3, cross_fit=True)
+    clf, summary = train_classifier(data, tmp_path / "cf", model=config,
+                                    train=TrainConfig(epochs=2, batch_size=16, lr=1e-2, progress=False))
+    assert len(clf.model.members) == 3
+    metrics = json.loads((tmp_path / "cf" / "report" / "metrics.json").read_text())
+    pooled = len(read_examples(str(tiny_csv["train"])).examples) + len(read_examples(str(tiny_csv["valid"])).examples)
+    # Out-of-fold: every pooled example is predicted once, by the member that never trained on it.
+    assert metrics["valid"]["out_of_fold"] is True
+    assert int(np.sum(metrics["valid"]["confusion_matrix"])) == pooled
+    for i in range(3):
+        log = [json.loads(line) for line in (tmp_path / "cf" / f"member-{i}" / "log.jsonl").read_text().splitlines()]
+        assert log and "valid_accuracy" in log[-1]
+    loaded = Classifier.load(tmp_path / "cf")
+    assert loaded.model.config.cross_fit and loaded.model.config.ensemble == 3
+
+
+def test_cross_fit_needs_an_ensemble():
+    with pytest.raises(ValueError, match="cross_fit needs ensemble >= 2"):
+        ClassifierConfig(ensemble=1, cross_fit=True)

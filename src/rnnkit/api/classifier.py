@@ -18,9 +18,9 @@ import torch
 
 from rnnkit.api.checkpoints import open_checkpoint
 from rnnkit.api.data_config import ClassifierDataConfig, load_classification_data, read_file
-from rnnkit.data import EncodedDataset, Example, Vocabulary
+from rnnkit.data import EncodedDataset, Example, Vocabulary, stratified_folds
 from rnnkit.data.tokenizers import CharTokenizer, WordTokenizer
-from rnnkit.evaluation import format_report, write_report
+from rnnkit.evaluation import classification_report, format_report, write_report
 from rnnkit.models.classifier import EnsembleClassifier, RNNClassifier, build_classifier
 from rnnkit.models.config import ClassifierConfig, from_dict
 from rnnkit.models.pretrained import glove_available, glove_words, init_embedding_from_glove
@@ -136,19 +136,24 @@ def train_classifier(data: str | ClassifierDataConfig = "bbc-news", out_dir: str
     use_glove = data_config.embeddings == "glove" or (
         data_config.embeddings == "auto" and glove_available() and model_config.embedding_dim == 50
         and data_config.tokenizer == "word")
-    vocab = build_vocabulary(splits.train, tokenizer, data_config, use_glove)
+    pooled = splits.train + splits.valid if model_config.cross_fit else splits.train
+    vocab = build_vocabulary(pooled, tokenizer, data_config, use_glove)
     labels = splits.labels
-    train_data = EncodedDataset.from_examples(splits.train, tokenizer, vocab, labels)
+    train_data = EncodedDataset.from_examples(pooled, tokenizer, vocab, labels)
     valid_data = EncodedDataset.from_examples(splits.valid, tokenizer, vocab, labels)
     _log(f"data {splits.name}: {len(splits.train)} train / {len(splits.valid)} valid / {len(splits.test)} test, "
          f"{len(labels)} classes, vocabulary {len(vocab)}")
+    plan = _member_data(train_data, valid_data, model_config, train_config.seed)
+    if model_config.cross_fit:
+        _log(f"cross-fitting {len(plan)} members on {len(train_data)} pooled examples "
+             f"({len(plan[0][0])} train / {len(plan[0][1])} held out each)")
 
-    members, histories, results = [], [], []
-    for i in range(model_config.ensemble):
+    members, histories, results, held_out = [], [], [], []
+    for i, (member_train, member_valid) in enumerate(plan):
         # Member i trains with seed + i; its own log and best weights live in member-i/ when there are several.
         seed = train_config.seed + i
         member_config = replace(train_config, seed=seed)
-        member_dir = out_dir if model_config.ensemble == 1 else out_dir / f"member-{i}"
+        member_dir = out_dir if len(plan) == 1 else out_dir / f"member-{i}"
         torch.manual_seed(seed)
         net = RNNClassifier(model_config, len(vocab), len(labels), vocab.pad_id)
         if use_glove:
@@ -157,13 +162,15 @@ def train_classifier(data: str | ClassifierDataConfig = "bbc-news", out_dir: str
             _log(f"embeddings: GloVe 6B 50d for {int(known.sum())} of {len(vocab)} tokens"
                  + (" (kept fixed)" if model_config.freeze_pretrained else ""))
         net.to(device)
-        task = ClassificationTask(train_data, valid_data, labels, train_config.batch_size, data_config.max_length,
+        task = ClassificationTask(member_train, member_valid, labels, train_config.batch_size, data_config.max_length,
                                   seed=seed, pad_id=vocab.pad_id, label_smoothing=label_smoothing)
         single = Classifier(net, tokenizer, vocab, labels, data_config.max_length)
-        save = (lambda _, c=single, d=member_dir: c.save(d / "model")) if model_config.ensemble == 1 else None
+        save = (lambda _, c=single, d=member_dir: c.save(d / "model")) if len(plan) == 1 else None
         results.append(Trainer(net, task, member_config, member_dir, save_best=save).fit())
         members.append(net)
         histories.extend(results[-1].history)
+        if model_config.cross_fit:
+            held_out.append((member_valid.label_ids, task.predict_proba(net, member_valid).argmax(1).tolist()))
     net = members[0] if len(members) == 1 else EnsembleClassifier(members).eval()
     classifier = Classifier(net, tokenizer, vocab, labels, data_config.max_length,
                             {"data_config": asdict(data_config), "train_config": asdict(train_config),
@@ -171,7 +178,13 @@ def train_classifier(data: str | ClassifierDataConfig = "bbc-news", out_dir: str
     result = results[0]
     train_seconds = time.monotonic() - start
 
-    report = {"valid": task.report(net, valid_data)}
+    if model_config.cross_fit:
+        # The ensemble has seen the validation split: report each member on the fold it never trained on.
+        y_true = [y for truth, _ in held_out for y in truth]
+        y_pred = [y for _, predicted in held_out for y in predicted]
+        report = {"valid": {**classification_report(y_true, y_pred, labels), "out_of_fold": True}}
+    else:
+        report = {"valid": task.report(net, valid_data)}
     if splits.test:
         report["test"] = classifier.evaluate(splits.test)
     summary = {"best_epoch": [r.best_epoch for r in results] if len(results) > 1 else result.best_epoch,
@@ -187,6 +200,20 @@ def train_classifier(data: str | ClassifierDataConfig = "bbc-news", out_dir: str
     _log(format_report(final))
     _log(f"saved {out_dir / 'model'}; report in {out_dir / 'report'}")
     return classifier, summary
+
+
+def _member_data(train: EncodedDataset, valid: EncodedDataset, config: ClassifierConfig, seed: int
+                 ) -> list[tuple[EncodedDataset, EncodedDataset]]:
+    """(training data, early-stopping data) per ensemble member.
+
+    Plain ensembles share one split. Cross-fitting gets ``train`` = training + validation examples pooled and
+    cuts it into ``config.ensemble`` stratified folds: member i stops early on fold i and trains on the rest.
+    """
+    if not config.cross_fit:
+        return [(train, valid)] * config.ensemble
+    folds = stratified_folds(train.label_ids, config.ensemble, seed)
+    everything = set(range(len(train)))
+    return [(train.subset(sorted(everything - set(fold))), train.subset(fold)) for fold in folds]
 
 
 def _mean_rate(history: list[dict]) -> float | None:

@@ -85,6 +85,11 @@ class EncodedDataset:
                 label_ids.append(index[example.label])
         return cls(ids, label_ids, [ex.source for ex in examples])
 
+    def subset(self, indices: Sequence[int]) -> EncodedDataset:
+        """The examples at ``indices``, in that order (no re-tokenizing)."""
+        labels = None if self.label_ids is None else [self.label_ids[i] for i in indices]
+        return EncodedDataset([self.ids[i] for i in indices], labels, [self.sources[i] for i in indices])
+
     @property
     def lengths(self) -> list[int]:
         return [len(seq) for seq in self.ids]

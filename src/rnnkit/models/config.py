@@ -54,12 +54,17 @@ class ClassifierConfig(EncoderConfig):
     dropout: float = _help("dropout before the classifier layer", default=0.3)
     ensemble: int = _help("train this many models with successive seeds and average their probabilities",
                           default=1)
+    cross_fit: bool = _help("with ensemble N >= 2: pool the training and validation data and cut them into N "
+                            "folds; member i trains on the others and stops early on fold i. Validation "
+                            "figures are then out-of-fold over every pooled example", default=False)
 
     def __post_init__(self):
         super().__post_init__()
         parse_pooling(self.pooling)
         check_probability("dropout", self.dropout)
         check_positive_int("ensemble", self.ensemble)
+        if self.cross_fit and self.ensemble < 2:
+            raise ValueError(f"cross_fit needs ensemble >= 2 (one member per fold), got ensemble={self.ensemble}")
 
 
 def from_dict(cls, data: dict):
