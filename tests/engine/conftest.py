@@ -15,6 +15,24 @@ KINDS = {
 }
 
 
+def _threads(count: int):
+    before = torch.get_num_threads()
+    torch.set_num_threads(count)
+    yield
+    torch.set_num_threads(before)
+
+
+@pytest.fixture
+def two_threads():
+    """torch runs 2 threads for the test (the fused kernels split rows or units across them)."""
+    yield from _threads(2)
+
+
+@pytest.fixture
+def three_threads():
+    yield from _threads(3)
+
+
 def make_layer(kind: str, input_size=4, hidden=5, layers=1, bidirectional=False, bias=True, **options):
     cls, base = KINDS[kind]
     torch.manual_seed(0)

@@ -76,14 +76,6 @@ def test_gradcheck(kind):
     assert torch.autograd.gradcheck(f, (x, *hx, *[p.detach().requires_grad_(True) for p in params]))
 
 
-@pytest.fixture
-def three_threads():
-    before = torch.get_num_threads()
-    torch.set_num_threads(3)
-    yield
-    torch.set_num_threads(before)
-
-
 @pytest.mark.parametrize("kind", list(KINDS))
 @pytest.mark.parametrize("lengths", [None, [9, 1, 4, 9, 2, 7, 3, 8, 5, 6, 2, 1]])
 def test_rows_split_across_threads(kind, lengths, three_threads):

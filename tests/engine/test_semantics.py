@@ -85,8 +85,12 @@ def test_auto_choice():
     for cls in (rnnkit.RNN, rnnkit.GRU):
         assert resolve_backend("auto", cls(3, 4), x_big, None).name == "fused"
     lstm = rnnkit.LSTM(3, 4)
-    assert resolve_backend("auto", lstm, x_small, None).name == "native"  # oneDNN's LSTM is faster padded
+    assert resolve_backend("auto", lstm, x_small, None).name == "fused"  # under 8 rows: the unit-split forward
+    lstm.eval()
+    assert resolve_backend("auto", lstm, torch.randn(5, 8, 3), None).name == "native"  # oneDNN inference
     assert resolve_backend("auto", lstm, x_big, None).name == "native"
+    lstm.train()
+    assert resolve_backend("auto", lstm, x_big, None).name == "fused"  # training: the fused BPTT is faster
     assert resolve_backend("auto", lstm, x_big, torch.full((32,), 3)).name == "fused"
     assert resolve_backend("fused", lstm, x_big, None).name == "fused"  # an explicit choice is honoured
 

@@ -5,7 +5,8 @@ for LayerNorm cells), then ``Recurrence`` (plain cells) or ``ExtrasRecurrence`` 
 
 Rows (sequences) never interact, so the batch is cut into one block of rows per torch thread (each ≥ 4
 rows) and every block runs the whole loop on its own thread with a one-thread BLAS: no synchronisation
-per step, where torch.nn forks and joins for every op. Tiny batches stay one block (``_blas_threads``).
+per step, where torch.nn forks and joins for every op. Tiny batches stay one block; their forward splits
+the hidden units across the threads instead, which meet after every step (``_unit_threads``).
 
 Variable lengths without packing and without wasted work: the rows are ranked by length once for the whole
 stack and dealt round-robin to the blocks, each block longest first, so at step t only its first n_t rows
@@ -18,6 +19,8 @@ as the reference back end draws them, so a seed gives the same numbers on both.
 """
 
 from __future__ import annotations
+
+import os
 
 import torch
 from torch import Tensor
@@ -50,12 +53,43 @@ def _blas_threads(layer, batch: int, itemsize: int) -> int:
     """BLAS threads for the per-step matmul when the rows are one block (tiny batches; 0: torch's setting).
 
     One thread when W_hh is small (≤ 256 KiB, e.g. GRU at H = 128): a second thread only adds a fork/join per
-    step there. Above that the step is memory-bound and two cores read the weight faster.
+    step there. Above that the step is memory-bound and two cores read the weight faster. This is the
+    backward's setting; the forward splits its hidden units across threads instead (``_unit_threads``), and
+    its product at 1-3 rows is a hand loop without the BLAS.
     """
     if _chunks(batch) > 1:
         return 0
     gates = {RNNCell: 1, GRUCell: 3, LSTMCell: 4}[layer.cell_type]
     return 1 if gates * layer.hidden_size ** 2 * itemsize <= 1 << 18 else 0
+
+
+# The least W_hh (bytes) each thread of a unit-split forward gets; see ``_unit_threads``.
+SPLIT_BYTES_PER_THREAD = 16 << 10
+
+
+def _unit_threads(layer, batch: int, itemsize: int) -> int:
+    """Threads the forward splits the hidden units across when the rows are one block (1: no split).
+
+    Each thread owns a slice of W_hh (its units' rows of every gate), kept in its core's L2 for the whole call,
+    and the threads meet after every step (``kernels_forward.h``). Every torch thread, as far as the CPUs
+    allow, as long as each gets at least 16 KiB of W_hh: below that the meeting and the per-call start cost
+    more than the product saves. Measured at batch 1 on the idle 2-core Xeon (AVX-512, 1 MiB L2 per core),
+    f32, kernel only, µs per step, one thread → two, calls of 100 steps (fastest of many)::
+
+        RNN   H 64 (16 KiB) 0.41 → 0.61   H 96 (36 KiB) 0.94 → 0.73   H 128 1.22 → 0.91   H 256 4.2 → 2.4
+              H 512 24 → 8.4
+        GRU   H 32 (12 KiB) 0.48 → 0.56   H 64 (48 KiB) 1.10 → 0.95   H 128 3.4 → 2.1     H 256 13.9 → 6.8
+              H 512 143 → 65
+        LSTM  H 32 (16 KiB) 0.55 → 0.58   H 64 (64 KiB) 1.44 → 1.02   H 128 4.6 → 2.7     H 256 27 → 9.3
+              H 512 188 → 95
+
+    (f64 RNN H 64, 32 KiB: 0.95 → 0.81. In calls of 20 steps the 36-48 KiB rows still gain 8-16%.)
+    """
+    if _chunks(batch) > 1:
+        return 1
+    gates = {RNNCell: 1, GRUCell: 3, LSTMCell: 4}[layer.cell_type]
+    share = gates * layer.hidden_size ** 2 * itemsize // max(1, SPLIT_BYTES_PER_THREAD)
+    return max(1, min(torch.get_num_threads(), len(os.sched_getaffinity(0)), layer.hidden_size, share))
 
 
 def layout(lengths: Tensor | None, steps: int, batch: int) -> tuple[Tensor | None, tuple[Tensor, Tensor]]:
@@ -96,7 +130,7 @@ def _masks(cell, training: bool, steps: int, batch: int, like: Tensor, order: Te
 
 
 def run_direction(layer, k: int, d: int, x: Tensor, h0: tuple[Tensor, ...] | None, rows: tuple[Tensor, Tensor],
-                  padded: bool, threads: int, order: Tensor | None = None):
+                  padded: bool, threads: int, order: Tensor | None = None, units: int = 1):
     """One layer and direction over time-major x (T, B, F) whose rows are sorted longest first."""
     kind = _kind(layer)
     cell = layer.cell_for(k, d)
@@ -115,7 +149,7 @@ def run_direction(layer, k: int, d: int, x: Tensor, h0: tuple[Tensor, ...] | Non
     c0 = h0[1] if lstm else None
     if not cell.has_extras:
         xp = F.linear(x, p["weight_ih"], bias)
-        results = Recurrence.apply(kind, rows, padded, threads, xp, h0[0], c0, p["weight_hh"], b_rec)
+        results = Recurrence.apply(kind, rows, padded, threads, units, xp, h0[0], c0, p["weight_hh"], b_rec)
         return results[0], tuple(results[1:])
     xp = F.linear(x, p["weight_ih"])
     if cell.layer_norm:
@@ -151,11 +185,15 @@ class FusedBackend:
     def preference(self, layer, x: Tensor, lengths: Tensor | None, training: bool) -> float:
         """Score for ``auto`` (native scores 10): above it except where oneDNN's LSTM is faster.
 
-        Measured (benchmarks/engine.py): oneDNN's LSTM beats these kernels on padded batches of every size,
-        so a plain LSTM without ``lengths`` goes native; with ``lengths`` torch.nn needs a PackedSequence,
-        whose slow path these kernels beat (training 1.5×). GRU and simple RNN have no oneDNN kernel.
+        Measured (``benchmarks/engine.py``, 2 cores, hidden 128-512): oneDNN's LSTM *inference* beats these
+        kernels on padded batches of 16 and 64 rows (fused 0.7-0.9× torch.nn at hidden ≥ 256), so there a plain
+        LSTM goes native; under 8 rows the forward splits the hidden units across the cores and wins (batch 1:
+        1.0-1.4×). LSTM *training* is faster here at every batch (1.05-1.7× against native's 0.95-1.05×), and
+        so is everything with ``lengths`` (torch.nn needs a PackedSequence). GRU and simple RNN have no oneDNN
+        kernel.
         """
-        if layer.cell_type is LSTMCell and lengths is None:
+        rows = x.shape[1] if x.dim() == 3 else 1
+        if layer.cell_type is LSTMCell and lengths is None and not training and rows >= 8:
             return 5.0
         return 20.0
 
@@ -172,6 +210,7 @@ class FusedBackend:
                 hx = tuple(s.index_select(1, index) for s in hx)
         padded = lengths is not None
         threads = _blas_threads(layer, batch, x.element_size())
+        units = _unit_threads(layer, batch, x.element_size())
         dirs = layer.num_directions
         finals: list[tuple[Tensor, ...]] = []
         for k in range(layer.num_layers):
@@ -180,7 +219,7 @@ class FusedBackend:
                 index = k * dirs + d
                 h0 = None if hx is None else tuple(s[index] for s in hx)
                 x_d = x if d == 0 else reverse_padded(x, lengths)
-                out, final = run_direction(layer, k, d, x_d, h0, rows, padded, threads, order)
+                out, final = run_direction(layer, k, d, x_d, h0, rows, padded, threads, order, units)
                 outputs.append(out if d == 0 else reverse_padded(out, lengths))
                 finals.append(final)
             x = outputs[0] if dirs == 1 else torch.cat(outputs, dim=2)

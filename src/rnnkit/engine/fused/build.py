@@ -25,7 +25,8 @@ from pathlib import Path
 import torch
 
 SOURCE = Path(__file__).with_name("kernels.cpp")
-SOURCES = (SOURCE, SOURCE.with_name("kernels_extras.h"))  # everything the build reads, for the cache key
+SOURCES = (SOURCE, *(SOURCE.with_name(h) for h in ("kernels_extras.h", "kernels_forward.h", "kernels_threads.h")))
+# ^ everything the build reads: the cache key
 # -ffast-math lets gcc call glibc's vectorised exp/tanh (libmvec); the kernels never rely on NaN/inf checks.
 FLAGS = ["-O3", "-march=native", "-ffast-math", "-fopenmp-simd", "-fPIC", "-shared", "-fvisibility=hidden",
          "-std=c++17"]

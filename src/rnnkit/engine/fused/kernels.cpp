@@ -1,12 +1,13 @@
 // rnnkit fused recurrence kernels: the whole time loop of one layer and direction in C++.
 //
 // Plain C++ with a C ABI (called through ctypes), no torch headers, so it compiles in about a second.
-// The per-step matmul goes to the BLAS (MKL) that torch already loaded (sgemm_/dgemm_); the gates are
-// one fused pointwise loop per step. The input projection xp = x·W_ihᵀ + b for all steps is done by torch
-// before, and the weight gradients by torch after (one matmul each over all steps).
+// The per-step matmul goes to the BLAS (MKL) that torch already loaded (sgemm_/dgemm_) or, at tiny batches,
+// to a hand loop over a private copy of the weight (kernels_forward.h); the gates are one fused pointwise loop
+// per step. The input projection xp = x·W_ihᵀ + b for all steps is done by torch before, and the weight
+// gradients by torch after (one matmul each over all steps).
 //
-// Layout (row-major, time-major): xp (T, B, G·H); out, cs (T, B, H); h0, c0, hT, cT (B, H); w_hh (G·H, H);
-// w_t = w_hhᵀ made contiguous (H, G·H): MKL multiplies h·w_t 1.1-4× faster than h·w_hhᵀ through a transposed view.
+// Layout (row-major, time-major): xp (T, B, G·H); out, cs (T, B, H); h0, c0, hT, cT (B, H); w_hh (G·H, H) as
+// torch stores it (the forward packs it, or copies slices of its transpose, itself: kernels_forward.h).
 // bs[t] = number of sequences still running at step t; the batch is sorted by length, longest first, so the
 // running rows are always the first bs[t] rows and each step's matmul works on a contiguous block.
 // kind: 0 RNN tanh, 1 RNN relu, 2 LSTM (gates i, f, g, o), 3 GRU (gates r, z, n; b_hh (3H) never null).
@@ -28,10 +29,34 @@ void cblas_sgemm_pack(int layout, int identifier, int trans, int m, int n, int k
                       int ld, float* dest);
 void cblas_sgemm_compute(int layout, int transa, int transb, int m, int n, int k, const float* a, int lda,
                          const float* b, int ldb, float beta, float* c, int ldc);
+// MKL's out-of-place transpose (mkl_trans.h): B (cols × rows) = Aᵀ, for the per-thread weight slices.
+void MKL_Somatcopy(char ordering, char trans, size_t rows, size_t cols, float alpha, const float* a, size_t lda,
+                   float* b, size_t ldb);
+void MKL_Domatcopy(char ordering, char trans, size_t rows, size_t cols, double alpha, const double* a, size_t lda,
+                   double* b, size_t ldb);
+// torch's OpenMP runtime (libgomp, loaded with libtorch_cpu); weak: null where torch uses another one.
+void GOMP_parallel(void (*fn)(void*), void* data, unsigned num_threads, unsigned flags) __attribute__((weak));
+int omp_get_thread_num() __attribute__((weak));
+int omp_get_num_threads() __attribute__((weak));
 }
+#include <pthread.h>
+
+#include <algorithm>
+#include <atomic>
+#include <chrono>
 #include <cstdlib>
 #include <thread>
 #include <vector>
+#if defined(__x86_64__) || defined(__i386__)
+#include <immintrin.h>  // _mm_pause
+#endif
+
+// 512-bit vectors, where gcc's default for AVX-512 machines is 256 (it matters only there; MKL runs 512-bit
+// already): the pointwise update 1.3-1.7× faster, the hand matrix-vector loop 1.1-1.3× (measured, f32,
+// H 128-256). For the whole file: where a loop is inlined, the caller's setting is the one that counts.
+#if defined(__x86_64__)
+#pragma GCC target("prefer-vector-width=512")
+#endif
 
 namespace {
 
@@ -45,30 +70,39 @@ inline void gemm(char ta, char tb, int m, int n, int k, double alpha, const doub
                  int ldb, double beta, double* c, int ldc) {
   dgemm_(&ta, &tb, &m, &n, &k, &alpha, a, &lda, b, &ldb, &beta, c, &ldc);
 }
+// b (cols × rows, leading dimension ldb) = aᵀ, a (rows × cols, lda), all row-major.
+inline void transpose(int rows, int cols, const float* a, int lda, float* b, int ldb) {
+  MKL_Somatcopy('R', 'T', rows, cols, 1.0f, a, lda, b, ldb);
+}
+inline void transpose(int rows, int cols, const double* a, int lda, double* b, int ldb) {
+  MKL_Domatcopy('R', 'T', rows, cols, 1.0, a, lda, b, ldb);
+}
 
-// The recurrent product C (n × N) = A (n × K) · W (K × N), all row-major, with W fixed for the whole loop.
-// float: W packed once by MKL (about 1.2-2× faster at small n: no per-call packing of the weight); double:
-// plain dgemm. beta is 0 or 1.
-enum { ROW_MAJOR = 101, NO_TRANS = 111, PACKED = 151, B_MATRIX = 162 };
+// The recurrent product C (n × N) = A (n × K) · W (K × N), all row-major, with W fixed for the whole loop;
+// `trans`: w holds Wᵀ (N × K), e.g. w_hh for the forward's h·W_hhᵀ. float: W packed once by MKL (about 1.2-2×
+// faster at small n: no per-call packing of the weight; packing from Wᵀ costs the same); double: plain dgemm
+// (through the transposed view for `trans`: 1.6× slower than a transposed copy at 8-16 rows, 1.3-1.5× faster
+// from 32). beta is 0 or 1.
+enum { ROW_MAJOR = 101, NO_TRANS = 111, TRANS = 112, PACKED = 151, B_MATRIX = 162 };
 
 template <typename S>
 struct RecurrentWeight {
-  const S* w; int K, N;
-  RecurrentWeight(const S* w, int K, int N, int) : w(w), K(K), N(N) {}
+  const S* w; int K, N; bool trans;
+  RecurrentWeight(const S* w, int K, int N, int, bool trans = false) : w(w), K(K), N(N), trans(trans) {}
   void mul(int n, const S* a, S beta, S* c) const {  // column-major view: Cᵀ (N × n) = Wᵀ · Aᵀ
-    if (n > 0) gemm('N', 'N', N, n, K, S(1), w, N, a, K, beta, c, N);
+    if (n > 0) gemm(trans ? 'T' : 'N', 'N', N, n, K, S(1), w, trans ? K : N, a, K, beta, c, N);
   }
 };
 
 #ifndef RK_NO_PACK  // -DRK_NO_PACK: plain sgemm for float too (A/B timing)
 template <>
 struct RecurrentWeight<float> {
-  const float* w; float* packed = nullptr; int K, N;
-  RecurrentWeight(const float* w, int K, int N, int rows) : w(w), K(K), N(N) {
+  const float* w; float* packed = nullptr; int K, N; bool trans;
+  RecurrentWeight(const float* w, int K, int N, int rows, bool trans = false) : w(w), K(K), N(N), trans(trans) {
     if (rows < 8) return;  // a matrix-vector product: MKL's plain call (gemv) is faster than packed there
     size_t bytes = cblas_sgemm_pack_get_size(B_MATRIX, rows, N, K);
     packed = static_cast<float*>(std::aligned_alloc(64, (bytes + 63) / 64 * 64));
-    cblas_sgemm_pack(ROW_MAJOR, B_MATRIX, NO_TRANS, rows, N, K, 1.0f, w, N, packed);
+    cblas_sgemm_pack(ROW_MAJOR, B_MATRIX, trans ? TRANS : NO_TRANS, rows, N, K, 1.0f, w, trans ? K : N, packed);
   }
   ~RecurrentWeight() { std::free(packed); }
   RecurrentWeight(const RecurrentWeight&) = delete;
@@ -76,7 +110,7 @@ struct RecurrentWeight<float> {
   void mul(int n, const float* a, float beta, float* c) const {
     if (n <= 0) return;
     if (packed) cblas_sgemm_compute(ROW_MAJOR, NO_TRANS, PACKED, n, N, K, a, K, packed, N, beta, c, N);
-    else gemm('N', 'N', N, n, K, 1.0f, w, N, a, K, beta, c, N);
+    else gemm(trans ? 'T' : 'N', 'N', N, n, K, 1.0f, w, trans ? K : N, a, K, beta, c, N);
   }
 };
 #endif
@@ -102,68 +136,21 @@ template <typename S> inline S sigmoid(S x) { return S(1) / (S(1) + exp_(-clamp(
 template <typename S> inline S tanh_(S x) { return S(1) - S(2) / (S(1) + exp_(S(2) * clamp(x, S(20)))); }
 
 inline int gates_of(int kind) { return kind == LSTM ? 4 : kind == GRU ? 3 : 1; }
+// Activations saved per row and step: LSTM, GRU 4H (see above); with extras RNN saves h̃ (H).
+inline int saved_of(int kind, int H, bool ext) { return kind == LSTM || kind == GRU ? 4 * H : (ext ? H : 0); }
 
-// rows [bs[t+1], bs[t]) end at step t: their state there is the final state.
+// rows [bs[t+1], bs[t]) end at step t: their state there (units [j0, j0 + len)) is the final state.
+template <typename S>
+void take_finals(int t, int T, int H, const int64_t* bs, const S* src, S* dst, int j0, int len) {
+  for (int64_t r = t + 1 < T ? bs[t + 1] : 0; r < bs[t]; ++r)
+    std::memcpy(dst + r * H + j0, src + r * H + j0, sizeof(S) * len);
+}
 template <typename S>
 void take_finals(int t, int T, int H, const int64_t* bs, const S* src, S* dst) {
-  int64_t lo = t + 1 < T ? bs[t + 1] : 0, hi = bs[t];
-  if (hi > lo) std::memcpy(dst + lo * H, src + lo * H, sizeof(S) * (hi - lo) * H);
+  take_finals(t, T, H, bs, src, dst, 0, H);
 }
 
-template <typename S>
-void forward(int kind, int T, int B, int H, const S* xp, const S* h0, const S* c0, const S* w_t, const S* b_hh,
-             const int64_t* bs, S* out, S* cs, S* gates, int save, S* work, S* hT, S* cT) {
-  const int G = gates_of(kind), GH = G * H;
-  const int64_t step = int64_t(B) * H;
-  const int saved = (kind == LSTM || kind == GRU) ? 4 * H : 0;
-  const RecurrentWeight<S> weight(w_t, H, GH, B);
-  for (int t = 0; t < T; ++t) {
-    const int n = int(bs[t]);
-    const S* hp = t == 0 ? h0 : out + (t - 1) * step;
-    S* ht = out + t * step;
-    const S* xt = xp + t * int64_t(B) * GH;
-    weight.mul(n, hp, S(0), work);  // work[:n] = h_prev[:n] · w_t
-    S* gt = gates + (save ? t : 0) * int64_t(B) * saved;  // without save: one step's scratch, overwritten
-    for (int b = 0; b < n; ++b) {
-      const S* x = xt + int64_t(b) * GH;
-      const S* w = work + int64_t(b) * GH;
-      S* h = ht + int64_t(b) * H;
-      if (kind == RNN_TANH) {
-#pragma omp simd
-        for (int j = 0; j < H; ++j) h[j] = tanh_(x[j] + w[j]);
-      } else if (kind == RNN_RELU) {
-#pragma omp simd
-        for (int j = 0; j < H; ++j) { S v = x[j] + w[j]; h[j] = v > S(0) ? v : S(0); }
-      } else if (kind == LSTM) {
-        const S* cp = (t == 0 ? c0 : cs + (t - 1) * step) + int64_t(b) * H;
-        S* c = cs + t * step + int64_t(b) * H;
-        S* g = gt + int64_t(b) * saved;
-#pragma omp simd
-        for (int j = 0; j < H; ++j) {
-          S i = sigmoid(x[j] + w[j]), f = sigmoid(x[H + j] + w[H + j]);
-          S gg = tanh_(x[2 * H + j] + w[2 * H + j]), o = sigmoid(x[3 * H + j] + w[3 * H + j]);
-          S cj = f * cp[j] + i * gg;
-          c[j] = cj;
-          h[j] = o * tanh_(cj);
-          g[j] = i; g[H + j] = f; g[2 * H + j] = gg; g[3 * H + j] = o;  // unconditional: no masked stores
-        }
-      } else {  // GRU
-        const S* hprev = hp + int64_t(b) * H;
-        S* g = gt + int64_t(b) * saved;
-#pragma omp simd
-        for (int j = 0; j < H; ++j) {
-          S r = sigmoid(x[j] + w[j] + b_hh[j]), z = sigmoid(x[H + j] + w[H + j] + b_hh[H + j]);
-          S hn = w[2 * H + j] + b_hh[2 * H + j];
-          S nn = tanh_(x[2 * H + j] + r * hn);
-          h[j] = nn + z * (hprev[j] - nn);
-          g[j] = r; g[H + j] = z; g[2 * H + j] = nn; g[3 * H + j] = hn;
-        }
-      }
-    }
-    take_finals(t, T, H, bs, ht, hT);
-    if (kind == LSTM) take_finals(t, T, H, bs, cs + t * step, cT);
-  }
-}
+template <typename P> inline P* off(P* p, int64_t k) { return p ? p + k : nullptr; }
 
 // dh, dc hold the gradient flowing into the state (start: d h_T, d c_T; end: d h_0, d c_0).
 // dg (T, B, G·H) receives the gradient of the pre-activations fed by xp; for GRU dhp (T, B, 3H) that of
@@ -233,32 +220,10 @@ void backward(int kind, int T, int B, int H, const S* dout, const S* out, const 
   }
 }
 
-
 #include "kernels_extras.h"  // forward_ext / backward_ext: LayerNorm, recurrent dropout, zoneout
 
-// Rows of different sequences never interact, so the batch is cut into `chunks` blocks of rows (starts[c] to
-// starts[c+1], each sorted longest first with its own batch sizes bs[c]) that run the whole time loop on their
-// own thread with a one-thread BLAS: no synchronisation per step. With one chunk the BLAS keeps `threads`
-// threads (0: torch's setting), which wins at tiny batches.
-template <typename F>
-void run_chunks(int chunks, int threads, F&& body) {
-  if (chunks <= 1) {
-    int previous = threads > 0 ? MKL_Set_Num_Threads_Local(threads) : -1;
-    body(0);
-    if (previous >= 0) MKL_Set_Num_Threads_Local(previous);
-    return;
-  }
-  std::vector<std::thread> pool;
-  for (int c = 1; c < chunks; ++c) pool.emplace_back([&body, c] { MKL_Set_Num_Threads_Local(1); body(c); });
-  int previous = MKL_Set_Num_Threads_Local(1);
-  body(0);
-  MKL_Set_Num_Threads_Local(previous);
-  for (auto& worker : pool) worker.join();
-}
-
-template <typename P> inline P* off(P* p, int64_t k) { return p ? p + k : nullptr; }
-
-inline int saved_of(int kind, int H, bool ext) { return kind == LSTM || kind == GRU ? 4 * H : (ext ? H : 0); }
+#include "kernels_threads.h"  // run_chunks, run_team (on torch's OpenMP team), SpinBarrier
+#include "kernels_forward.h"  // the plain cells' forward: by blocks of rows, or by hidden units (tiny batches)
 
 }  // namespace
 
@@ -266,19 +231,20 @@ extern "C" {
 
 #define RK_EXPORT __attribute__((visibility("default")))
 
-RK_EXPORT int rk_version() { return 3; }
+RK_EXPORT int rk_version() { return 4; }
 
+// chunks < 0: the rows are one block whose hidden units are split across −chunks threads (forward only).
 #define RK_DEFINE(SUFFIX, S)                                                                                   \
   RK_EXPORT void rk_forward_##SUFFIX(int kind, int T, int B, int H, const S* xp, const S* h0, const S* c0,      \
-                                     const S* w_t, const S* b_hh, const int64_t* bs, S* out, S* cs, S* gates,  \
+                                     const S* w_hh, const S* b_hh, const int64_t* bs, S* out, S* cs, S* gates, \
                                      int save, S* work, S* hT, S* cT, int threads, int chunks,                  \
                                      const int64_t* starts) {                                                  \
-    const int64_t GH = int64_t(gates_of(kind)) * H, sv = saved_of(kind, H, false);                              \
+    const Layer<S> layer{kind, T, B, H, xp, h0, c0, b_hh, bs, out, cs, gates, hT, cT, save};                  \
+    if (chunks < 0) return forward_units(layer, -chunks, w_hh);                                                \
     run_chunks(chunks, threads, [&](int c) {                                                                   \
       const int64_t r = starts[c];                                                                             \
-      forward<S>(kind, T, B, H, xp + r * GH, h0 + r * H, off(c0, r * H), w_t, b_hh, bs + int64_t(c) * T,        \
-                 out + r * H, off(cs, r * H), off(gates, r * sv), save, work + r * GH, hT + r * H,             \
-                 off(cT, r * H));                                                                              \
+      forward_rows(layer.at(r, bs + int64_t(c) * T), int(starts[c + 1] - r), w_hh,                            \
+                   work + r * gates_of(kind) * H);                                                             \
     });                                                                                                        \
   }                                                                                                            \
   RK_EXPORT void rk_backward_##SUFFIX(int kind, int T, int B, int H, const S* dout, const S* out, const S* h0,  \

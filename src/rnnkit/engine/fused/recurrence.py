@@ -2,7 +2,7 @@ r"""One layer, one direction of a plain cell through time, as a ``torch.autograd
 
 Forward (``kernels.cpp``), for t = 0..T-1 over the first ``n_t`` rows (the sequences still running)::
 
-    a_t = h_{t-1}·W_hhᵀ                    one BLAS call per step
+    a_t = h_{t-1}·W_hhᵀ                    one BLAS call (at 1-3 rows a hand loop) per step
     RNN:  h_t = σ(xp_t + a_t)
     LSTM: [i f g o] = [σ σ tanh σ](xp_t + a_t);  c_t = f⊙c_{t-1} + i⊙g;  h_t = o⊙tanh(c_t)
     GRU:  r, z = σ(xp_t + a_t + b_hh) (r, z blocks);  hn = a_n + b_hn;  n = tanh(xp_n + r⊙hn)
@@ -20,7 +20,9 @@ and the caller's autograd turns δxp into δx, δW_ih, δb with one matmul each.
 Shapes: xp (T, B, G·H); h0, c0 (B, H); out (T, B, H), zero for rows past their length; finals (B, H) at each
 row's last step. ``layout = (batch_sizes, starts)``: the rows are cut into C blocks (starts (C+1,) int64), each
 run on its own thread; batch_sizes (C, T_run) int64, T_run ≤ T, counts the rows of each block still running at
-each step (each block is sorted longest first, so they are its first rows).
+each step (each block is sorted longest first, so they are its first rows). With one block (a tiny batch) the
+forward can instead split the hidden units across ``units`` threads that meet after every step
+(``kernels_forward.h``); the backward always runs by blocks of rows.
 """
 
 from __future__ import annotations
@@ -47,20 +49,23 @@ def _kernels(dtype: torch.dtype):
 
 
 class Recurrence(torch.autograd.Function):
-    """``apply(kind, layout, padded, threads, xp, h0, c0, w_hh, b_hh) -> out, h_T[, c_T]``.
+    """``apply(kind, layout, padded, threads, units, xp, h0, c0, w_hh, b_hh) -> out, h_T[, c_T]``.
 
     ``padded`` says some row stops early (outputs there must be zero); ``threads`` > 0 caps the BLAS
-    threads for this call (1 is fastest at tiny batches), 0 leaves torch's setting.
+    threads for this call (1 is fastest at tiny batches), 0 leaves torch's setting; ``units`` > 1 splits the
+    hidden units of a one-block layout across that many threads in the forward (ignored with several blocks).
     """
 
     @staticmethod
-    def forward(ctx, kind: int, layout: tuple[Tensor, Tensor], padded: bool, threads: int, xp: Tensor, h0: Tensor,
-                c0: Tensor | None, w_hh: Tensor, b_hh: Tensor | None):
+    def forward(ctx, kind: int, layout: tuple[Tensor, Tensor], padded: bool, threads: int, units: int, xp: Tensor,
+                h0: Tensor, c0: Tensor | None, w_hh: Tensor, b_hh: Tensor | None):
         steps, batch = xp.shape[0], xp.shape[1]
         hidden = w_hh.shape[1]
         batch_sizes, starts = layout
         chunks, run = batch_sizes.shape
-        save = any(ctx.needs_input_grad[4:])  # grad mode is off in here; this says whether backward will run
+        split = chunks == 1 and units > 1
+        save = any(ctx.needs_input_grad[5:])  # grad mode is off in here; this says whether backward will run
+        # No-ops for the usual inputs (a parameter, F.linear's output, a state slice): nothing is copied.
         xp, h0, w_hh = xp.contiguous(), h0.contiguous(), w_hh.contiguous()
         c0 = None if c0 is None else c0.contiguous()
         if b_hh is None and kind == KINDS["gru"]:
@@ -72,14 +77,14 @@ class Recurrence(torch.autograd.Function):
         cs = xp.new_empty(steps, batch, hidden) if lstm else None
         per_row = SAVED[kind] * hidden
         gates = xp.new_empty((steps if save else 1), batch, per_row) if per_row else None
-        work = xp.new_empty(batch, GATES[kind] * hidden)
+        work = None if split else xp.new_empty(batch, GATES[kind] * hidden)  # split: each thread has its own
         h_T = xp.new_empty(batch, hidden)
         c_T = xp.new_empty(batch, hidden) if lstm else None
         forward_kernel, _ = _kernels(xp.dtype)
-        w_t = w_hh.t().contiguous()  # (H, G·H): MKL's fast layout for h·W_hhᵀ at small batches
-        forward_kernel(kind, run, batch, hidden, _ptr(xp), _ptr(h0), _ptr(c0), _ptr(w_t), _ptr(b_hh),
+        # w_hh goes in as stored (G·H, H): the kernel packs it, or copies its transposed slices, itself.
+        forward_kernel(kind, run, batch, hidden, _ptr(xp), _ptr(h0), _ptr(c0), _ptr(w_hh), _ptr(b_hh),
                        _ptr(batch_sizes), _ptr(out), _ptr(cs), _ptr(gates), int(save), _ptr(work), _ptr(h_T),
-                       _ptr(c_T), threads, chunks, _ptr(starts))
+                       _ptr(c_T), threads, -units if split else chunks, _ptr(starts))
         ctx.kind, ctx.padded, ctx.threads, ctx.starts = kind, padded, threads, starts
         ctx.save_for_backward(batch_sizes, out, h0, cs, c0, gates, w_hh)
         return (out, h_T, c_T) if lstm else (out, h_T)
@@ -103,12 +108,12 @@ class Recurrence(torch.autograd.Function):
                         _ptr(c0), _ptr(gates), _ptr(w_hh), _ptr(batch_sizes), _ptr(d_xp), _ptr(d_a), _ptr(d_h),
                         _ptr(d_c), ctx.threads, chunks, _ptr(ctx.starts))
         d_w = d_b = None
-        if ctx.needs_input_grad[7]:
+        if ctx.needs_input_grad[8]:
             # δW_hh = Σ_t δa_tᵀ·h_{t-1}: h_{-1} = h0, then the outputs (rows past a length hold δa = 0).
             d_w = d_a[0].t().mm(h0)
             if run > 1:
                 d_w.addmm_(d_a[1:run].reshape(-1, gh).t(), out[: run - 1].reshape(-1, hidden))
-        if ctx.needs_input_grad[8]:
+        if ctx.needs_input_grad[9]:
             d_b = d_a[:run].sum((0, 1))
-        d_c0 = d_c if ctx.needs_input_grad[6] else None
-        return None, None, None, None, d_xp, d_h, d_c0, d_w, d_b
+        d_c0 = d_c if ctx.needs_input_grad[7] else None
+        return None, None, None, None, None, d_xp, d_h, d_c0, d_w, d_b
