@@ -34,13 +34,13 @@ def _kernel(layer):
     return _KERNELS[layer.cell_type]
 
 
+def _direction_weights(layer, k: int, d: int) -> list[Tensor]:
+    p = layer.params_for(k, d)
+    return [p[name] for name in _ORDER if name in p]
+
+
 def _flat_weights(layer, layers: range) -> list[Tensor]:
-    flat = []
-    for k in layers:
-        for d in range(layer.num_directions):
-            p = layer.params_for(k, d)
-            flat += [p[name] for name in _ORDER if name in p]
-    return flat
+    return [w for k in layers for d in range(layer.num_directions) for w in _direction_weights(layer, k, d)]
 
 
 def _call(layer, x: Tensor, state: tuple[Tensor, ...], weights: list[Tensor], num_layers: int, bidirectional: bool):
@@ -68,8 +68,7 @@ def _segmented_direction(layer, k: int, d: int, x: Tensor, h0, lengths: Tensor, 
     index = order.to(x.device)
     xs = x.index_select(1, index)
     state = _zeros(layer, x, 1) if h0 is None else tuple(s.index_select(0, index).unsqueeze(0) for s in h0)
-    p = layer.params_for(k, d)
-    weights = [p[name] for name in _ORDER if name in p]
+    weights = _direction_weights(layer, k, d)
     pieces, finals = [], []
     start, live, running = 0, batch, batch
     for end in sorted(set(sorted_lengths)):

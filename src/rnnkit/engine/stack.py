@@ -21,8 +21,13 @@ from rnnkit.lengths import reverse_padded
 RunDirection = Callable[..., tuple[Tensor, tuple[Tensor, ...]]]
 
 
-def run_stack(layer, x: Tensor, hx, lengths: Tensor | None, run_direction: RunDirection, recorder=None):
-    """Run every layer and direction of ``layer``; see the module docstring."""
+def run_stack(layer, x: Tensor, hx, lengths: Tensor | None, run_direction: RunDirection, recorder=None,
+              dropout: Callable[[Tensor], Tensor] | None = None):
+    """Run every layer and direction of ``layer``; see the module docstring.
+
+    ``dropout`` replaces the plain ``F.dropout`` between layers (a back end whose rows are reordered draws
+    the mask in the caller's order with it).
+    """
     finals: list[tuple[Tensor, ...]] = []
     dirs = layer.num_directions
     for k in range(layer.num_layers):
@@ -37,6 +42,6 @@ def run_stack(layer, x: Tensor, hx, lengths: Tensor | None, run_direction: RunDi
             finals.append(final)
         x = outputs[0] if dirs == 1 else torch.cat(outputs, dim=2)
         if layer.dropout > 0 and layer.training and k < layer.num_layers - 1:
-            x = F.dropout(x, layer.dropout, training=True)
+            x = F.dropout(x, layer.dropout, training=True) if dropout is None else dropout(x)
     states = tuple(torch.stack([f[i] for f in finals]) for i in range(layer.cell_type.state_count))
     return x, states

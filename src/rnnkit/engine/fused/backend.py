@@ -31,7 +31,7 @@ from rnnkit.cells.extras import EPS
 from rnnkit.engine.fused.build import failure
 from rnnkit.engine.fused.extras import ExtrasRecurrence
 from rnnkit.engine.fused.recurrence import KINDS, Recurrence
-from rnnkit.lengths import reverse_padded
+from rnnkit.engine.stack import run_stack
 
 PLAIN = (RNNCell, LSTMCell, GRUCell)
 
@@ -211,27 +211,17 @@ class FusedBackend:
         padded = lengths is not None
         threads = _blas_threads(layer, batch, x.element_size())
         units = _unit_threads(layer, batch, x.element_size())
-        dirs = layer.num_directions
-        finals: list[tuple[Tensor, ...]] = []
-        for k in range(layer.num_layers):
-            outputs = []
-            for d in range(dirs):
-                index = k * dirs + d
-                h0 = None if hx is None else tuple(s[index] for s in hx)
-                x_d = x if d == 0 else reverse_padded(x, lengths)
-                out, final = run_direction(layer, k, d, x_d, h0, rows, padded, threads, order, units)
-                outputs.append(out if d == 0 else reverse_padded(out, lengths))
-                finals.append(final)
-            x = outputs[0] if dirs == 1 else torch.cat(outputs, dim=2)
-            if layer.dropout > 0 and layer.training and k < layer.num_layers - 1:
-                if order is None:
-                    x = F.dropout(x, layer.dropout, training=True)
-                else:
-                    # Draw the mask in the caller's batch order, as the reference does, then sort it like x:
-                    # the same seed gives the same mask on every back end.
-                    noise = F.dropout(torch.ones_like(x), layer.dropout, training=True)
-                    x = x * noise.index_select(1, order.to(x.device))
-        states = tuple(torch.stack([f[i] for f in finals]) for i in range(layer.cell_type.state_count))
+
+        def direction(layer, k, d, x_d, h0, lengths, record=None):
+            return run_direction(layer, k, d, x_d, h0, rows, padded, threads, order, units)
+
+        def dropout(x: Tensor) -> Tensor:
+            # Draw the mask in the caller's batch order, as the reference does, then sort it like x:
+            # the same seed gives the same mask on every back end.
+            noise = F.dropout(torch.ones_like(x), layer.dropout, training=True)
+            return x * noise.index_select(1, order.to(x.device))
+
+        x, states = run_stack(layer, x, hx, lengths, direction, dropout=None if order is None else dropout)
         if order is not None:
             inverse = torch.argsort(order).to(x.device)
             x = x.index_select(1, inverse)
