@@ -51,6 +51,7 @@ class Recurrent(nn.Module):
         self.backend = check_backend_name(backend)
         self.num_directions = 2 if bidirectional else 1
         self.cell_options = dict(cell_options)
+        self._names: dict[tuple[int, int], dict[str, str]] = {}  # params_for's cache of parameter names
         cells = []
         for k in range(num_layers):
             layer_input = input_size if k == 0 else hidden_size * self.num_directions
@@ -73,7 +74,14 @@ class Recurrent(nn.Module):
 
     def params_for(self, k: int, d: int) -> dict[str, Tensor]:
         """The tensors layer k, direction d runs on, under the cell's own names."""
-        return {name: getattr(self, self._param_name(name, k, d)) for name in self.cell_for(k, d).parameter_shapes()}
+        names = self._names.get((k, d))
+        if names is None:
+            names = {name: self._param_name(name, k, d) for name in self.cell_for(k, d).parameter_shapes()}
+            self._names[(k, d)] = names
+        # Straight from the parameter dict (Module.__getattr__ costs ~1 µs a name); getattr for anything
+        # else registered under the name (a parametrization, a plain tensor).
+        own = self._parameters
+        return {name: own[full] if full in own else getattr(self, full) for name, full in names.items()}
 
     def reset_parameters(self) -> None:
         for k in range(self.num_layers):
