@@ -89,6 +89,7 @@ def test_auto_choice():
     lstm.eval()
     assert resolve_backend("auto", lstm, torch.randn(5, 8, 3), None).name == "native"  # oneDNN inference
     assert resolve_backend("auto", lstm, x_big, None).name == "native"
+    assert resolve_backend("auto", lstm, x_big, torch.full((32,), 3)).name == "native"  # rows hold through pads
     lstm.train()
     assert resolve_backend("auto", lstm, x_big, None).name == "fused"  # training: the fused BPTT is faster
     assert resolve_backend("auto", lstm, x_big, torch.full((32,), 3)).name == "fused"

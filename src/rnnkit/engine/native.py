@@ -26,12 +26,11 @@ from bisect import bisect_right
 
 import torch
 from torch import Tensor
-from torch.nn import functional as F
 
 from rnnkit.cells import GRUCell, LSTMCell, RNNCell
 from rnnkit.engine.registry import register_backend
 from rnnkit.engine.stack import run_stack
-from rnnkit.lengths import last_valid, step_mask
+from rnnkit.lengths import last_valid
 
 _KERNELS = {LSTMCell: torch.lstm, GRUCell: torch.gru}
 _RNN_KERNELS = {"tanh": torch.rnn_tanh, "relu": torch.rnn_relu}
@@ -126,41 +125,60 @@ def _hold_column(weights: list[Tensor], hidden: int) -> Tensor | None:
     return column
 
 
+def _segment_input(x: Tensor, start: int, end: int, rows: Tensor, pad: Tensor | None) -> Tensor:
+    """Steps [start, end) of the given rows as one contiguous (steps, rows, F) input, one pass over it.
+
+    With ``pad`` (steps, rows) the rows that hold get zeros at their pad steps and every row a flag channel
+    (1 at a pad step): (steps, rows, F + 1).
+    """
+    if pad is None:
+        return x[start:end].index_select(1, rows)
+    flag = pad.unsqueeze(2)
+    if torch.is_grad_enabled() and x.requires_grad:
+        return torch.cat([x[start:end].index_select(1, rows).masked_fill(flag, 0), flag.to(x.dtype)], 2)
+    seg = x.new_empty(end - start, rows.shape[0], x.shape[2] + 1)
+    torch.index_select(x[start:end], 1, rows, out=seg[..., :-1])
+    seg[..., :-1].masked_fill_(flag, 0)
+    seg[..., -1] = pad
+    return seg
+
+
 def _segmented_direction(layer, k: int, d: int, x: Tensor, h0, lengths: Tensor, record=None):
     """One layer and direction over padded (T, B, F) input with ``lengths``; see the module docstring."""
     steps, batch = x.shape[0], x.shape[1]
     order = torch.argsort(lengths, descending=True, stable=True)
     sorted_lengths = lengths[order].tolist()
     index = order.to(x.device)
-    xs = x.index_select(1, index)
     state = _zeros(layer, x, 1) if h0 is None else tuple(s.index_select(0, index).unsqueeze(0) for s in h0)
-    weights = _direction_weights(layer, k, d)
+    weights = held_weights = _direction_weights(layer, k, d)
     ends = plan(sorted_lengths, hold=layer.cell_type is LSTMCell)
-    pad = None
     if len(ends) < len(set(sorted_lengths)):
         column = _hold_column(weights, layer.hidden_size)
         if column is None:
             ends = plan(sorted_lengths, hold=False)
         else:
-            pad = ~step_mask(lengths[order], steps, x.device)
-            xs = torch.cat([xs.masked_fill(pad, 0), pad.to(xs.dtype)], 2)
-            weights = [torch.cat([weights[0], column], 1), *weights[1:]]
-    pieces, finals = [], []
+            held_weights = [torch.cat([weights[0], column], 1), *weights[1:]]
+    sorted_tensor = torch.tensor(sorted_lengths, device=x.device)
+    out = x.new_zeros(steps, batch, layer.hidden_size)  # in the caller's row order; zero past each length
+    finals = []
     start, live, running = 0, batch, batch
     for end in ends:
-        out, state = _call(layer, xs[start:end, :live], tuple(s[:, :live] for s in state), weights, 1, False)
-        pieces.append(F.pad(out, (0, 0, 0, batch - live)))
         while running > 0 and sorted_lengths[running - 1] <= end:  # rows sorted longest first
             running -= 1
+        rows = index[:live]
+        pad = None
+        if sorted_lengths[live - 1] < end:  # a row ends inside this segment: it holds through the rest
+            t = torch.arange(start, end, device=x.device).unsqueeze(1)
+            pad = t >= sorted_tensor[:live].unsqueeze(0)
+        seg = _segment_input(x, start, end, rows, pad)
+        y, state = _call(layer, seg, tuple(s[:, :live] for s in state), held_weights if pad is not None else weights,
+                         1, False)
+        if pad is not None:  # held rows computed an h nobody asked for
+            y = y.masked_fill_(pad.unsqueeze(2), 0) if not y.requires_grad else y.masked_fill(pad.unsqueeze(2), 0)
+        out[start:end].index_copy_(1, rows, y)
         finals.append(tuple(s[0, running:live] for s in state))
         start, live = end, running
-    out = torch.cat(pieces, 0)
-    if start < steps:
-        out = F.pad(out, (0, 0, 0, 0, 0, steps - start))
-    if pad is not None:
-        out = out.masked_fill(pad, 0)  # held rows' pad steps computed an h nobody asked for
     inverse = torch.argsort(order).to(x.device)
-    out = out.index_select(1, inverse)
     finals = [torch.cat([f[i] for f in reversed(finals)], 0).index_select(0, inverse)
               for i in range(layer.cell_type.state_count)]
     finals[0] = last_valid(out, lengths)  # a held row's h ran on past its end; its output there did not

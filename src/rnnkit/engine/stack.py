@@ -43,5 +43,8 @@ def run_stack(layer, x: Tensor, hx, lengths: Tensor | None, run_direction: RunDi
         x = outputs[0] if dirs == 1 else torch.cat(outputs, dim=2)
         if layer.dropout > 0 and layer.training and k < layer.num_layers - 1:
             x = F.dropout(x, layer.dropout, training=True) if dropout is None else dropout(x)
-    states = tuple(torch.stack([f[i] for f in finals]) for i in range(layer.cell_type.state_count))
+    count = layer.cell_type.state_count
+    if len(finals) == 1:  # one layer, one direction: a view, not a copy
+        return x, tuple(finals[0][i].unsqueeze(0) for i in range(count))
+    states = tuple(torch.stack([f[i] for f in finals]) for i in range(count))
     return x, states

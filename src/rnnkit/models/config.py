@@ -87,7 +87,9 @@ class LanguageModelConfig(RecurrentStackConfig):
     hidden_size: int = _help("hidden units per layer", default=384)
     num_layers: int = _help("stacked recurrent layers", default=2)
     embedding_dropout: float = _help("drop whole tokens from the embedding (one mask per sequence)", default=0.0)
-    dropout: float = _help("dropout on each layer's outputs, one mask for all time steps", default=0.0)
+    # 0.1 on validation: at the 30-minute run's 3,168 steps a GRU 2 x 384 reached 2.013 bits/char against 2.024
+    # without (runs side by side, step for step); more hurt the LSTM mid-run, a higher rate hurt the GRU.
+    dropout: float = _help("dropout on each layer's outputs, one mask for all time steps", default=0.1)
     tie_weights: bool = _help("share the embedding and output matrices (adds a projection if sizes differ)",
                               default=False)
 

@@ -205,14 +205,15 @@ class FusedBackend:
         """Score for ``auto`` (native scores 10): above it except where oneDNN's LSTM is faster.
 
         Measured (``benchmarks/engine.py``, 2 cores, hidden 128-512): oneDNN's LSTM *inference* beats these
-        kernels on padded batches of 16 and 64 rows (fused 0.7-0.9× torch.nn at hidden ≥ 256), so there a plain
-        LSTM goes native; under 8 rows the forward splits the hidden units across the cores and wins (batch 1:
-        1.0-1.4×). LSTM *training* is faster here at every batch (1.05-1.7× against native's 0.95-1.05×), and
-        so is everything with ``lengths`` (torch.nn needs a PackedSequence). GRU and simple RNN have no oneDNN
-        kernel.
+        kernels on batches of 16 and 64 rows (fused 0.85-0.94× torch.nn at hidden ≥ 256), with ``lengths`` too
+        since the native back end's rows hold their state through pad steps (native 1.03× / 1.44× torch.nn
+        padded at 16 / 64 rows, fused 0.90× / 0.93×); so there a plain LSTM goes native. Under 8 rows the
+        forward splits the hidden units across the cores and wins (batch 1: 1.1-1.7×). LSTM *training* is
+        faster here at every batch (1.1-1.75× against native's 0.95-1.15×; with lengths about even), and GRU and
+        simple RNN have no oneDNN kernel.
         """
         rows = x.shape[1] if x.dim() == 3 else 1
-        if layer.cell_type is LSTMCell and lengths is None and not training and rows >= 8:
+        if layer.cell_type is LSTMCell and not training and rows >= 8:
             return 5.0
         return 20.0
 
