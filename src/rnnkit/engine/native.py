@@ -147,29 +147,29 @@ def _segmented_direction(layer, k: int, d: int, x: Tensor, h0, lengths: Tensor, 
     """One layer and direction over padded (T, B, F) input with ``lengths``; see the module docstring."""
     steps, batch = x.shape[0], x.shape[1]
     order = torch.argsort(lengths, descending=True, stable=True)
-    sorted_lengths = lengths[order].tolist()
+    ranked = lengths[order].tolist()  # lengths, longest first
+    sorted_lengths = lengths[order].to(x.device)
     index = order.to(x.device)
     state = _zeros(layer, x, 1) if h0 is None else tuple(s.index_select(0, index).unsqueeze(0) for s in h0)
     weights = held_weights = _direction_weights(layer, k, d)
-    ends = plan(sorted_lengths, hold=layer.cell_type is LSTMCell)
-    if len(ends) < len(set(sorted_lengths)):
+    ends = plan(ranked, hold=layer.cell_type is LSTMCell)
+    if len(ends) < len(set(ranked)):
         column = _hold_column(weights, layer.hidden_size)
         if column is None:
-            ends = plan(sorted_lengths, hold=False)
+            ends = plan(ranked, hold=False)
         else:
             held_weights = [torch.cat([weights[0], column], 1), *weights[1:]]
-    sorted_tensor = torch.tensor(sorted_lengths, device=x.device)
     out = x.new_zeros(steps, batch, layer.hidden_size)  # in the caller's row order; zero past each length
     finals = []
     start, live, running = 0, batch, batch
     for end in ends:
-        while running > 0 and sorted_lengths[running - 1] <= end:  # rows sorted longest first
+        while running > 0 and ranked[running - 1] <= end:  # rows sorted longest first
             running -= 1
         rows = index[:live]
         pad = None
-        if sorted_lengths[live - 1] < end:  # a row ends inside this segment: it holds through the rest
+        if ranked[live - 1] < end:  # a row ends inside this segment: it holds through the rest
             t = torch.arange(start, end, device=x.device).unsqueeze(1)
-            pad = t >= sorted_tensor[:live].unsqueeze(0)
+            pad = t >= sorted_lengths[:live].unsqueeze(0)
         seg = _segment_input(x, start, end, rows, pad)
         y, state = _call(layer, seg, tuple(s[:, :live] for s in state), held_weights if pad is not None else weights,
                          1, False)
