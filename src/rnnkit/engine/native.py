@@ -143,16 +143,19 @@ def _segment_input(x: Tensor, start: int, end: int, rows: Tensor, pad: Tensor | 
     return seg
 
 
-def _segmented_direction(layer, k: int, d: int, x: Tensor, h0, lengths: Tensor, record=None):
-    """One layer and direction over padded (T, B, F) input with ``lengths``; see the module docstring."""
+def _segmented_direction(layer, k: int, d: int, x: Tensor, h0, lengths: Tensor, order: Tensor, ranked: list[int],
+                         ends: list[int]):
+    """One layer and direction over padded (T, B, F) input with ``lengths``; see the module docstring.
+
+    ``order`` sorts the rows longest first, ``ranked`` is their lengths in that order and ``ends`` the plan:
+    the same for every layer and direction (the reverse one is reversed within each length), so ``run``
+    works them out once.
+    """
     steps, batch = x.shape[0], x.shape[1]
-    order = torch.argsort(lengths, descending=True, stable=True)
-    ranked = lengths[order].tolist()  # lengths, longest first
     sorted_lengths = lengths[order].to(x.device)
     index = order.to(x.device)
     state = _zeros(layer, x, 1) if h0 is None else tuple(s.index_select(0, index).unsqueeze(0) for s in h0)
     weights = held_weights = _direction_weights(layer, k, d)
-    ends = plan(ranked, hold=layer.cell_type is LSTMCell)
     if len(ends) < len(set(ranked)):
         column = _hold_column(weights, layer.hidden_size)
         if column is None:
@@ -201,7 +204,14 @@ class NativeBackend:
         if lengths is not None and bool((lengths == steps).all()):
             lengths = None
         if lengths is not None:
-            return run_stack(layer, x, hx, lengths, _segmented_direction)
+            order = torch.argsort(lengths, descending=True, stable=True)
+            ranked = lengths[order].tolist()
+            ends = plan(ranked, hold=layer.cell_type is LSTMCell)
+
+            def direction(layer, k, d, x_d, h0, lengths, record=None):
+                return _segmented_direction(layer, k, d, x_d, h0, lengths, order, ranked, ends)
+
+            return run_stack(layer, x, hx, lengths, direction)
         count = layer.num_layers * layer.num_directions
         state = _zeros(layer, x, count) if hx is None else tuple(hx)
         weights = _flat_weights(layer, range(layer.num_layers))

@@ -51,15 +51,16 @@ class Recurrent(nn.Module):
         self.backend = check_backend_name(backend)
         self.num_directions = 2 if bidirectional else 1
         self.cell_options = dict(cell_options)
-        self._names: dict[tuple[int, int], dict[str, str]] = {}  # params_for's cache of parameter names
+        self._names: dict[tuple[int, int], dict[str, str]] = {}  # params_for's cell name -> parameter name
         cells = []
         for k in range(num_layers):
             layer_input = input_size if k == 0 else hidden_size * self.num_directions
             for d in range(self.num_directions):
                 c = cell(layer_input, hidden_size, bias, own_parameters=False, **cell_options)
                 cells.append(c)
+                self._names[(k, d)] = {name: self._param_name(name, k, d) for name in c.parameter_shapes()}
                 for name, shape in c.parameter_shapes().items():
-                    self.register_parameter(self._param_name(name, k, d), nn.Parameter(torch.empty(shape)))
+                    self.register_parameter(self._names[(k, d)][name], nn.Parameter(torch.empty(shape)))
         # The cells hold configuration only, no tensors: the state dict keeps torch.nn's keys.
         self.cells = nn.ModuleList(cells)
         self._cell_list = tuple(cells)  # cell_for runs every call: ModuleList indexing costs ~5 µs
@@ -75,14 +76,10 @@ class Recurrent(nn.Module):
 
     def params_for(self, k: int, d: int) -> dict[str, Tensor]:
         """The tensors layer k, direction d runs on, under the cell's own names."""
-        names = self._names.get((k, d))
-        if names is None:
-            names = {name: self._param_name(name, k, d) for name in self.cell_for(k, d).parameter_shapes()}
-            self._names[(k, d)] = names
         # Straight from the parameter dict (Module.__getattr__ costs ~1 µs a name); getattr for anything
         # else registered under the name (a parametrization, a plain tensor).
         own = self._parameters
-        return {name: own[full] if full in own else getattr(self, full) for name, full in names.items()}
+        return {name: own[full] if full in own else getattr(self, full) for name, full in self._names[(k, d)].items()}
 
     def reset_parameters(self) -> None:
         for k in range(self.num_layers):
