@@ -16,7 +16,9 @@ class RNNClassifier(nn.Module):
     """ids (B, T), lengths (B,) → logits (B, C).
 
     Embedding → recurrent stack → pooling over valid steps (last, mean, max,
-    combinable) → dropout → Linear.
+    combinable) → dropout → Linear. With ``pool_embeddings`` each step's feature is
+    [h_t; e_t] (E = embedding size), so the pooled vector also holds the bag of
+    embeddings itself: F = dirs·H (+ E).
     """
 
     def __init__(self, config: ClassifierConfig, vocab_size: int, num_classes: int, pad_id: int = 0):
@@ -25,10 +27,20 @@ class RNNClassifier(nn.Module):
         self.encoder = Encoder(config, vocab_size, pad_id)
         self.parts = parse_pooling(config.pooling)
         self.dropout = nn.Dropout(config.dropout)
-        self.head = nn.Linear(self.encoder.output_size * len(self.parts), num_classes)
+        features = self.encoder.output_size + (config.embedding_dim if config.pool_embeddings else 0)
+        self.head = nn.Linear(features * len(self.parts), num_classes)
 
     def forward(self, ids: Tensor, lengths: Tensor) -> Tensor:
-        outputs, h_last, _ = self.encoder(ids, lengths)
+        embedded = self.encoder.embed(ids)
+        outputs, h_last, _ = self.encoder(ids, lengths, embedded=embedded)
+        if self.config.pool_embeddings:
+            # Zero e_t past each length, as h_t is there (mean pooling's sum relies on it), whatever id pads the
+            # row; "last" pairs the final state with the last valid token's embedding.
+            lengths = lengths.to(ids.device)
+            valid = torch.arange(ids.shape[1], device=ids.device).unsqueeze(0) < lengths.unsqueeze(1)
+            embedded = embedded * valid.unsqueeze(2).to(embedded.dtype)
+            last = embedded[torch.arange(ids.shape[0], device=ids.device), lengths - 1]
+            outputs, h_last = torch.cat([outputs, embedded], dim=2), torch.cat([h_last, last], dim=1)
         return self.head(self.dropout(pool(outputs, lengths, h_last, self.parts)))
 
 

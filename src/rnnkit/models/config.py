@@ -52,6 +52,8 @@ class ClassifierConfig(EncoderConfig):
 
     pooling: str = _help("pooling over valid steps: last, mean, max, or several joined by '+'", default="max+mean")
     dropout: float = _help("dropout before the classifier layer", default=0.3)
+    pool_embeddings: bool = _help("pool each token's embedding next to its recurrent state (a direct bag-of-words "
+                                  "path beside the recurrence, as in Lai et al.'s RCNN)", default=False)
     ensemble: int = _help("train this many models with successive seeds and average their probabilities",
                           default=1)
     cross_fit: bool = _help("with ensemble N >= 2: pool the training and validation data and cut them into N "

@@ -39,8 +39,13 @@ class Encoder(nn.Module):
             return grad
         return grad.masked_fill(self.frozen_rows.unsqueeze(1), 0.0)
 
-    def forward(self, ids: Tensor, lengths: Tensor, state=None):
-        x = self.embedding_dropout(self.embedding(ids))
+    def embed(self, ids: Tensor) -> Tensor:
+        """ids (B, T) → (B, T, E), dropout applied; the pad id's row is zero."""
+        return self.embedding_dropout(self.embedding(ids))
+
+    def forward(self, ids: Tensor, lengths: Tensor, state=None, embedded: Tensor | None = None):
+        """``embedded``: ``embed(ids)`` already computed by the caller (it is then not recomputed)."""
+        x = self.embed(ids) if embedded is None else embedded
         outputs, final = self.rnn(x, state, lengths=lengths)
         h_n = final[0] if isinstance(final, tuple) else final
         dirs = 2 if self.config.bidirectional else 1

@@ -91,10 +91,10 @@ def _bind(lib: ctypes.CDLL) -> ctypes.CDLL:
         bwd.argtypes = [i, i, i, i, p, p, p, p, p, p, p, p, p, p, p, p, p, p, p, p, p, i, extras, i, p]
         bwd.restype = None
         fwd = getattr(lib, f"rk_forward_{suffix}")
-        fwd.argtypes = [i, i, i, i, p, p, p, p, p, p, p, p, p, i, p, p, p, i, i, p]
+        fwd.argtypes = [i, i, i, i, p, p, p, p, p, p, p, p, p, p, i, p, p, p, i, i, p]
         fwd.restype = None
         bwd = getattr(lib, f"rk_backward_{suffix}")
-        bwd.argtypes = [i, i, i, i, p, p, p, p, p, p, p, p, p, p, p, p, i, i, p]
+        bwd.argtypes = [i, i, i, i, p, p, p, p, p, p, p, p, p, p, p, p, p, i, i, p]
         bwd.restype = None
     return lib
 

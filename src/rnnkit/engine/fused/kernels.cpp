@@ -11,8 +11,10 @@
 // bs[t] = number of sequences still running at step t; the batch is sorted by length, longest first, so the
 // running rows are always the first bs[t] rows and each step's matmul works on a contiguous block.
 // kind: 0 RNN tanh, 1 RNN relu, 2 LSTM (gates i, f, g, o), 3 GRU (gates r, z, n; b_hh (3H) never null).
-// Saved per step for backward (save != 0): LSTM gates (T, B, 4H) = activated [i, f, g, o];
-// GRU gates (T, B, 4H) = [r, z, n, hn] with hn = W_hn·h_prev + b_hn; RNN needs only out.
+// Saved per step for backward (save != 0), written over xp (the caller's scratch: xp is dead once read):
+// LSTM gates (T, B, 4H) = activated [i, f, g, o]; GRU gates (T, B, 3H) = [r, z, n] and hn (T, B, H) =
+// W_hn·h_prev + b_hn in a buffer of its own; RNN needs only out. Without save, gates and hn are one step's
+// scratch.
 #include <cmath>
 #include <cstdint>
 #include <cstring>
@@ -48,7 +50,7 @@ int omp_get_num_threads() __attribute__((weak));
 #include <thread>
 #include <vector>
 #if defined(__x86_64__) || defined(__i386__)
-#include <immintrin.h>  // _mm_pause
+#include <immintrin.h>  // _mm_pause; the AVX-512 matrix-vector loop (kernels_forward.h)
 #endif
 
 // 512-bit vectors, where gcc's default for AVX-512 machines is 256 (it matters only there; MKL runs 512-bit
@@ -136,8 +138,13 @@ template <typename S> inline S sigmoid(S x) { return S(1) / (S(1) + exp_(-clamp(
 template <typename S> inline S tanh_(S x) { return S(1) - S(2) / (S(1) + exp_(S(2) * clamp(x, S(20)))); }
 
 inline int gates_of(int kind) { return kind == LSTM ? 4 : kind == GRU ? 3 : 1; }
-// Activations saved per row and step: LSTM, GRU 4H (see above); with extras RNN saves h̃ (H).
-inline int saved_of(int kind, int H, bool ext) { return kind == LSTM || kind == GRU ? 4 * H : (ext ? H : 0); }
+// Activations saved per row and step. Plain cells write them over xp (a scratch the caller gives up; each unit's
+// xp is read before its gates are written): LSTM [i f g o] 4H, GRU [r z n] 3H, GRU's hn (H) in a buffer of its
+// own. With extras: LSTM, GRU 4H ([r z n hn]), RNN h̃ (H), in a separate buffer.
+inline int saved_of(int kind, int H, bool ext) {
+  if (kind == LSTM || (ext && kind == GRU)) return 4 * H;
+  return kind == GRU ? 3 * H : (ext ? H : 0);
+}
 
 // rows [bs[t+1], bs[t]) end at step t: their state there (units [j0, j0 + len)) is the final state.
 template <typename S>
@@ -157,10 +164,10 @@ template <typename P> inline P* off(P* p, int64_t k) { return p ? p + k : nullpt
 // W_hh·h_prev + b_hh (it differs from dg in the n block by the factor r).
 template <typename S>
 void backward(int kind, int T, int B, int H, const S* dout, const S* out, const S* h0, const S* cs, const S* c0,
-              const S* gates, const S* w_hh, const int64_t* bs, S* dg, S* dhp, S* dh, S* dc) {
+              const S* gates, const S* hns, const S* w_hh, const int64_t* bs, S* dg, S* dhp, S* dh, S* dc) {
   const int G = gates_of(kind), GH = G * H;
   const int64_t step = int64_t(B) * H;
-  const int saved = (kind == LSTM || kind == GRU) ? 4 * H : 0;
+  const int saved = saved_of(kind, H, false);
   const RecurrentWeight<S> weight(w_hh, GH, H, B);
   const std::vector<S> zeros(H, S(0));  // stands in for an absent row: the loops stay branch-free
   for (int t = T - 1; t >= 0; --t) {
@@ -201,11 +208,12 @@ void backward(int kind, int T, int B, int H, const S* dout, const S* out, const 
         }
       } else {  // GRU
         const S* g = gates + (t * int64_t(B) + b) * saved;
+        const S* hnb = hns + t * step + int64_t(b) * H;
         const S* hprev = hp + int64_t(b) * H;
         S* e = dhpt + int64_t(b) * GH;
 #pragma omp simd
         for (int j = 0; j < H; ++j) {
-          S r = g[j], z = g[H + j], nn = g[2 * H + j], hn = g[3 * H + j];
+          S r = g[j], z = g[H + j], nn = g[2 * H + j], hn = hnb[j];
           S dhj = dhb[j] + dob[j];
           S dpn = dhj * (S(1) - z) * (S(1) - nn * nn);
           S dpr = dpn * hn * r * (S(1) - r);
@@ -231,15 +239,15 @@ extern "C" {
 
 #define RK_EXPORT __attribute__((visibility("default")))
 
-RK_EXPORT int rk_version() { return 4; }
+RK_EXPORT int rk_version() { return 5; }
 
 // chunks < 0: the rows are one block whose hidden units are split across −chunks threads (forward only).
 #define RK_DEFINE(SUFFIX, S)                                                                                   \
   RK_EXPORT void rk_forward_##SUFFIX(int kind, int T, int B, int H, const S* xp, const S* h0, const S* c0,      \
                                      const S* w_hh, const S* b_hh, const int64_t* bs, S* out, S* cs, S* gates, \
-                                     int save, S* work, S* hT, S* cT, int threads, int chunks,                  \
+                                     S* hn, int save, S* work, S* hT, S* cT, int threads, int chunks,           \
                                      const int64_t* starts) {                                                  \
-    const Layer<S> layer{kind, T, B, H, xp, h0, c0, b_hh, bs, out, cs, gates, hT, cT, save};                  \
+    const Layer<S> layer{kind, T, B, H, xp, h0, c0, b_hh, bs, out, cs, gates, hn, hT, cT, save};              \
     if (chunks < 0) return forward_units(layer, -chunks, w_hh);                                                \
     run_chunks(chunks, threads, [&](int c) {                                                                   \
       const int64_t r = starts[c];                                                                             \
@@ -248,15 +256,15 @@ RK_EXPORT int rk_version() { return 4; }
     });                                                                                                        \
   }                                                                                                            \
   RK_EXPORT void rk_backward_##SUFFIX(int kind, int T, int B, int H, const S* dout, const S* out, const S* h0,  \
-                                      const S* cs, const S* c0, const S* gates, const S* w_hh,                \
+                                      const S* cs, const S* c0, const S* gates, const S* hn, const S* w_hh,   \
                                       const int64_t* bs, S* dg, S* dhp, S* dh, S* dc, int threads, int chunks, \
                                       const int64_t* starts) {                                                 \
     const int64_t GH = int64_t(gates_of(kind)) * H, sv = saved_of(kind, H, false);                              \
     run_chunks(chunks, threads, [&](int c) {                                                                   \
       const int64_t r = starts[c];                                                                             \
       backward<S>(kind, T, B, H, off(dout, r * H), out + r * H, h0 + r * H, off(cs, r * H), off(c0, r * H),   \
-                  off(gates, r * sv), w_hh, bs + int64_t(c) * T, dg + r * GH, dhp + r * GH, dh + r * H,       \
-                  off(dc, r * H));                                                                             \
+                  off(gates, r * sv), off(hn, r * H), w_hh, bs + int64_t(c) * T, dg + r * GH, dhp + r * GH,   \
+                  dh + r * H, off(dc, r * H));                                                                 \
     });                                                                                                        \
   }
 

@@ -27,6 +27,8 @@ forward can instead split the hidden units across ``units`` threads that meet af
 
 from __future__ import annotations
 
+import threading
+
 import torch
 from torch import Tensor
 
@@ -34,8 +36,9 @@ from rnnkit.engine.fused.build import load
 
 KINDS = {"tanh": 0, "relu": 1, "lstm": 2, "gru": 3}
 GATES = {0: 1, 1: 1, 2: 4, 3: 3}
-# Activations saved per row and step for backward: LSTM [i, f, g, o], GRU [r, z, n, hn]; RNN re-reads h_t.
-SAVED = {0: 0, 1: 0, 2: 4, 3: 4}
+# Activations saved per row and step for backward, written over xp: LSTM [i, f, g, o], GRU [r, z, n] (and hn in
+# a (T, B, H) buffer of its own); RNN re-reads h_t.
+SAVED = {0: 0, 1: 0, 2: 4, 3: 3}
 
 
 def _ptr(t: Tensor | None) -> int | None:
@@ -54,7 +57,10 @@ def forward(kind: int, layout: tuple[Tensor, Tensor], padded: bool, threads: int
 
     ``Recurrence`` wraps it for autograd; a call nobody will differentiate (inference) runs it directly,
     since ``autograd.Function.apply`` alone costs tens of µs, a third of a batch-1 call of 100 steps.
-    ``save`` keeps every step's gate activations for backward.
+    ``save`` keeps every step's gate activations for backward, written over ``xp``: the caller hands xp over
+    (it is a fresh projection nobody else reads), which spares a (T, B, G·H) buffer per call. Fresh buffers
+    that large come from the system zeroed page by page: a 50 MB one costs ~14 ms more than a reused one
+    (measured), a sixth of a language-model training step.
     """
     steps, batch = xp.shape[0], xp.shape[1]
     hidden = w_hh.shape[1]
@@ -72,17 +78,38 @@ def forward(kind: int, layout: tuple[Tensor, Tensor], padded: bool, threads: int
     lstm = kind == KINDS["lstm"]
     cs = xp.new_empty(steps, batch, hidden) if lstm else None
     per_row = SAVED[kind] * hidden
-    gates = xp.new_empty((steps if save else 1), batch, per_row) if per_row else None
+    gates = (xp if save else xp.new_empty(1, batch, per_row)) if per_row else None
+    gru = kind == KINDS["gru"]
+    hn = xp.new_empty((steps if save else 1), batch, hidden) if gru else None
     work = None if split else xp.new_empty(batch, GATES[kind] * hidden)  # split: each thread has its own
     h_T = xp.new_empty(batch, hidden)
     c_T = xp.new_empty(batch, hidden) if lstm else None
     forward_kernel, _ = _kernels(xp.dtype)
     # w_hh goes in as stored (G·H, H): the kernel packs it, or copies its transposed slices, itself.
     forward_kernel(kind, run, batch, hidden, _ptr(xp), _ptr(h0), _ptr(c0), _ptr(w_hh), _ptr(b_hh),
-                   _ptr(batch_sizes), _ptr(out), _ptr(cs), _ptr(gates), int(save), _ptr(work), _ptr(h_T),
-                   _ptr(c_T), threads, -units if split else chunks, _ptr(starts))
+                   _ptr(batch_sizes), _ptr(out), _ptr(cs), _ptr(gates), _ptr(hn), int(save), _ptr(work),
+                   _ptr(h_T), _ptr(c_T), threads, -units if split else chunks, _ptr(starts))
     results = (out, h_T, c_T) if lstm else (out, h_T)
-    return results, (batch_sizes, out, h0, cs, c0, gates, w_hh)
+    return results, (batch_sizes, out, h0, cs, c0, gates, hn, w_hh)
+
+
+_local = threading.local()
+
+
+def _scratch(numel: int, dtype: torch.dtype, zero: bool) -> Tensor:
+    """A flat buffer of this thread's, kept between calls for backward's internal δa (GRU).
+
+    Only for tensors that die inside the call that asked for them (never saved, never returned): the next
+    call on this thread may overwrite it. Grows to the largest size asked for; one per dtype.
+    """
+    kept = getattr(_local, "buffers", None)
+    if kept is None:
+        kept = _local.buffers = {}
+    buffer = kept.get(dtype)
+    if buffer is None or buffer.numel() < numel:
+        buffer = kept[dtype] = torch.empty(numel, dtype=dtype)
+    view = buffer[:numel]
+    return view.zero_() if zero else view
 
 
 class Recurrence(torch.autograd.Function):
@@ -105,20 +132,22 @@ class Recurrence(torch.autograd.Function):
     @staticmethod
     @torch.autograd.function.once_differentiable
     def backward(ctx, d_out: Tensor, d_hT: Tensor, d_cT: Tensor | None = None):
-        batch_sizes, out, h0, cs, c0, gates, w_hh = ctx.saved_tensors
+        batch_sizes, out, h0, cs, c0, gates, hn, w_hh = ctx.saved_tensors
         kind = ctx.kind
         steps, batch, hidden = out.shape
         chunks, run = batch_sizes.shape
         gh = GATES[kind] * hidden
-        new = out.new_zeros if ctx.padded or run < steps else out.new_empty
-        d_xp = new(steps, batch, gh)
-        d_a = new(steps, batch, gh) if kind == KINDS["gru"] else d_xp
+        padded = ctx.padded or run < steps
+        d_xp = (out.new_zeros if padded else out.new_empty)(steps, batch, gh)
+        # GRU's δa never leaves this call: a kept scratch (rows past a length must read zero: cleared then).
+        gru = kind == KINDS["gru"]
+        d_a = _scratch(steps * batch * gh, out.dtype, padded).view(steps, batch, gh) if gru else d_xp
         d_h = d_hT.contiguous().clone()
         d_c = None if cs is None else d_cT.contiguous().clone()
         d_out = d_out.contiguous()  # kept in a name: the kernel must not see a freed temporary
         _, backward_kernel = _kernels(out.dtype)
-        backward_kernel(kind, run, batch, hidden, _ptr(d_out), _ptr(out), _ptr(h0), _ptr(cs),
-                        _ptr(c0), _ptr(gates), _ptr(w_hh), _ptr(batch_sizes), _ptr(d_xp), _ptr(d_a), _ptr(d_h),
+        backward_kernel(kind, run, batch, hidden, _ptr(d_out), _ptr(out), _ptr(h0), _ptr(cs), _ptr(c0),
+                        _ptr(gates), _ptr(hn), _ptr(w_hh), _ptr(batch_sizes), _ptr(d_xp), _ptr(d_a), _ptr(d_h),
                         _ptr(d_c), ctx.threads, chunks, _ptr(ctx.starts))
         d_w = d_b = None
         if ctx.needs_input_grad[8]:
