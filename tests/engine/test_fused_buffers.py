@@ -6,7 +6,15 @@ from __future__ import annotations
 import pytest
 import torch
 
+from rnnkit.engine.fused import recurrence
+
 from .conftest import KINDS, make_layer
+
+
+@pytest.fixture(autouse=True)
+def pooled(monkeypatch):
+    """Every projection through the pool, however small (the tests' tensors are tiny)."""
+    monkeypatch.setattr(recurrence, "POOLED_BYTES", 0)
 
 
 def _grads(layer, x, lengths, weight):
@@ -51,3 +59,46 @@ def test_scratch_from_a_longer_call_is_not_read_by_a_shorter_padded_one():
     layer.backend = "reference"
     for g, e in zip(fused, _grads(layer, x, lengths, 1.0), strict=True):
         torch.testing.assert_close(g, e, atol=1e-10, rtol=1e-8)
+
+
+def test_pool_hands_out_the_smallest_fitting_buffer_and_keeps_a_bounded_number():
+    from rnnkit.engine.fused.buffers import BufferPool
+
+    pool = BufferPool(keep=2)
+    a, b = pool.take(10, torch.float32), pool.take(30, torch.float32)
+    assert pool.take(5, torch.float64).dtype == torch.float64
+    pool.give(b)
+    pool.give(a)
+    assert pool.take(8, torch.float32) is a  # the smallest that fits, found by identity (not ==)
+    assert pool.take(8, torch.float64).numel() == 8  # another dtype: a new one
+    pool.give(a)
+    pool.give(torch.empty(50))
+    assert len(pool) == 2  # the smallest (a) was dropped
+    assert pool.take(11, torch.float32) is b
+
+
+def test_pool_gets_a_buffer_back_only_when_its_holder_is_gone():
+    from rnnkit.engine.fused.buffers import BufferPool
+
+    class Holder:
+        pass
+
+    pool, holder, buffer = BufferPool(), Holder(), torch.empty(4)
+    pool.give_when_gone(holder, buffer)
+    assert len(pool) == 0
+    del holder
+    assert len(pool) == 1 and pool.take(4, torch.float32) is buffer
+
+
+def test_training_calls_return_their_projection_buffers_with_the_graph():
+    from rnnkit.engine.fused.buffers import projections
+
+    layer = make_layer("lstm", layers=2)
+    layer.backend = "fused"
+    x = torch.randn(5, 2, 4, dtype=torch.float64, requires_grad=True)
+    before = len(projections)
+    out = layer(x)[0]
+    out.sum().backward()
+    del out
+    # Both layers' buffers are back (or the pool was already at its bound).
+    assert len(projections) == min(projections.keep, max(before, 2))

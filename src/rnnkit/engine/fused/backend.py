@@ -32,7 +32,7 @@ from rnnkit.cells.extras import EPS
 from rnnkit.engine.fused.build import failure
 from rnnkit.engine.fused.extras import ExtrasRecurrence
 from rnnkit.engine.fused.recurrence import KINDS, Recurrence
-from rnnkit.engine.fused.recurrence import forward as recurrence_forward
+from rnnkit.engine.fused.recurrence import infer as recurrence_infer
 from rnnkit.engine.stack import run_stack
 
 PLAIN = (RNNCell, LSTMCell, GRUCell)
@@ -162,12 +162,11 @@ def run_direction(layer, k: int, d: int, x: Tensor, h0: tuple[Tensor, ...] | Non
         h0 = (zeros, zeros) if lstm else (zeros,)
     c0 = h0[1] if lstm else None
     if not cell.has_extras:
-        xp = F.linear(x, p["weight_ih"], bias)
-        args = (kind, rows, padded, threads, units, xp, h0[0], c0, p["weight_hh"], b_rec)
+        args = (kind, rows, padded, threads, units, x, p["weight_ih"], bias, h0[0], c0, p["weight_hh"], b_rec)
         if torch.is_grad_enabled() and any(isinstance(a, Tensor) and a.requires_grad for a in args[5:]):
             results = Recurrence.apply(*args)
         else:
-            results, _ = recurrence_forward(*args, save=False)
+            results = recurrence_infer(*args)
         return results[0], tuple(results[1:])
     if cell.layer_norm:
         # LN(x·W_ihᵀ)·γ + β + b in one op: the bias rides along with β (a separate add was 3% of a step).

@@ -27,11 +27,11 @@ forward can instead split the hidden units across ``units`` threads that meet af
 
 from __future__ import annotations
 
-import threading
-
 import torch
+import torch.nn.functional as F
 from torch import Tensor
 
+from rnnkit.engine.fused.buffers import projections, scratch
 from rnnkit.engine.fused.build import load
 
 KINDS = {"tanh": 0, "relu": 1, "lstm": 2, "gru": 3}
@@ -51,23 +51,54 @@ def _kernels(dtype: torch.dtype):
     return getattr(lib, f"rk_forward_{suffix}"), getattr(lib, f"rk_backward_{suffix}")
 
 
+# Below this size a fresh projection costs less than the pool's bookkeeping (~30 µs a batch-1 call, measured).
+POOLED_BYTES = 1 << 20
+
+
+def project(x: Tensor, w_ih: Tensor, bias: Tensor | None) -> tuple[Tensor, Tensor | None]:
+    """xp = x·W_ihᵀ + b (T, B, G·H): ``(xp, buffer)``, the pooled buffer to give back later (None: fresh)."""
+    steps, batch, features = x.shape
+    gh = w_ih.shape[0]
+    if steps * batch * gh * x.element_size() < POOLED_BYTES:
+        return F.linear(x, w_ih, bias), None
+    buffer = projections.take(steps * batch * gh, x.dtype)
+    xp = buffer[: steps * batch * gh].view(steps * batch, gh)
+    x2 = x.reshape(steps * batch, features)
+    if bias is None:
+        torch.mm(x2, w_ih.t(), out=xp)
+    else:
+        torch.addmm(bias, x2, w_ih.t(), out=xp)
+    return xp.view(steps, batch, gh), buffer
+
+
+def infer(kind: int, layout: tuple[Tensor, Tensor], padded: bool, threads: int, units: int, x: Tensor,
+          w_ih: Tensor, bias: Tensor | None, h0: Tensor, c0: Tensor | None, w_hh: Tensor, b_hh: Tensor | None):
+    """A call nobody will differentiate: the projection and the loop, the projection's buffer kept for the next.
+
+    ``autograd.Function.apply`` alone costs tens of µs, a third of a batch-1 call of 100 steps.
+    """
+    xp, buffer = project(x, w_ih, bias)
+    try:
+        results, _ = forward(kind, layout, padded, threads, units, xp, h0, c0, w_hh, b_hh, save=False)
+    finally:
+        if buffer is not None:
+            projections.give(buffer)
+    return results
+
+
 def forward(kind: int, layout: tuple[Tensor, Tensor], padded: bool, threads: int, units: int, xp: Tensor,
             h0: Tensor, c0: Tensor | None, w_hh: Tensor, b_hh: Tensor | None, save: bool):
-    """The forward kernel on its own: ``(out, h_T[, c_T])`` and what backward needs (``saved``).
+    """The forward kernel on the projection ``xp``: ``(out, h_T[, c_T])`` and what backward needs (``saved``).
 
-    ``Recurrence`` wraps it for autograd; a call nobody will differentiate (inference) runs it directly,
-    since ``autograd.Function.apply`` alone costs tens of µs, a third of a batch-1 call of 100 steps.
-    ``save`` keeps every step's gate activations for backward, written over ``xp``: the caller hands xp over
-    (it is a fresh projection nobody else reads), which spares a (T, B, G·H) buffer per call. Fresh buffers
-    that large come from the system zeroed page by page: a 50 MB one costs ~14 ms more than a reused one
-    (measured), a sixth of a language-model training step.
+    ``save`` keeps every step's gate activations for backward, written over ``xp`` (a scratch of this
+    module's: each unit's xp is read before its gates are written), which spares a (T, B, G·H) buffer.
     """
     steps, batch = xp.shape[0], xp.shape[1]
     hidden = w_hh.shape[1]
     batch_sizes, starts = layout
     chunks, run = batch_sizes.shape
     split = chunks == 1 and units > 1
-    # No-ops for the usual inputs (a parameter, F.linear's output, a state slice): nothing is copied.
+    # No-ops for the usual inputs (a parameter, the projection, a state slice): nothing is copied.
     xp, h0, w_hh = xp.contiguous(), h0.contiguous(), w_hh.contiguous()
     c0 = None if c0 is None else c0.contiguous()
     if b_hh is None and kind == KINDS["gru"]:
@@ -93,55 +124,42 @@ def forward(kind: int, layout: tuple[Tensor, Tensor], padded: bool, threads: int
     return results, (batch_sizes, out, h0, cs, c0, gates, hn, w_hh)
 
 
-_local = threading.local()
-
-
-def _scratch(numel: int, dtype: torch.dtype, zero: bool) -> Tensor:
-    """A flat buffer of this thread's, kept between calls for backward's internal δa (GRU).
-
-    Only for tensors that die inside the call that asked for them (never saved, never returned): the next
-    call on this thread may overwrite it. Grows to the largest size asked for; one per dtype.
-    """
-    kept = getattr(_local, "buffers", None)
-    if kept is None:
-        kept = _local.buffers = {}
-    buffer = kept.get(dtype)
-    if buffer is None or buffer.numel() < numel:
-        buffer = kept[dtype] = torch.empty(numel, dtype=dtype)
-    view = buffer[:numel]
-    return view.zero_() if zero else view
-
-
 class Recurrence(torch.autograd.Function):
-    """``apply(kind, layout, padded, threads, units, xp, h0, c0, w_hh, b_hh) -> out, h_T[, c_T]``.
+    """``apply(kind, layout, padded, threads, units, x, w_ih, bias, h0, c0, w_hh, b_hh) -> out, h_T[, c_T]``.
 
+    The input projection xp = x·W_ihᵀ + bias is part of the function, so that its buffer (the gates are kept
+    over it until backward) and backward's δxp are kept between calls (``buffers``), not fresh each time.
     ``padded`` says some row stops early (outputs there must be zero); ``threads`` > 0 caps the BLAS
     threads for this call (1 is fastest at tiny batches), 0 leaves torch's setting; ``units`` > 1 splits the
     hidden units of a one-block layout across that many threads in the forward (ignored with several blocks).
     """
 
     @staticmethod
-    def forward(ctx, kind: int, layout: tuple[Tensor, Tensor], padded: bool, threads: int, units: int, xp: Tensor,
-                h0: Tensor, c0: Tensor | None, w_hh: Tensor, b_hh: Tensor | None):
-        save = any(ctx.needs_input_grad[5:])  # grad mode is off in here; this says whether backward will run
-        results, saved = forward(kind, layout, padded, threads, units, xp, h0, c0, w_hh, b_hh, save)
+    def forward(ctx, kind: int, layout: tuple[Tensor, Tensor], padded: bool, threads: int, units: int, x: Tensor,
+                w_ih: Tensor, bias: Tensor | None, h0: Tensor, c0: Tensor | None, w_hh: Tensor, b_hh: Tensor | None):
+        xp, buffer = project(x, w_ih, bias)
+        if buffer is not None:
+            # The gates live over the buffer until this context is garbage (after backward, or with the graph).
+            projections.give_when_gone(ctx, buffer)
+        results, saved = forward(kind, layout, padded, threads, units, xp, h0, c0, w_hh, b_hh, save=True)
         ctx.kind, ctx.padded, ctx.threads, ctx.starts = kind, padded, threads, layout[1]
-        ctx.save_for_backward(*saved)
+        ctx.save_for_backward(x, w_ih, *saved)
         return results
 
     @staticmethod
     @torch.autograd.function.once_differentiable
     def backward(ctx, d_out: Tensor, d_hT: Tensor, d_cT: Tensor | None = None):
-        batch_sizes, out, h0, cs, c0, gates, hn, w_hh = ctx.saved_tensors
+        x, w_ih, batch_sizes, out, h0, cs, c0, gates, hn, w_hh = ctx.saved_tensors
         kind = ctx.kind
         steps, batch, hidden = out.shape
         chunks, run = batch_sizes.shape
         gh = GATES[kind] * hidden
+        # δxp and GRU's δa never leave this call: this thread's kept scratch (rows past a length must read
+        # zero there: cleared then).
         padded = ctx.padded or run < steps
-        d_xp = (out.new_zeros if padded else out.new_empty)(steps, batch, gh)
-        # GRU's δa never leaves this call: a kept scratch (rows past a length must read zero: cleared then).
+        d_xp = scratch("d_xp", steps * batch * gh, out.dtype, padded).view(steps, batch, gh)
         gru = kind == KINDS["gru"]
-        d_a = _scratch(steps * batch * gh, out.dtype, padded).view(steps, batch, gh) if gru else d_xp
+        d_a = scratch("d_a", steps * batch * gh, out.dtype, padded).view(steps, batch, gh) if gru else d_xp
         d_h = d_hT.contiguous().clone()
         d_c = None if cs is None else d_cT.contiguous().clone()
         d_out = d_out.contiguous()  # kept in a name: the kernel must not see a freed temporary
@@ -149,13 +167,21 @@ class Recurrence(torch.autograd.Function):
         backward_kernel(kind, run, batch, hidden, _ptr(d_out), _ptr(out), _ptr(h0), _ptr(cs), _ptr(c0),
                         _ptr(gates), _ptr(hn), _ptr(w_hh), _ptr(batch_sizes), _ptr(d_xp), _ptr(d_a), _ptr(d_h),
                         _ptr(d_c), ctx.threads, chunks, _ptr(ctx.starts))
-        d_w = d_b = None
-        if ctx.needs_input_grad[8]:
+        need = ctx.needs_input_grad
+        d_x = d_w_ih = d_bias = d_w = d_b = None
+        flat = d_xp.view(steps * batch, gh)
+        if need[5]:
+            d_x = flat.mm(w_ih).view(steps, batch, -1)
+        if need[6]:
+            d_w_ih = flat.t().mm(x.reshape(steps * batch, -1))
+        if need[7]:
+            d_bias = flat.sum(0)
+        if need[10]:
             # δW_hh = Σ_t δa_tᵀ·h_{t-1}: h_{-1} = h0, then the outputs (rows past a length hold δa = 0).
             d_w = d_a[0].t().mm(h0)
             if run > 1:
                 d_w.addmm_(d_a[1:run].reshape(-1, gh).t(), out[: run - 1].reshape(-1, hidden))
-        if ctx.needs_input_grad[9]:
+        if need[11]:
             d_b = d_a[:run].sum((0, 1))
-        d_c0 = d_c if ctx.needs_input_grad[7] else None
-        return None, None, None, None, None, d_xp, d_h, d_c0, d_w, d_b
+        d_c0 = d_c if need[9] else None
+        return None, None, None, None, None, d_x, d_w_ih, d_bias, d_h, d_c0, d_w, d_b
