@@ -21,11 +21,15 @@ def _grads(layer, x, lengths, weight):
     return torch.autograd.grad((layer(x, lengths=lengths)[0] * weight).sum(), [x, *layer.parameters()])
 
 
-@pytest.mark.parametrize("kind", list(KINDS))
+CASES = [(kind, {}) for kind in KINDS] + [("lstm", {"layer_norm": True}), ("gru", {"layer_norm": True}),
+                                          ("rnn_tanh", {"zoneout": 0.3})]
+
+
+@pytest.mark.parametrize("kind,options", CASES)
 @pytest.mark.parametrize("lengths", [None, [7, 3, 5, 1]])
-def test_interleaved_graphs_and_retained_backward(kind, lengths):
+def test_interleaved_graphs_and_retained_backward(kind, options, lengths):
     """Two graphs alive at once, backward in the opposite order, the first one twice (retain_graph)."""
-    layer = make_layer(kind, layers=2, bidirectional=True)
+    layer = make_layer(kind, layers=2, bidirectional=True, **options).eval()  # eval: zoneout deterministic
     lengths = None if lengths is None else torch.tensor(lengths)
     torch.manual_seed(3)
     xa, xb = (torch.randn(7, 4, 4, dtype=torch.float64, requires_grad=True) for _ in range(2))

@@ -22,6 +22,7 @@ import ctypes
 import torch
 from torch import Tensor
 
+from rnnkit.engine.fused.buffers import scratch
 from rnnkit.engine.fused.build import Extras, load
 from rnnkit.engine.fused.recurrence import GATES, KINDS, _ptr
 
@@ -38,7 +39,8 @@ def _struct(t: dict) -> Extras:
 
 class ExtrasRecurrence(torch.autograd.Function):
     """``apply(kind, layout, padded, threads, xp, h0, c0, w_hh, b_hh, rmask, zh, zc, ln_w, ln_b,
-    lnc_w, lnc_b) -> out, h_T[, c_T]``; masks are constants, every other tensor may be None where off."""
+    lnc_w, lnc_b) -> out, h_T[, c_T]``; masks are constants, every other tensor may be None where off.
+    ``xp`` is handed over: LSTM and RNN overwrite it with their gates."""
 
     @staticmethod
     def forward(ctx, kind, layout, padded, threads, xp, h0, c0, w_hh, b_hh, rmask, zh, zc, ln_w, ln_b,
@@ -58,7 +60,10 @@ class ExtrasRecurrence(torch.autograd.Function):
         out = new(steps, batch, hidden)
         buf = {
             "cs": xp.new_empty(steps, batch, hidden) if lstm else None,
-            "gates": xp.new_empty(steps, batch, (4 if kind in (KINDS["lstm"], KINDS["gru"]) else 1) * hidden),
+            # LSTM and RNN keep their gates (G·H a row) over xp, the caller's fresh projection: each unit's xp is
+            # read before its gates are written (kernels_extras.h), and a fresh (T, B, G·H) buffer costs page
+            # faults (see buffers). GRU keeps [r z n hn], one more block than xp has.
+            "gates": xp.new_empty(steps, batch, 4 * hidden) if kind == KINDS["gru"] else c["xp"],
             "ct": xp.new_empty(steps, batch, hidden) if lstm else None,
             "xh": xp.new_empty(steps, batch, gh) if ln_w is not None else None,
             "rs": xp.new_empty(steps, batch) if ln_w is not None else None,
@@ -92,8 +97,10 @@ class ExtrasRecurrence(torch.autograd.Function):
         steps, batch, hidden = out.shape
         chunks, run = s["batch_sizes"].shape
         gh = GATES[kind] * hidden
-        new = out.new_zeros if ctx.padded or run < steps else out.new_empty
-        d_xp, d_a = new(steps, batch, gh), new(steps, batch, gh)
+        padded = ctx.padded or run < steps
+        d_xp = (out.new_zeros if padded else out.new_empty)(steps, batch, gh)
+        # δa never leaves this call: this thread's kept scratch (see buffers), cleared where rows end early.
+        d_a = scratch("d_a", steps * batch * gh, out.dtype, padded).view(steps, batch, gh)
         d_h = d_hT.contiguous().clone()
         d_c = None if s["cs"] is None else d_cT.contiguous().clone()
         need_beta = s["ln_w"] is not None or ctx.gru_bias
