@@ -82,7 +82,7 @@ def from_dict(cls, data: dict):
 class LanguageModelConfig(RecurrentStackConfig):
     """Embedding → recurrent stack (one direction) → locked dropout → Linear, optionally tied."""
 
-    # GRU by default: on the bundled Shakespeare split a 2 x 384 GRU (fused engine, ~15k tokens/s on 2 cores)
+    # GRU by default: on the bundled Shakespeare split a 2 x 384 GRU (fused engine, then ~15k tokens/s on 2 cores)
     # reached a lower validation bits/char in 15 minutes than the 2 x 384 LSTM (~10k tokens/s) did in 30.
     cell: str = _help("recurrent cell: lstm, gru, rnn (tanh) or rnn_relu", default="gru")
     embedding_dim: int = _help("embedding size", default=128)
