@@ -26,6 +26,7 @@ from rnnkit.models.config import ClassifierConfig, from_dict
 from rnnkit.models.pretrained import glove_available, glove_words, init_embedding_from_glove
 from rnnkit.tasks.classification import ClassificationTask
 from rnnkit.training import TrainConfig, Trainer, save_checkpoint
+from rnnkit.training.rundir import RunDiverged, RunFolder, abandon, check_result
 
 KIND = "classifier"
 # Chosen on BBC News' validation split: the validation accuracy peaks within 5-8 epochs of a cosine schedule.
@@ -118,16 +119,35 @@ def build_vocabulary(train: list[Example], tokenizer, config: ClassifierDataConf
 
 def train_classifier(data: str | ClassifierDataConfig = "bbc-news", out_dir: str | Path = "runs/classifier",
                      model: ClassifierConfig | None = None, train: TrainConfig | None = None,
-                     label_smoothing: float = 0.0, device: str = "cpu", **data_options) -> tuple[Classifier, dict]:
+                     label_smoothing: float = 0.0, device: str = "cpu", overwrite: bool = False,
+                     resume: bool = False, **data_options) -> tuple[Classifier, dict]:
     """Train, keep the best model by validation accuracy, report on test; return (classifier, summary).
 
     ``data`` is a bundled name, a path, or a full ``ClassifierDataConfig``; ``data_options``
     set its other fields (e.g. ``text_columns="title,description"``).
+
+    The run is written to a staging folder beside ``out_dir`` and moved there when complete
+    (see ``training.rundir``); an existing ``out_dir`` is refused unless ``overwrite``. ``resume``
+    continues the interrupted run of ``out_dir`` (same settings) from its last training state.
+    Raises ``RunInterrupted`` on SIGINT/SIGTERM (the state is saved) and ``RunDiverged`` on a
+    non-finite loss (after publishing the best validated model, if there is one).
     """
     data_config = data if isinstance(data, ClassifierDataConfig) else ClassifierDataConfig(data=data, **data_options)
     model_config = model or ClassifierConfig()
     train_config = train or TrainConfig(**CLASSIFIER_TRAIN_DEFAULTS)
-    out_dir = Path(out_dir)
+    settings = {"data": asdict(data_config), "model": asdict(model_config), "train": asdict(train_config),
+                "label_smoothing": label_smoothing}
+    run = RunFolder(out_dir, overwrite=overwrite, resume=resume, command="rnnkit train").open(settings)
+    try:
+        return _train_classifier(run, data_config, model_config, train_config, label_smoothing, device)
+    except BaseException:
+        abandon(run)
+        raise
+
+
+def _train_classifier(run: RunFolder, data_config: ClassifierDataConfig, model_config: ClassifierConfig,
+                      train_config: TrainConfig, label_smoothing: float, device: str) -> tuple[Classifier, dict]:
+    out_dir = run.path
     start = time.monotonic()
     splits, skipped = load_classification_data(data_config, seed=train_config.seed)
     if skipped:
@@ -148,7 +168,7 @@ def train_classifier(data: str | ClassifierDataConfig = "bbc-news", out_dir: str
         _log(f"cross-fitting {len(plan)} members on {len(train_data)} pooled examples "
              f"({len(plan[0][0])} train / {len(plan[0][1])} held out each)")
 
-    members, histories, results, held_out = [], [], [], []
+    members, histories, results, held_out, diverged = [], [], [], [], None
     for i, (member_train, member_valid) in enumerate(plan):
         # Member i trains with seed + i; its own log and best weights live in member-i/ when there are several.
         seed = train_config.seed + i
@@ -166,7 +186,12 @@ def train_classifier(data: str | ClassifierDataConfig = "bbc-news", out_dir: str
                                   seed=seed, pad_id=vocab.pad_id, label_smoothing=label_smoothing)
         single = Classifier(net, tokenizer, vocab, labels, data_config.max_length)
         save = (lambda _, c=single, d=member_dir: c.save(d / "model")) if len(plan) == 1 else None
-        results.append(Trainer(net, task, member_config, member_dir, save_best=save).fit())
+        state_path = run.state_path(None if len(plan) == 1 else f"member-{i}")
+        trainer = Trainer(net, task, member_config, member_dir, save_best=save, state_path=state_path)
+        if run.resume and state_path.is_file():
+            trainer.load_state(state_path)
+        results.append(trainer.fit())
+        diverged = check_result(run, results[-1]) or diverged
         members.append(net)
         histories.extend(results[-1].history)
         if model_config.cross_fit:
@@ -198,7 +223,10 @@ def train_classifier(data: str | ClassifierDataConfig = "bbc-news", out_dir: str
     write_report(out_dir / "report", {**final, "split": "test" if "test" in report else "valid",
                                       "summary": summary, "valid": report["valid"]}, histories)
     _log(format_report(final))
-    _log(f"saved {out_dir / 'model'}; report in {out_dir / 'report'}")
+    run.publish()
+    _log(f"saved {run.out / 'model'}; report in {run.out / 'report'}")
+    if diverged:
+        raise RunDiverged(diverged)
     return classifier, summary
 
 

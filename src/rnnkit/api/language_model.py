@@ -24,12 +24,14 @@ from rnnkit.models.config import LanguageModelConfig, from_dict
 from rnnkit.models.language_model import RNNLanguageModel
 from rnnkit.tasks.language_model import LanguageModelTask, score_ids
 from rnnkit.training import TrainConfig, Trainer, save_checkpoint
+from rnnkit.training.rundir import RunDiverged, RunFolder, abandon, check_result
 from rnnkit.validation import check_choice, check_positive_int, check_probability
 
 KIND = "language_model"
 # A 30-minute budget on 2 cores: the schedule's decay ends when the time does (see training.schedule.Horizon).
+# The training state is saved every few seconds: a killed run loses little (the save takes milliseconds).
 LM_TRAIN_DEFAULTS = dict(batch_size=64, lr=2e-3, epochs=50, patience=None, warmup=100.0, max_time=1800.0,
-                         eval_every=250, weight_decay=0.01)
+                         eval_every=250, weight_decay=0.01, checkpoint_every="5s")
 
 
 def _help(text: str, **kw):
@@ -145,11 +147,27 @@ class LanguageModel:
 
 def train_language_model(data: str | CorpusConfig = "shakespeare", out_dir: str | Path = "runs/lm",
                          model: LanguageModelConfig | None = None, train: TrainConfig | None = None,
-                         device: str = "cpu", **corpus_options) -> tuple[LanguageModel, dict]:
+                         device: str = "cpu", overwrite: bool = False, resume: bool = False,
+                         **corpus_options) -> tuple[LanguageModel, dict]:
+    """Train on a corpus, keep the best model by validation bits per character (or perplexity), report.
+
+    Output safety and ``overwrite`` / ``resume`` work as for ``train_classifier``.
+    """
     corpus = data if isinstance(data, CorpusConfig) else CorpusConfig(data=data, **corpus_options)
     model_config = model or LanguageModelConfig()
     train_config = train or TrainConfig(**LM_TRAIN_DEFAULTS)
-    out_dir = Path(out_dir)
+    settings = {"corpus": asdict(corpus), "model": asdict(model_config), "train": asdict(train_config)}
+    run = RunFolder(out_dir, overwrite=overwrite, resume=resume, command="rnnkit train-lm").open(settings)
+    try:
+        return _train_language_model(run, corpus, model_config, train_config, device)
+    except BaseException:
+        abandon(run)
+        raise
+
+
+def _train_language_model(run: RunFolder, corpus: CorpusConfig, model_config: LanguageModelConfig,
+                          train_config: TrainConfig, device: str) -> tuple[LanguageModel, dict]:
+    out_dir = run.path
     start = time.monotonic()
     splits = load_corpus(corpus)
     tokenizer = CharTokenizer() if corpus.tokenizer == "char" else WordTokenizer(lowercase=corpus.lowercase)
@@ -165,7 +183,12 @@ def train_language_model(data: str | CorpusConfig = "shakespeare", out_dir: str 
     lm = LanguageModel(net, tokenizer, vocab, {"corpus_config": asdict(corpus), "train_config": asdict(train_config)})
     task = LanguageModelTask(train_ids, valid_ids, train_config.batch_size, corpus.bptt, corpus.random_length,
                              seed=train_config.seed, unit=corpus.tokenizer, eval_streams=corpus.eval_streams)
-    result = Trainer(net, task, train_config, out_dir, save_best=lambda _: lm.save(out_dir / "model")).fit()
+    trainer = Trainer(net, task, train_config, out_dir, save_best=lambda _: lm.save(out_dir / "model"),
+                      state_path=run.state_path())
+    if run.resume:
+        trainer.load_state(run.state_path())
+    result = trainer.fit()
+    diverged = check_result(run, result)
     seconds = time.monotonic() - start
     summary = {"stopped": result.reason, "train_seconds": round(seconds, 1), "steps": result.steps,
                **{k: v for k, v in (result.best or {}).items() if k.startswith("valid_")}}
@@ -184,4 +207,8 @@ def train_language_model(data: str | CorpusConfig = "shakespeare", out_dir: str 
         # Validation bits per character against wall-clock time: what a time budget buys.
         plot_training_curves(result.history, out_dir / "report" / "valid_vs_time.png",
                              metrics=["train_loss", f"valid_{task.monitor}"], x="elapsed")
+    run.publish()
+    print(f"saved {run.out / 'model'}; report in {run.out / 'report'}", file=sys.stderr, flush=True)
+    if diverged:
+        raise RunDiverged(diverged)
     return lm, summary

@@ -9,6 +9,7 @@ import sys
 from rnnkit.api.classifier import CLASSIFIER_TRAIN_DEFAULTS as TRAIN_DEFAULTS  # noqa: E402
 from rnnkit.api.data_config import ClassifierDataConfig
 from rnnkit.cli.options import add_dataclass_arguments, dataclass_from_args
+from rnnkit.cli.run_flags import add_run_flags, report_stopped, run_settings
 from rnnkit.models.config import ClassifierConfig
 from rnnkit.training import TrainConfig
 
@@ -20,6 +21,9 @@ PRESETS = {
                     epochs=5, patience=None),
                dict(embeddings="random", max_length=None, min_freq=1)),
 }
+
+
+TRAIN_SECTIONS = {"data": ClassifierDataConfig, "model": ClassifierConfig, "train": TrainConfig}
 
 
 def register(verbs, preset: str | None = None) -> None:
@@ -35,6 +39,7 @@ def register(verbs, preset: str | None = None) -> None:
     add_dataclass_arguments(train, ClassifierDataConfig, title="data", defaults=data_over)
     add_dataclass_arguments(train, ClassifierConfig, title="model", defaults=model_over)
     add_dataclass_arguments(train, TrainConfig, title="training", defaults={**TRAIN_DEFAULTS, **train_over})
+    add_run_flags(train, TRAIN_SECTIONS, ("label_smoothing",))
     train.set_defaults(run=run_train)
 
     ev = verbs.add_parser("eval", help="evaluate a model on a labelled file, or a language model on a text file",
@@ -63,11 +68,15 @@ def register(verbs, preset: str | None = None) -> None:
 
 def run_train(args: argparse.Namespace) -> int:
     from rnnkit.api.classifier import train_classifier
+    from rnnkit.training.rundir import RunStopped
 
-    data = dataclass_from_args(ClassifierDataConfig, args)
-    model = dataclass_from_args(ClassifierConfig, args)
-    train = dataclass_from_args(TrainConfig, args)
-    _, summary = train_classifier(data, args.out, model=model, train=train, label_smoothing=args.label_smoothing)
+    out, configs, scalars = run_settings(args, TRAIN_SECTIONS, ("label_smoothing",))
+    try:
+        _, summary = train_classifier(configs["data"], out, model=configs["model"], train=configs["train"],
+                                      label_smoothing=scalars["label_smoothing"], overwrite=args.overwrite,
+                                      resume=args.resume is not None)
+    except RunStopped as stopped:
+        return report_stopped("train", stopped)
     print(json.dumps(summary))
     return 0
 

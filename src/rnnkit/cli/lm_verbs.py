@@ -7,10 +7,13 @@ import json
 import sys
 
 from rnnkit.api.language_model import LM_TRAIN_DEFAULTS, CorpusConfig
-from rnnkit.cli.options import add_dataclass_arguments, dataclass_from_args
+from rnnkit.cli.options import add_dataclass_arguments
+from rnnkit.cli.run_flags import add_run_flags, report_stopped, run_settings
 from rnnkit.generation import SamplingConfig
 from rnnkit.models.config import LanguageModelConfig
 from rnnkit.training import TrainConfig
+
+TRAIN_SECTIONS = {"corpus": CorpusConfig, "model": LanguageModelConfig, "train": TrainConfig}
 
 
 def register(verbs) -> None:
@@ -21,6 +24,7 @@ def register(verbs) -> None:
     add_dataclass_arguments(tr, CorpusConfig, title="corpus")
     add_dataclass_arguments(tr, LanguageModelConfig, title="model")
     add_dataclass_arguments(tr, TrainConfig, title="training", defaults=LM_TRAIN_DEFAULTS)
+    add_run_flags(tr, TRAIN_SECTIONS)
     tr.set_defaults(run=run_train_lm)
 
     gen = verbs.add_parser("generate", help="sample text from a language model, streamed as it is produced")
@@ -36,11 +40,14 @@ def register(verbs) -> None:
 
 def run_train_lm(args: argparse.Namespace) -> int:
     from rnnkit.api.language_model import train_language_model
+    from rnnkit.training.rundir import RunStopped
 
-    corpus = dataclass_from_args(CorpusConfig, args)
-    model = dataclass_from_args(LanguageModelConfig, args)
-    train = dataclass_from_args(TrainConfig, args)
-    _, summary = train_language_model(corpus, args.out, model=model, train=train)
+    out, configs, _ = run_settings(args, TRAIN_SECTIONS)
+    try:
+        _, summary = train_language_model(configs["corpus"], out, model=configs["model"], train=configs["train"],
+                                          overwrite=args.overwrite, resume=args.resume is not None)
+    except RunStopped as stopped:
+        return report_stopped("train-lm", stopped)
     print(json.dumps(summary))
     return 0
 

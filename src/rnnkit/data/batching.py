@@ -11,6 +11,7 @@ every epoch.
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Iterator, Sequence
 
 import numpy as np
@@ -89,6 +90,20 @@ class BucketBatchSampler(Sampler[list[int]]):
     def __len__(self) -> int:
         return -(-self.lengths.size // self.batch_size)
 
+    def state_dict(self) -> dict:
+        """What fixes the order of batches: the epoch and seed (batch order is a function of them), and a
+        fingerprint of the lengths and settings, so a resumed run can tell it is given the same data."""
+        return {"epoch": self.epoch, "seed": self.seed, "fingerprint": self._fingerprint()}
+
+    def load_state_dict(self, state: dict) -> None:
+        """Select the saved epoch; ValueError if the data or settings differ from the saved sampler's."""
+        check_same_data(state, self._fingerprint(), self.seed)
+        self.set_epoch(state["epoch"])
+
+    def _fingerprint(self) -> str:
+        settings = np.asarray([self.batch_size, self.bucket_factor, int(self.shuffle)], dtype=np.int64)
+        return hashlib.sha256(self.lengths.tobytes() + settings.tobytes()).hexdigest()[:16]
+
     def batches(self) -> list[list[int]]:
         """This epoch's batches (what iterating yields)."""
         n = self.lengths.size
@@ -111,6 +126,14 @@ class BucketBatchSampler(Sampler[list[int]]):
     def padding_fraction(self) -> float:
         """Padding fraction of this epoch's batches (see ``padding_fraction``)."""
         return padding_fraction(self.lengths, self.batches())
+
+
+def check_same_data(state: dict, fingerprint: str, seed: int) -> None:
+    """A sampler's saved ``state_dict`` must describe the same data and seed to be resumed."""
+    if state.get("fingerprint") != fingerprint:
+        raise ValueError("cannot resume: the training data (or batch settings) differ from the saved run's")
+    if state.get("seed") != seed:
+        raise ValueError(f"cannot resume: the sampler's seed is {seed}, the saved run's was {state.get('seed')}")
 
 
 def pad_batch(sequences: Sequence[Sequence[int]], pad_id: int = 0, max_len: int | None = None) -> tuple[Tensor, Tensor]:

@@ -25,12 +25,14 @@ rate by ``t / bptt`` (``x.shape[1]`` is ``t``).
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Iterator
 
 import numpy as np
 import torch
 from torch import Tensor
 
+from rnnkit.data.batching import check_same_data
 from rnnkit.validation import check_positive_int
 
 RANDOM_LENGTH_SD = 5.0
@@ -94,6 +96,20 @@ class StreamBatcher:
         if isinstance(epoch, bool) or not isinstance(epoch, int) or epoch < 0:
             raise ValueError(f"epoch must be an int >= 0, got {epoch!r}")
         self.epoch = epoch
+
+    def state_dict(self) -> dict:
+        """The epoch and seed (the window lengths are a function of them) and a fingerprint of the streams."""
+        return {"epoch": self.epoch, "seed": self.seed, "fingerprint": self._fingerprint()}
+
+    def load_state_dict(self, state: dict) -> None:
+        """Select the saved epoch; ValueError if the corpus or settings differ from the saved batcher's."""
+        check_same_data(state, self._fingerprint(), self.seed)
+        self.set_epoch(state["epoch"])
+
+    def _fingerprint(self) -> str:
+        settings = torch.tensor([self.bptt, int(self.random_length)], dtype=torch.long)
+        digest = hashlib.sha256(self.streams.numpy().tobytes() + settings.numpy().tobytes())
+        return digest.hexdigest()[:16]
 
     def window_lengths(self) -> list[int]:
         """This epoch's window lengths ``t``; they sum to ``L - 1``."""

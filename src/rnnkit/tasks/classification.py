@@ -30,6 +30,13 @@ class ClassificationTask:
         self.sampler.set_epoch(epoch)
         return self.sampler
 
+    def state_dict(self) -> dict:
+        """The sampler's state: the trainer keeps the position inside the epoch, and nothing else is carried."""
+        return {"sampler": self.sampler.state_dict()}
+
+    def load_state_dict(self, state: dict) -> None:
+        self.sampler.load_state_dict(state["sampler"])
+
     def _tensors(self, data: EncodedDataset, indices, device):
         ids, lengths = pad_batch([data.ids[i] for i in indices], self.pad_id, self.max_length)
         labels = None if data.label_ids is None else torch.tensor([data.label_ids[i] for i in indices])

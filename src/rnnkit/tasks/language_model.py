@@ -45,6 +45,12 @@ def score_ids(model, ids: Tensor, window: int = 1000, streams: int = 1) -> tuple
     return total, count
 
 
+def _to_device(state, device):
+    if isinstance(state, Tensor):
+        return state.to(device)
+    return type(state)(_to_device(s, device) for s in state)
+
+
 class LanguageModelTask:
     mode = "min"
 
@@ -65,10 +71,21 @@ class LanguageModelTask:
         self.batcher.set_epoch(epoch)
         return self.batcher
 
+    def state_dict(self) -> dict:
+        """The batcher's state and the hidden state carried into the next window (needed to resume exactly)."""
+        return {"batcher": self.batcher.state_dict(), "hidden": self.state}
+
+    def load_state_dict(self, state: dict) -> None:
+        self.batcher.load_state_dict(state["batcher"])
+        self.state = state["hidden"]
+        self._state_device_unknown = self.state is not None  # loaded on the CPU; moved at the next step
+
     def train_step(self, model, batch) -> StepResult:
         x, y = batch
         device = next(model.parameters()).device
         x, y = x.to(device), y.to(device)
+        if getattr(self, "_state_device_unknown", False):
+            self.state, self._state_device_unknown = _to_device(self.state, device), False
         logits, state = model(x, self.state)
         self.state = detach_state(state)  # truncated BPTT: keep the values, cut the graph
         loss = F.cross_entropy(logits.reshape(-1, logits.shape[-1]), y.reshape(-1))

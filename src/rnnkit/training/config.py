@@ -68,6 +68,11 @@ class TrainConfig:
         metadata=_help("Evaluate every N optimiser steps instead of once per epoch (useful for long LM epochs)."),
     )
     progress: bool = field(default=True, metadata=_help("Show a progress bar when stderr is a terminal."))
+    checkpoint_every: str = field(
+        default="epoch",
+        metadata=_help("How often to save the resumable training state: 'epoch', N optimiser steps ('200'), "
+                       "N seconds ('5s'), or 'none' (only when interrupted by SIGINT/SIGTERM)."),
+    )
 
     def __post_init__(self) -> None:
         _check_int("epochs", self.epochs, minimum=1)
@@ -103,6 +108,27 @@ class TrainConfig:
             _check_int("eval_every", self.eval_every, minimum=1)
         if not isinstance(self.progress, bool):
             raise TypeError(f"progress must be a bool, got {self.progress!r}")
+        self.checkpoint_schedule()
+
+    def checkpoint_schedule(self) -> tuple[str, float | int | None]:
+        """``checkpoint_every`` as ``("epoch", None)``, ``("steps", n)``, ``("seconds", s)`` or ``("none", None)``."""
+        text = self.checkpoint_every
+        if not isinstance(text, str):
+            raise TypeError(f"checkpoint_every must be a str like 'epoch', '200' or '5s', got {text!r}")
+        text = text.strip().lower()
+        if text in ("epoch", "none"):
+            return text, None
+        try:
+            if text.endswith("s"):
+                seconds = float(text[:-1])
+                if math.isfinite(seconds) and seconds >= 0:
+                    return "seconds", seconds
+            elif int(text) >= 1:
+                return "steps", int(text)
+        except ValueError:
+            pass
+        raise ValueError(f"checkpoint_every must be 'epoch', 'none', a step count >= 1 ('200') or seconds "
+                         f"('5s'), got {self.checkpoint_every!r}")
 
     def warmup_steps(self, total_steps: int | None) -> int:
         """Number of warm-up steps for a run of ``total_steps`` optimiser steps.

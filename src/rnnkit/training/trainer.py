@@ -16,10 +16,25 @@ data and loss. One ``fit()``:
    weights back into the model, which it leaves in eval mode.
 
 A run also ends on ``max_time`` (wall clock since ``fit`` began, evaluation
-included: the current step finishes and a final evaluation runs), on Ctrl-C
-(no further evaluation; what was logged stays, the best weights are restored),
-or on a non-finite loss or gradient norm (that update is skipped, so the weights
-are never poisoned).
+included: the current step finishes and a final evaluation runs), on SIGINT or
+SIGTERM (the current step finishes, the training state is saved to ``state_path``
+and ``reason`` is "interrupted"; a second Ctrl-C, or a ``KeyboardInterrupt`` raised
+inside a step, stops at once without saving), or on a non-finite loss or gradient
+norm (the run has diverged: that update is skipped, so the weights are never
+poisoned, and no further evaluation runs). An evaluation with a non-finite metric
+never counts as an improvement, so non-finite weights are never kept as the best.
+
+Resume: with ``state_path``, the full training state (``state_dict()``: weights,
+optimiser, schedule, every random generator, the position inside the epoch, the
+task's own state, counters, history, best weights, patience) is written there
+atomically every ``config.checkpoint_every`` (an epoch, N steps or N seconds).
+``load_state_dict(state)`` before ``fit()`` continues that run; a run resumed from
+any checkpoint ends with the same weights and history (timings apart) as one never
+stopped. The exception is ``max_time``: the budget and the decay horizon fitted to
+it (``_fit_horizon_to_time``) follow the wall clock, which no checkpoint can replay.
+The elapsed time is saved, so the budget still counts the time already spent, but
+time lost after the last checkpoint is spent again, and the projected horizon is
+re-estimated from the resumed run's pace.
 
 The trainer never moves tensors between devices: the task puts batches on the
 model's device.
@@ -30,7 +45,7 @@ from __future__ import annotations
 import math
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -44,6 +59,8 @@ from rnnkit.training.progress import Progress, format_summary
 from rnnkit.training.runlog import RunLog
 from rnnkit.training.schedule import Horizon, make_scheduler
 from rnnkit.training.seed import seed_everything
+from rnnkit.training.signals import StopRequests
+from rnnkit.training.state import load_state, rng_state, save_state, set_rng_state
 from rnnkit.training.task import StepResult, Task, check_task
 
 __all__ = ["Trainer", "TrainResult", "StepResult", "Task"]
@@ -56,6 +73,8 @@ INTERRUPTED = "interrupted"
 NON_FINITE = "non_finite_loss"
 # Steps to time before projecting how many fit in max_time (the first steps are slow to warm up).
 HORIZON_MIN_STEPS = 20
+# Settings that may differ between a run and its resumption (they change no number).
+RESUMABLE_CHANGES = ("progress", "checkpoint_every")
 
 
 @dataclass
@@ -73,7 +92,9 @@ class TrainResult:
         stopped_early: True unless all epochs ran (``reason == "completed"``).
         reason: "completed", "early_stopping", "max_time", "interrupted" or "non_finite_loss".
         steps: optimiser steps taken.
-        elapsed: seconds ``fit`` took.
+        elapsed: seconds ``fit`` took (with a resumed run: the time before the resumption included).
+        checkpoint: the training state saved last (a resumable run), or None.
+        signal: the signal number that interrupted the run, if one did.
     """
 
     history: list[dict[str, Any]]
@@ -83,6 +104,8 @@ class TrainResult:
     reason: str
     steps: int = 0
     elapsed: float = 0.0
+    checkpoint: Path | None = None
+    signal: int | None = None
 
 
 class _Window:
@@ -116,6 +139,12 @@ class _Window:
             self.grad_norm_sum += grad_norm
             self.grad_norms += 1
 
+    def state_dict(self) -> dict[str, Any]:
+        return dict(vars(self))
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        vars(self).update(state)
+
     @property
     def loss(self) -> float:
         return self.loss_sum / self.examples if self.examples else math.nan
@@ -137,8 +166,11 @@ class _Window:
 class _RunState:
     start: float
     epoch: int = 0
+    batch: int = 0  # batches of `epoch` already trained on
+    epoch_done: bool = False  # `epoch` is over, its evaluation included
     step: int = 0
     total_steps: int | None = None
+    horizon: int | None = None
     train_seconds: float = 0.0
     last_lr: float = 0.0
     best_value: float | None = None
@@ -146,6 +178,13 @@ class _RunState:
     best_state: dict[str, torch.Tensor] | None = None
     bad_evals: int = 0
     history: list[dict[str, Any]] = field(default_factory=list)
+    epoch_rng: dict[str, Any] | None = None  # the generators as `epoch` began, before its batches were drawn
+    checkpoint: Path | None = None
+    last_save: float = 0.0  # time.monotonic() of the last training-state checkpoint
+
+    # Saved by Trainer.state_dict(); the rest (start, checkpoint, last_save) belongs to one process.
+    SAVED = ("epoch", "batch", "epoch_done", "step", "total_steps", "horizon", "train_seconds", "last_lr", "best_value",
+             "best_record", "bad_evals", "history")
 
 
 class Trainer:
@@ -158,6 +197,8 @@ class Trainer:
         out_dir: where ``log.jsonl`` (and ``best/`` via ``save_best``) go; None writes nothing.
         save_best: called with ``out_dir / "best"`` whenever the monitored metric improves,
             while the model holds the new best weights (e.g. to write a checkpoint).
+        state_path: file the resumable training state is written to every ``config.checkpoint_every``
+            and when SIGINT/SIGTERM stops the run; None saves none.
     """
 
     def __init__(
@@ -167,6 +208,7 @@ class Trainer:
         config: TrainConfig,
         out_dir: str | Path | None = None,
         save_best: Callable[[Path], None] | None = None,
+        state_path: str | Path | None = None,
     ):
         if not isinstance(model, nn.Module):
             raise TypeError(f"model must be a torch.nn.Module, got {type(model).__name__}")
@@ -182,6 +224,8 @@ class Trainer:
         self.config = config
         self.out_dir = Path(out_dir) if out_dir is not None else None
         self.save_best = save_best
+        self.state_path = Path(state_path) if state_path is not None else None
+        self._resume: dict[str, Any] | None = None
 
     # -- evaluation -----------------------------------------------------------
     def evaluate(self, split: str = "valid") -> dict[str, float]:
@@ -205,6 +249,59 @@ class Trainer:
         except (TypeError, ValueError) as error:
             raise TypeError(f"task.evaluate({split!r}) must return numbers, got {metrics!r}") from error
 
+    # -- saving and resuming ----------------------------------------------------
+    def state_dict(self) -> dict[str, Any]:
+        """Everything ``fit`` needs to continue this run exactly: valid between steps of a running ``fit``."""
+        state = self._state
+        saved = {name: getattr(state, name) for name in _RunState.SAVED}
+        saved["elapsed"] = time.monotonic() - state.start
+        task_state = getattr(self.task, "state_dict", None)
+        return {
+            "config": asdict(self.config),
+            "trainer": saved,
+            "window": self._window.state_dict(),
+            "model": self.model.state_dict(),
+            "optimizer": self._optimizer.state_dict(),
+            "scheduler": self._scheduler.state_dict() if self._scheduler is not None else None,
+            "best_model": state.best_state,
+            "task": task_state() if callable(task_state) else None,
+            "rng": {"now": rng_state(), "epoch_start": state.epoch_rng},
+        }
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        """Continue the run ``state`` was saved from at the next ``fit()``; the config must match it."""
+        saved = state.get("config") if isinstance(state, dict) else None
+        if not isinstance(saved, dict):
+            raise ValueError("not a training state: it holds no 'config'")
+        current = asdict(self.config)
+        changed = sorted(key for key in current.keys() | saved.keys()
+                         if key not in RESUMABLE_CHANGES and current.get(key) != saved.get(key))
+        if changed:
+            detail = ", ".join(f"{key} (saved {saved.get(key)!r}, now {current.get(key)!r})" for key in changed)
+            raise ValueError(f"cannot resume with different training settings: {detail}")
+        if state.get("task") is not None and not callable(getattr(self.task, "load_state_dict", None)):
+            raise TypeError(f"the saved run has task state, but {type(self.task).__name__} has no load_state_dict()")
+        self._resume = state
+
+    def load_state(self, path: str | Path) -> None:
+        """``load_state_dict`` of the file at ``path`` (written by a run with ``state_path``)."""
+        self.load_state_dict(load_state(path))
+
+    def _save_state(self) -> None:
+        if self.state_path is not None:
+            self._state.checkpoint = save_state(self.state_path, self.state_dict())
+        self._state.last_save = time.monotonic()
+
+    def _checkpoint_due(self, epoch_end: bool) -> bool:
+        kind, every = self.config.checkpoint_schedule()
+        if self.state_path is None or kind == "none":
+            return False
+        if kind == "epoch":
+            return epoch_end
+        if kind == "steps":
+            return not epoch_end and self._state.step % every == 0
+        return not epoch_end and time.monotonic() - self._state.last_save >= every
+
     # -- the run ------------------------------------------------------------------
     def fit(self) -> TrainResult:
         """Train until the epochs run out or a stop condition fires; return the history and the best record."""
@@ -215,12 +312,22 @@ class Trainer:
         self._scheduler = None
         self._state = state = _RunState(start=time.monotonic())
         self._window = _Window()
+        resume, self._resume = self._resume, None
+        if resume is not None:
+            self._restore(resume)
         self._log = RunLog(self.out_dir / "log.jsonl") if self.out_dir is not None else None
+        if self._log is not None:
+            # A resumed run's log is its saved history: records written after the checkpoint are redone.
+            for record in state.history:
+                self._log.write(record)
         self._progress = Progress(config.progress)
+        state.last_save = time.monotonic()
+        self._stop = StopRequests()
         try:
-            reason = self._train_loop()
+            with self._stop:
+                reason = self._train_loop(resume)
         except KeyboardInterrupt:
-            # Stop where we are: no further evaluation, keep what was logged and the best weights.
+            # Mid-step: the state is inconsistent, so nothing is saved; the last checkpoint stays.
             reason = INTERRUPTED
         finally:
             self._progress.end_epoch()
@@ -236,43 +343,110 @@ class Trainer:
             reason=reason,
             steps=state.step,
             elapsed=time.monotonic() - state.start,
+            checkpoint=state.checkpoint,
+            signal=self._stop.requested,
         )
 
-    def _train_loop(self) -> str:
+    def _restore(self, resume: dict[str, Any]) -> None:
+        """Put back what ``state_dict`` saved, except what ``_train_loop`` restores as the epoch starts."""
+        state = self._state
+        for name, value in resume["trainer"].items():
+            if name in _RunState.SAVED:
+                setattr(state, name, value)
+        state.start = time.monotonic() - resume["trainer"]["elapsed"]
+        state.epoch_rng = resume["rng"]["epoch_start"]
+        self._window.load_state_dict(resume["window"])
+        self.model.load_state_dict(resume["model"])
+        self._optimizer.load_state_dict(resume["optimizer"])
+        state.best_state = resume["best_model"]
+
+    def _train_loop(self, resume: dict[str, Any] | None) -> str:
         config, state = self.config, self._state
         hook = getattr(self.task, "on_epoch_start", None)
-        for epoch in range(config.epochs):
+        first = state.epoch + 1 if state.epoch_done else state.epoch
+        for epoch in range(first, config.epochs):
+            resuming = resume is not None and epoch == first
+            skip = state.batch if resuming and not state.epoch_done else 0
             # Checked after each step too; here it only spares starting an epoch with no time left.
-            if epoch > 0 and self._out_of_time():
+            if epoch > 0 and skip == 0 and self._out_of_time():
                 return self._finish(MAX_TIME)
-            state.epoch = epoch
+            state.epoch, state.batch, state.epoch_done = epoch, 0, False
+            if skip:
+                # Mid-epoch: draw this epoch's batches from the generators as they were when it first began,
+                # skip those already trained on, then continue from the generators as they were saved.
+                set_rng_state(state.epoch_rng)
+            elif resuming:
+                set_rng_state(resume["rng"]["now"])
+                # Before the epoch hook, which resets what a task carries between epochs.
+                self._load_task_state(resume)
+            if not skip:
+                state.epoch_rng = rng_state()
             self.model.train()
             if hook is not None:
                 hook(self.model, epoch)
             batches = self.task.train_batches(epoch)
             length = _length(batches)
             if self._scheduler is None:
-                # Later epochs are assumed to be as long as the first.
-                state.total_steps = length * config.epochs if length else None
-                if config.max_steps is not None:
-                    state.total_steps = min(state.total_steps or config.max_steps, config.max_steps)
-                self._horizon = Horizon(state.total_steps)
-                self._scheduler = make_scheduler(self._optimizer, config, state.total_steps, self._horizon)
+                self._make_scheduler(length, resume)
+            if skip:
+                self._load_task_state(resume)
+            batches = iter(batches)
+            for _ in range(skip):
+                if next(batches, None) is None:
+                    raise ValueError(f"cannot resume: task.train_batches({epoch}) yields fewer than the {skip} "
+                                     "batches the saved run had trained on (is it the same data?)")
+                state.batch += 1
+            if skip:
+                set_rng_state(resume["rng"]["now"])
             self._progress.start_epoch(epoch, config.epochs, length)
-            steps_before = state.step
             for batch in batches:
                 if not self._step(batch):
                     return self._finish(NON_FINITE, evaluate=False)
+                state.batch += 1
                 if config.eval_every is not None and state.step % config.eval_every == 0 and self._evaluate():
                     return self._finish(EARLY_STOPPING)
                 if self._out_of_time():
                     return self._finish(MAX_TIME)
-            if state.step == steps_before:
+                if self._stop.requested is not None:
+                    return self._interrupted()
+                if self._checkpoint_due(epoch_end=False):
+                    self._save_state()
+            if state.batch == 0:
                 raise ValueError(f"task.train_batches({epoch}) yielded no batches")
             self._progress.end_epoch()
             if config.eval_every is None and self._evaluate():
                 return self._finish(EARLY_STOPPING)
+            state.epoch_done = True
+            if self._stop.requested is not None:
+                return self._interrupted()
+            if self._checkpoint_due(epoch_end=True):
+                self._save_state()
         return self._finish(COMPLETED)
+
+    def _load_task_state(self, resume: dict[str, Any]) -> None:
+        if resume["task"] is not None:
+            self.task.load_state_dict(resume["task"])
+
+    def _make_scheduler(self, length: int | None, resume: dict[str, Any] | None) -> None:
+        config, state = self.config, self._state
+        if resume is None:
+            # Later epochs are assumed to be as long as the first.
+            state.total_steps = length * config.epochs if length else None
+            if config.max_steps is not None:
+                state.total_steps = min(state.total_steps or config.max_steps, config.max_steps)
+            state.horizon = state.total_steps
+        # A resumed run keeps the totals it was planned with, even if it resumes in an epoch of another length.
+        self._horizon = Horizon(state.horizon)
+        self._scheduler = make_scheduler(self._optimizer, config, state.total_steps, self._horizon)
+        if resume is not None and resume["scheduler"] is not None:
+            self._scheduler.load_state_dict(resume["scheduler"])
+
+    def _interrupted(self) -> str:
+        """A signal asked to stop: save a resumable state (between steps, where it is consistent)."""
+        self._progress.end_epoch()
+        if self.state_path is not None:
+            self._save_state()
+        return INTERRUPTED
 
     def _finish(self, reason: str, evaluate: bool = True) -> str:
         """Close the bar and, unless told not to, evaluate steps taken since the last evaluation."""
@@ -326,7 +500,7 @@ class Trainer:
         elapsed = time.monotonic() - state.start
         projected = max(state.step + 1, int(state.step * limit / max(elapsed, 1e-9)))
         if state.total_steps is None or projected < state.total_steps:
-            self._horizon.total_steps = projected
+            self._horizon.total_steps = state.horizon = projected
 
     def _seconds_left(self) -> float | None:
         """Estimated training time left for the run (evaluation excluded), capped by max_time."""
@@ -352,7 +526,8 @@ class Trainer:
         )
         if window.grad_norm is not None:
             record["grad_norm"] = window.grad_norm
-        improved = self._improves(metrics[monitor])
+        # Weights that give any non-finite metric are never kept, whatever the monitor says.
+        improved = all(math.isfinite(value) for value in metrics.values()) and self._improves(metrics[monitor])
         record["improved"] = improved
         state.history.append(record)
         if self._log is not None:

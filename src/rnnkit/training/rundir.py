@@ -1,0 +1,267 @@
+"""A run folder that is either absent, a finished run, or untouched: staging, refusal, resume and publication.
+
+A run writes into a staging folder beside its ``--out`` (``.NAME.staging-XXXXXX``) and
+renames it into place only when everything (model, report, log) is written, so
+``--out`` always holds a complete run whose report matches the model beside it.
+
+* An existing ``--out`` is refused before anything is written, unless ``overwrite``;
+  even then the old run stays in place until the new one is complete.
+* While a run is alive it holds an exclusive lock on ``.lock`` in its staging folder
+  (released by the kernel however the process ends), so a second run to the same
+  ``--out`` is refused rather than mixed in.
+* The resumable training state lives in ``resume/`` of the staging folder with the
+  run's settings in ``run.json``. A killed run leaves its staging folder behind; a
+  new run refuses to start over it (pass ``overwrite`` to discard it), and
+  ``resume`` adopts it. ``resume/`` is deleted when the run is published.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import signal
+import tempfile
+import uuid
+from pathlib import Path
+from typing import Any
+
+try:
+    import fcntl
+except ImportError:  # Windows: no advisory locks; concurrent runs to one --out are then not detected
+    fcntl = None
+
+from rnnkit.training.checkpoint import _fsync_dir
+from rnnkit.training.state import STATE_FILE
+
+SETTINGS_FILE = "run.json"
+RESUME_DIR = "resume"
+LOCK_FILE = ".lock"
+# Settings a resumed run may change: they alter no number of the result.
+CHANGEABLE_ON_RESUME = ("train.progress", "train.checkpoint_every")
+
+
+class RunFolderError(ValueError):
+    """--out cannot be used as asked (exists, busy, nothing to resume); one line, nothing written."""
+
+
+class RunFolder:
+    """The staging folder of one run aimed at ``out``; ``open`` it, train into ``path``, then ``publish``.
+
+    Args:
+        out: the final run folder (``--out``).
+        overwrite: replace a finished run at ``out`` when this one completes, and discard an interrupted one.
+        resume: continue the interrupted run of ``out`` instead of starting a new one.
+        command: how the user starts this kind of run, for messages (``rnnkit train``).
+    """
+
+    def __init__(self, out: str | Path, *, overwrite: bool = False, resume: bool = False,
+                 command: str = "rnnkit train"):
+        self.out = Path(out)
+        self.overwrite, self.resume, self.command = overwrite, resume, command
+        self.path: Path | None = None
+        self._lock = None
+
+    @property
+    def state_dir(self) -> Path:
+        return self.path / RESUME_DIR
+
+    def state_path(self, member: str | None = None) -> Path:
+        """Where the trainer saves its resumable state (one file per ensemble member)."""
+        return self.state_dir / (f"{member}.pt" if member else STATE_FILE)
+
+    # -- opening --------------------------------------------------------------
+    def open(self, settings: dict[str, Any]) -> RunFolder:
+        """Check ``out``, then create (or, resuming, adopt) the staging folder; ``settings`` must be JSON."""
+        self._check_out()
+        leftovers = [p for p in _staging_folders(self.out) if not _busy(p)]
+        busy = [p for p in _staging_folders(self.out) if p not in leftovers]
+        if busy:
+            raise RunFolderError(f"--out {self.out}: another rnnkit run is writing it now ({busy[0]})")
+        resumable = [p for p in leftovers if (p / SETTINGS_FILE).is_file() and any((p / RESUME_DIR).glob("*.pt"))]
+        if self.resume:
+            if not resumable:
+                finished = " (it is a finished run)" if self.out.is_dir() and any(self.out.iterdir()) else ""
+                raise RunFolderError(f"--resume {self.out}: no interrupted run to resume{finished}: no "
+                                     f".{self.out.name}.staging-* folder with a saved training state beside it")
+            self.path = max(resumable, key=lambda p: _newest_state(p))
+            self._take_lock()
+            self._check_settings(settings)
+            return self
+        if resumable and not self.overwrite:
+            raise RunFolderError(f"--out {self.out} has an interrupted run ({resumable[0].name}); continue it with "
+                                 f"`{self.command} --resume {self.out}`, or pass --overwrite to discard it")
+        for leftover in leftovers:  # killed before its first checkpoint, or discarded by --overwrite
+            shutil.rmtree(leftover, ignore_errors=True)
+        self.out.parent.mkdir(parents=True, exist_ok=True)
+        self.path = Path(tempfile.mkdtemp(prefix=f".{self.out.name}.staging-", dir=self.out.parent))
+        self._take_lock()
+        text = json.dumps(settings, indent=2, allow_nan=False)
+        (self.path / SETTINGS_FILE).write_text(text + "\n", encoding="utf-8")
+        return self
+
+    def _check_out(self) -> None:
+        out = self.out
+        if out.exists() and not out.is_dir():
+            raise RunFolderError(f"--out {out} exists and is not a folder")
+        if out.is_dir() and any(out.iterdir()) and not (self.overwrite or self.resume):
+            raise RunFolderError(f"--out {out} already holds a run; pass --overwrite to replace it (the old run "
+                                 "stays until the new one completes), or choose another --out")
+
+    def _check_settings(self, settings: dict[str, Any]) -> None:
+        saved = read_settings(self.path)
+        now, before = _flatten(settings), _flatten(saved)
+        changed = sorted(k for k in now.keys() | before.keys()
+                         if k not in CHANGEABLE_ON_RESUME and now.get(k) != before.get(k))
+        if changed:
+            detail = "; ".join(f"{k}: saved {before.get(k)!r}, now {now.get(k)!r}" for k in changed)
+            raise RunFolderError(f"--resume {self.out} continues the run with its saved settings; these differ: "
+                                 f"{detail}")
+
+    def _take_lock(self) -> None:
+        if fcntl is None:
+            return
+        handle = open(self.path / LOCK_FILE, "a")  # noqa: SIM115 -- held open for the run's lifetime
+        try:
+            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError as error:
+            handle.close()
+            raise RunFolderError(f"--out {self.out}: another rnnkit run is writing it now ({self.path})") from error
+        self._lock = handle
+
+    # -- ending ---------------------------------------------------------------
+    def publish(self) -> Path:
+        """Move the finished run into ``out`` (replacing an old one only now), dropping the resume state."""
+        shutil.rmtree(self.state_dir, ignore_errors=True)
+        (self.path / SETTINGS_FILE).unlink(missing_ok=True)
+        (self.path / LOCK_FILE).unlink(missing_ok=True)
+        backup = None
+        if self.out.is_dir() and any(self.out.iterdir()):
+            if not (self.overwrite or self.resume):
+                raise RunFolderError(f"--out {self.out} appeared while this run trained; the finished run is kept "
+                                     f"in {self.path}")
+            backup = self.out.with_name(f".{self.out.name}.old-{uuid.uuid4().hex[:8]}")
+            os.replace(self.out, backup)
+        try:
+            os.replace(self.path, self.out)
+        except BaseException:
+            if backup is not None:
+                os.replace(backup, self.out)
+            raise
+        if backup is not None:
+            shutil.rmtree(backup, ignore_errors=True)
+        _fsync_dir(self.out.parent)
+        self.release()
+        return self.out
+
+    def discard(self) -> None:
+        """Delete the staging folder (a run that leaves nothing worth keeping)."""
+        if self.path is not None:
+            shutil.rmtree(self.path, ignore_errors=True)
+        self.release()
+
+    def release(self) -> None:
+        """Let go of the lock; the staging folder stays for ``resume``."""
+        if self._lock is not None:
+            self._lock.close()
+            self._lock = None
+
+
+def read_settings(staging: Path) -> dict[str, Any]:
+    path = staging / SETTINGS_FILE
+    try:
+        return json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, json.JSONDecodeError) as error:
+        raise RunFolderError(f"cannot read the saved settings of the interrupted run: {path}: {error}") from error
+
+
+def resumable_settings(out: str | Path) -> dict[str, Any]:
+    """The settings saved by the interrupted run of ``out`` (for a CLI to rebuild its configs), or RunFolderError."""
+    out = Path(out)
+    found = [p for p in _staging_folders(out) if (p / SETTINGS_FILE).is_file() and any((p / RESUME_DIR).glob("*.pt"))]
+    if not found:
+        raise RunFolderError(f"--resume {out}: no interrupted run to resume: no .{out.name}.staging-* folder with a "
+                             "saved training state beside it")
+    return read_settings(max(found, key=_newest_state))
+
+
+def _staging_folders(out: Path) -> list[Path]:
+    if not out.parent.is_dir():
+        return []
+    return sorted(p for p in out.parent.glob(f".{out.name}.staging-*") if p.is_dir())
+
+
+def _busy(staging: Path) -> bool:
+    """A live run holds the lock of ``staging``."""
+    if fcntl is None or not (staging / LOCK_FILE).exists():
+        return False
+    with open(staging / LOCK_FILE, "a") as handle:
+        try:
+            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError:
+            return True
+        fcntl.flock(handle, fcntl.LOCK_UN)
+    return False
+
+
+def _newest_state(staging: Path) -> float:
+    return max((p.stat().st_mtime for p in (staging / RESUME_DIR).glob("*.pt")), default=0.0)
+
+
+def _flatten(settings: dict[str, Any], prefix: str = "") -> dict[str, Any]:
+    flat = {}
+    for key, value in settings.items():
+        if isinstance(value, dict):
+            flat.update(_flatten(value, f"{prefix}{key}."))
+        else:
+            flat[f"{prefix}{key}"] = value
+    return flat
+
+
+class RunStopped(Exception):
+    """A run that ended without completing; ``exit_code`` is what the command should exit with."""
+
+    exit_code = 1
+
+    def __init__(self, message: str, exit_code: int | None = None):
+        super().__init__(message)
+        if exit_code is not None:
+            self.exit_code = exit_code
+
+
+class RunInterrupted(RunStopped):
+    """SIGINT/SIGTERM (or Ctrl-C) stopped the run; its state is saved for ``--resume`` if a checkpoint exists."""
+
+
+class RunDiverged(RunStopped):
+    """The loss or gradient became non-finite; only a validated best model (if any) was kept."""
+
+
+def check_result(run: RunFolder, result) -> str | None:
+    """After one ``Trainer.fit``: raise ``RunInterrupted`` (state kept for resume) or ``RunDiverged`` with nothing
+    validated (staging discarded); return a message to raise once published for a diverged run with a best model."""
+    from rnnkit.training.trainer import INTERRUPTED, NON_FINITE
+
+    if result.reason == INTERRUPTED:
+        code = 128 + (result.signal or signal.SIGINT)
+        if run.path is not None and any(run.state_dir.glob("*.pt")):
+            run.release()
+            raise RunInterrupted(f"interrupted at step {result.steps}; the training state is saved, continue with: "
+                                 f"{run.command} --resume {run.out}", code)
+        run.discard()
+        raise RunInterrupted(f"interrupted at step {result.steps}, before the first checkpoint: nothing saved", code)
+    if result.reason != NON_FINITE:
+        return None
+    where = f"training diverged: the loss or gradient norm became non-finite at step {result.steps + 1}"
+    if result.best is None:
+        run.discard()
+        raise RunDiverged(f"{where}, before any validation; nothing saved (try a lower --lr)")
+    return f"{where}; kept the best validated model (epoch {result.best_epoch}) in {run.out}"
+
+
+def abandon(run: RunFolder) -> None:
+    """A run failed: keep its staging folder if it holds a resumable state, else remove it."""
+    if run.path is not None and run.path.is_dir() and any(run.state_dir.glob("*.pt")):
+        run.release()
+    else:
+        run.discard()
