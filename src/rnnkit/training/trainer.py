@@ -440,6 +440,9 @@ class Trainer:
         self._scheduler = make_scheduler(self._optimizer, config, state.total_steps, self._horizon)
         if resume is not None and resume["scheduler"] is not None:
             self._scheduler.load_state_dict(resume["scheduler"])
+            # Building the scheduler set the rate of step 0; put back the rate the saved run was at.
+            for group, lr in zip(self._optimizer.param_groups, self._scheduler.get_last_lr(), strict=True):
+                group["lr"] = lr
 
     def _interrupted(self) -> str:
         """A signal asked to stop: save a resumable state (between steps, where it is consistent)."""

@@ -1,0 +1,261 @@
+"""Resume: a run killed at a random moment and resumed ends bit-identical to a run never stopped.
+
+The end-to-end tests run the real CLI in a child process (one thread, so every float
+sum is reduced in the same order), kill it with a signal at a random moment after its
+first training-state checkpoint, resume it with ``--resume`` alone, and compare the
+final weights (exactly), the history (timings apart) and the report with those of an
+uninterrupted run. The kill points are printed (``pytest -s``) and put in assertion
+messages: the seconds after the first checkpoint, and the step of the state resumed from.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import random
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import torch
+from safetensors.torch import load_file
+from torch import nn
+from torch.nn import functional as F
+
+from rnnkit.training import StepResult, TrainConfig, Trainer
+from rnnkit.training.state import load_state
+
+# Timings differ from run to run; everything else must not.
+TIMING_KEYS = {"elapsed", "tokens_per_s", "train_seconds", "train_tokens_per_s"}
+CHILD = ("import sys, torch; torch.set_num_threads(1); from rnnkit.cli.main import main; "
+         "sys.exit(main(sys.argv[1:]))")
+WORDS = {"sport": ["match", "goal", "team", "coach", "league"], "tech": ["chip", "phone", "network", "data", "code"],
+         "money": ["bank", "profit", "market", "rates", "shares"]}
+FILLER = ["the", "a", "of", "and", "today", "new", "said", "after", "with", "people", "year"]
+VERSE = ("Shall I compare thee to a summer's day? Thou art more lovely and more temperate: rough winds do shake "
+         "the darling buds of May, and summer's lease hath all too short a date.\n")
+
+
+# -- in-process: the trainer's state round trip ----------------------------------------------------------------
+class ShuffledBlobs:
+    """Two 2-D blobs; batches drawn from the global torch RNG when an epoch starts, so resume must replay it."""
+
+    monitor, mode = "accuracy", "max"
+
+    def __init__(self):
+        generator = torch.Generator().manual_seed(7)
+        x = torch.randn(160, 2, generator=generator)
+        self.x, self.y = x, (x.sum(1) > 0).long()
+
+    def train_batches(self, epoch):
+        order = torch.randperm(128)
+        return [order[i:i + 16] for i in range(0, 128, 16)]
+
+    def train_step(self, model, batch):
+        logits = model(self.x[batch])
+        return StepResult(loss=F.cross_entropy(logits, self.y[batch]), tokens=len(batch), examples=len(batch))
+
+    def evaluate(self, model, split):
+        logits = model(self.x[128:])
+        return {"accuracy": float((logits.argmax(1) == self.y[128:]).float().mean())}
+
+
+def _mlp():
+    torch.manual_seed(1)
+    return nn.Sequential(nn.Linear(2, 16), nn.Tanh(), nn.Dropout(0.3), nn.Linear(16, 2))
+
+
+def _strip(history):
+    return [{k: v for k, v in record.items() if k not in TIMING_KEYS} for record in history]
+
+
+@pytest.mark.parametrize("every", ["3", "epoch"])
+def test_trainer_resumes_from_every_checkpoint_identically(tmp_path, every):
+    config = TrainConfig(epochs=3, lr=0.05, eval_every=5, patience=None, progress=False, checkpoint_every=every)
+    reference = _mlp()
+    expected = Trainer(reference, ShuffledBlobs(), config).fit()
+
+    # Record every checkpoint the run writes, then resume from each one in a fresh trainer.
+    saved = []
+    trainer = Trainer(_mlp(), ShuffledBlobs(), config, state_path=tmp_path / "state.pt")
+    original = trainer._save_state
+
+    def keep_each():
+        original()
+        saved.append(load_state(tmp_path / "state.pt"))
+
+    trainer._save_state = keep_each
+    trainer.fit()
+    assert len(saved) == (8 if every == "3" else 3)
+    for state in saved:
+        model = _mlp()
+        resumed = Trainer(model, ShuffledBlobs(), config)
+        resumed.load_state_dict(state)
+        result = resumed.fit()
+        at = (state["trainer"]["step"], state["trainer"]["batch"])
+        assert _strip(result.history) == _strip(expected.history), at
+        assert all(torch.equal(a, b) for a, b in zip(model.state_dict().values(), reference.state_dict().values(),
+                                                      strict=True)), at
+        assert result.steps == expected.steps == 24
+
+
+def test_resume_refuses_other_settings(tmp_path):
+    config = TrainConfig(epochs=2, lr=0.05, progress=False)
+    trainer = Trainer(_mlp(), ShuffledBlobs(), config, state_path=tmp_path / "state.pt")
+    trainer.fit()
+    other = Trainer(_mlp(), ShuffledBlobs(), TrainConfig(epochs=2, lr=0.1, progress=False))
+    with pytest.raises(ValueError, match=r"lr \(saved 0.05, now 0.1\)"):
+        other.load_state(tmp_path / "state.pt")
+
+
+@pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGINT], ids=["SIGTERM", "SIGINT"])
+def test_signal_in_process_saves_a_state_and_stops(tmp_path, sig):
+    task = ShuffledBlobs()
+    step = task.train_step
+    calls = []
+
+    def signalling_step(model, batch):
+        calls.append(1)
+        if len(calls) == 11:
+            os.kill(os.getpid(), sig)  # handled between steps: this step completes
+        return step(model, batch)
+
+    task.train_step = signalling_step
+    config = TrainConfig(epochs=3, lr=0.05, progress=False, checkpoint_every="none")
+    before = signal.getsignal(sig)
+    result = Trainer(_mlp(), task, config, state_path=tmp_path / "state.pt").fit()
+    assert result.reason == "interrupted" and result.signal == sig and result.steps == 11
+    assert load_state(tmp_path / "state.pt")["trainer"]["step"] == 11
+    assert signal.getsignal(sig) == before  # handlers put back
+
+
+# -- end to end, in child processes ----------------------------------------------------------------------------
+def _env():
+    env = dict(os.environ, OMP_NUM_THREADS="1", MKL_NUM_THREADS="1")
+    env["PYTHONPATH"] = os.pathsep.join([str(Path(__file__).resolve().parents[2] / "src"),
+                                         env.get("PYTHONPATH", "")])
+    return env
+
+
+def _main(args):
+    """The CLI in this process on one thread (as the children run), which spares a torch import per run."""
+    from rnnkit.cli.main import main
+
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        assert main([str(a) for a in args]) == 0
+    finally:
+        torch.set_num_threads(threads)
+
+
+def _states(out: Path):
+    return sorted(out.parent.glob(f".{out.name}.staging-*/resume/*.pt"))
+
+
+def _kill_and_resume(verb, args, out: Path, sig, seconds: float, rng: random.Random):
+    """Start the run in a child, kill it with ``sig`` a random time after its first checkpoint, resume it here;
+    return the kill point."""
+    for attempt in range(4):
+        child = subprocess.Popen([sys.executable, "-c", CHILD, verb, *map(str, args), "--out", out],
+                                 stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=_env())
+        while not _states(out) and child.poll() is None:
+            time.sleep(0.002)
+        delay = rng.uniform(0.0, seconds * 0.7 / (attempt + 1))
+        time.sleep(delay)
+        killed = child.poll() is None
+        if killed:
+            child.send_signal(sig)
+        _, stderr = child.communicate(timeout=60)
+        if killed:
+            break
+        # The run finished before the signal: start again with a shorter delay.
+        assert child.returncode == 0, stderr[-2000:]
+        subprocess.run(["rm", "-rf", str(out)], check=True)
+    else:
+        pytest.fail("the run always finished before it could be killed")
+    if sig == signal.SIGKILL:
+        assert child.returncode == -signal.SIGKILL
+    else:
+        assert child.returncode == 128 + sig, stderr[-2000:]
+        assert "interrupted" in stderr and f"--resume {out}" in stderr, stderr[-2000:]
+    assert not out.exists()  # nothing published by a killed run
+    states = _states(out)
+    assert states, "no training state to resume from"
+    step = load_state(states[-1])["trainer"]["step"]
+    point = {"signal": signal.Signals(sig).name, "seconds_after_first_checkpoint": round(delay, 3),
+             "resumed_from_step": step, "attempt": attempt + 1}
+    print(f"\n{verb} kill point: {point}")
+    _main([verb, "--resume", out, "--no-progress"])
+    return point
+
+
+def _assert_same_run(out: Path, reference: Path, point):
+    assert not _states(out), "the resume state must be gone once the run is published"
+    assert not (out / "resume").exists() and not list(out.parent.glob(f".{out.name}.staging-*"))
+    a, b = load_file(out / "model" / "model.safetensors"), load_file(reference / "model" / "model.safetensors")
+    assert a.keys() == b.keys()
+    assert all(torch.equal(a[k], b[k]) for k in a), f"weights differ after resuming at {point}"
+    logs = [_strip([json.loads(line) for line in (d / "log.jsonl").read_text().splitlines()]) for d in (out, reference)]
+    assert logs[0] == logs[1], f"history differs after resuming at {point}"
+    reports = [json.loads((d / "report" / "metrics.json").read_text()) for d in (out, reference)]
+    for report in reports:
+        report["summary"] = {k: v for k, v in report["summary"].items() if k not in TIMING_KEYS}
+    assert reports[0] == reports[1], f"report differs after resuming at {point}"
+
+
+def _classifier_args(tmp: Path):
+    rng = random.Random(0)
+
+    def write(name, n):
+        rows = ["label,text"]
+        for _ in range(n):
+            label = rng.choice(sorted(WORDS))
+            words = [rng.choice(FILLER) for _ in range(rng.randint(3, 10))] + rng.sample(WORDS[label], 2)
+            rng.shuffle(words)
+            rows.append(f"{label},{' '.join(words)}")
+        (tmp / name).write_text("\n".join(rows) + "\n", encoding="utf-8")
+        return tmp / name
+
+    return ["--data", write("train.csv", 160), "--valid-data", write("valid.csv", 40), "--test-data",
+            write("test.csv", 40), "--min-freq", 1, "--embeddings", "random", "--embedding-dim", 12, "--hidden-size",
+            12, "--epochs", 3, "--batch-size", 8, "--lr", 0.01, "--patience", "None", "--checkpoint-every", 3,
+            "--no-progress"]
+
+
+def _lm_args(tmp: Path):
+    (tmp / "corpus.txt").write_text(VERSE * 12, encoding="utf-8")
+    (tmp / "test.txt").write_text(VERSE, encoding="utf-8")
+    return ["--data", tmp / "corpus.txt", "--test-data", tmp / "test.txt", "--valid-fraction", 0.1, "--eval-streams",
+            1, "--embedding-dim", 8, "--hidden-size", 16, "--num-layers", 1, "--dropout", 0.1, "--bptt", 12,
+            "--random-length", "--batch-size", 4, "--epochs", 3, "--max-time", "None", "--eval-every", 8,
+            "--warmup", 5, "--checkpoint-every", 2, "--no-progress"]
+
+
+PIPELINES = {"train": _classifier_args, "train-lm": _lm_args}
+
+
+@pytest.fixture(scope="module")
+def references(tmp_path_factory):
+    """Per verb: (its arguments, an uninterrupted run's folder, that run's training seconds)."""
+    made = {}
+    for verb, make in PIPELINES.items():
+        tmp = tmp_path_factory.mktemp(verb)
+        args = make(tmp)
+        _main([verb, *args, "--out", tmp / "reference"])
+        history = [json.loads(line) for line in (tmp / "reference" / "log.jsonl").read_text().splitlines()]
+        made[verb] = (args, tmp / "reference", history[-1]["elapsed"])
+    return made
+
+
+@pytest.mark.parametrize("verb,sig", [("train", signal.SIGKILL), ("train-lm", signal.SIGKILL),
+                                      ("train-lm", signal.SIGINT)], ids=["train-SIGKILL", "train-lm-SIGKILL",
+                                                                         "train-lm-SIGINT"])
+def test_killed_run_resumes_bit_identical(references, tmp_path, verb, sig):
+    args, reference, seconds = references[verb]
+    rng = random.Random()  # a fresh kill point each time; it is printed and in every failure message
+    point = _kill_and_resume(verb, args, tmp_path / "run", sig, seconds, rng)
+    _assert_same_run(tmp_path / "run", reference, point)
