@@ -73,7 +73,8 @@ class RunFolder:
     # -- opening --------------------------------------------------------------
     def open(self, settings: dict[str, Any]) -> RunFolder:
         """Check ``out``, then create (or, resuming, adopt) the staging folder; ``settings`` must be JSON."""
-        self._check_out()
+        if self.out.exists() and not self.out.is_dir():
+            raise RunFolderError(f"--out {self.out} exists and is not a folder")
         leftovers = [p for p in _staging_folders(self.out) if not _busy(p)]
         busy = [p for p in _staging_folders(self.out) if p not in leftovers]
         if busy:
@@ -91,6 +92,9 @@ class RunFolder:
         if resumable and not self.overwrite:
             raise RunFolderError(f"--out {self.out} has an interrupted run ({resumable[0].name}); continue it with "
                                  f"`{self.command} --resume {self.out}`, or pass --overwrite to discard it")
+        if self.out.is_dir() and any(self.out.iterdir()) and not self.overwrite:
+            raise RunFolderError(f"--out {self.out} already holds a run; pass --overwrite to replace it (the old run "
+                                 "stays until the new one completes), or choose another --out")
         for leftover in leftovers:  # killed before its first checkpoint, or discarded by --overwrite
             shutil.rmtree(leftover, ignore_errors=True)
         self.out.parent.mkdir(parents=True, exist_ok=True)
@@ -99,14 +103,6 @@ class RunFolder:
         text = json.dumps(settings, indent=2, allow_nan=False)
         (self.path / SETTINGS_FILE).write_text(text + "\n", encoding="utf-8")
         return self
-
-    def _check_out(self) -> None:
-        out = self.out
-        if out.exists() and not out.is_dir():
-            raise RunFolderError(f"--out {out} exists and is not a folder")
-        if out.is_dir() and any(out.iterdir()) and not (self.overwrite or self.resume):
-            raise RunFolderError(f"--out {out} already holds a run; pass --overwrite to replace it (the old run "
-                                 "stays until the new one completes), or choose another --out")
 
     def _check_settings(self, settings: dict[str, Any]) -> None:
         saved = read_settings(self.path)

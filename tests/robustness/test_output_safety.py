@@ -1,0 +1,196 @@
+"""Output safety: an existing run is never replaced by accident or by halves, a diverged run keeps only validated
+weights, and the report always describes the model beside it. The CLI runs in this process (fast, no torch import)."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import random
+import signal
+from pathlib import Path
+
+import pytest
+import torch
+from safetensors.torch import load_file
+
+from rnnkit.api.classifier import train_classifier
+from rnnkit.api.data_config import ClassifierDataConfig
+from rnnkit.cli.main import main
+from rnnkit.models.config import ClassifierConfig
+from rnnkit.tasks.classification import ClassificationTask
+from rnnkit.training import TrainConfig
+from rnnkit.training.rundir import RunDiverged, RunFolder
+
+WORDS = {"sport": ["match", "goal", "team", "coach"], "tech": ["chip", "phone", "network", "code"]}
+FILLER = ["the", "a", "of", "and", "today", "new", "said", "with"]
+
+
+@pytest.fixture
+def data(tmp_path):
+    rng = random.Random(0)
+
+    def write(name, n):
+        rows = ["label,text"]
+        for _ in range(n):
+            label = rng.choice(sorted(WORDS))
+            words = [rng.choice(FILLER) for _ in range(rng.randint(2, 6))] + rng.sample(WORDS[label], 2)
+            rows.append(f"{label},{' '.join(words)}")
+        (tmp_path / name).write_text("\n".join(rows) + "\n", encoding="utf-8")
+        return str(tmp_path / name)
+
+    return {"train": write("train.csv", 64), "valid": write("valid.csv", 24)}
+
+
+def _train_args(data, out, *extra):
+    return ["train", "--data", data["train"], "--valid-data", data["valid"], "--min-freq", "1", "--embeddings",
+            "random", "--embedding-dim", "8", "--hidden-size", "8", "--epochs", "2", "--batch-size", "16",
+            "--no-progress", "--out", str(out), *map(str, extra)]
+
+
+def _snapshot(folder: Path) -> dict[str, str]:
+    return {str(p.relative_to(folder)): hashlib.sha256(p.read_bytes()).hexdigest()
+            for p in sorted(folder.rglob("*")) if p.is_file()}
+
+
+def _leftovers(out: Path) -> list[Path]:
+    return [p for p in out.parent.iterdir() if p.name.startswith(f".{out.name}.")]
+
+
+def _error_line(capsys) -> str:
+    lines = [line for line in capsys.readouterr().err.splitlines() if line.startswith("rnnkit ")]
+    assert lines, "no one-line message"
+    return lines[-1]
+
+
+def _interrupt_at(monkeypatch, call: int, sig=signal.SIGTERM) -> None:
+    """Send ``sig`` to this process during training step number ``call`` (handled once the step ends)."""
+    step, calls = ClassificationTask.train_step, []
+
+    def signalling(self, model, batch):
+        calls.append(1)
+        if len(calls) == call:
+            os.kill(os.getpid(), sig)
+        return step(self, model, batch)
+
+    monkeypatch.setattr(ClassificationTask, "train_step", signalling)
+
+
+def _report_matches_model(out: Path) -> None:
+    summary = json.loads((out / "report" / "metrics.json").read_text())["summary"]
+    meta = json.loads((out / "model" / "config.json").read_text())
+    assert meta["metrics"] == summary
+
+
+@pytest.mark.parametrize("verb", ["train", "train-lm"])
+def test_existing_run_is_refused_and_untouched(tmp_path, data, capsys, verb):
+    out = tmp_path / "run"
+    (out / "model").mkdir(parents=True)
+    (out / "model" / "config.json").write_text("{}")
+    (out / "log.jsonl").write_text("old\n")
+    before = _snapshot(out)
+    args = _train_args(data, out) if verb == "train" else [verb, "--data", data["train"], "--out", str(out)]
+    assert main(args) == 2
+    line = _error_line(capsys)
+    assert f"--out {out}" in line and "--overwrite" in line
+    assert _snapshot(out) == before and not _leftovers(out)
+
+
+def test_out_that_is_a_file_is_refused(tmp_path, data, capsys):
+    out = tmp_path / "run"
+    out.write_text("keep me")
+    assert main(_train_args(data, out)) == 2
+    assert "is not a folder" in _error_line(capsys)
+    assert out.read_text() == "keep me" and not _leftovers(out)
+
+
+def test_overwrite_replaces_the_run_only_once_the_new_one_is_complete(tmp_path, data, capsys, monkeypatch):
+    out = tmp_path / "run"
+    assert main(_train_args(data, out)) == 0
+    _report_matches_model(out)
+    first = _snapshot(out)
+
+    # Interrupted: the old run is still whole, the new one waits in its staging folder.
+    _interrupt_at(monkeypatch, call=5)
+    assert main(_train_args(data, out, "--overwrite", "--seed", 1)) == 128 + signal.SIGTERM
+    line = _error_line(capsys)
+    assert "interrupted" in line and f"--resume {out}" in line
+    assert _snapshot(out) == first
+    monkeypatch.undo()
+
+    # Starting over it without a word is refused; resuming completes it and only then replaces the old run.
+    assert main(_train_args(data, out, "--seed", 1)) == 2
+    assert "--resume" in _error_line(capsys)
+    assert main(["train", "--resume", str(out), "--no-progress"]) == 0
+    assert _snapshot(out) != first and not _leftovers(out)
+    assert not (out / "resume").exists() and not (out / "run.json").exists()
+    _report_matches_model(out)
+    assert json.loads((out / "model" / "config.json").read_text())["train_config"]["seed"] == 1
+
+
+def test_overwrite_discards_an_interrupted_run(tmp_path, data, capsys, monkeypatch):
+    out = tmp_path / "run"
+    _interrupt_at(monkeypatch, call=3, sig=signal.SIGINT)
+    assert main(_train_args(data, out)) == 128 + signal.SIGINT
+    assert len(_leftovers(out)) == 1 and not out.exists()
+    monkeypatch.undo()
+    assert main(_train_args(data, out, "--overwrite")) == 0
+    assert not _leftovers(out)
+    _report_matches_model(out)
+
+
+def test_resume_errors_name_the_problem(tmp_path, data, capsys, monkeypatch):
+    out = tmp_path / "run"
+    assert main(["train", "--resume", str(out)]) == 2
+    assert "no interrupted run to resume" in _error_line(capsys)
+    _interrupt_at(monkeypatch, call=3)
+    main(_train_args(data, out))
+    monkeypatch.undo()
+    assert main(["train", "--resume", str(out), "--lr", "0.5"]) == 2
+    line = _error_line(capsys)
+    assert "train.lr: saved 0.002, now 0.5" in line
+    assert main(["train", "--resume", str(out), "--out", str(tmp_path / "elsewhere")]) == 2
+    assert "drop --out" in _error_line(capsys)
+
+
+def test_a_second_run_into_the_same_out_is_refused(tmp_path, data, capsys):
+    out = tmp_path / "run"
+    running = RunFolder(out).open({"a": 1})  # holds the lock, as a live run does
+    try:
+        assert main(_train_args(data, out)) == 2
+        assert "another rnnkit run is writing it" in _error_line(capsys)
+        assert not out.exists()
+    finally:
+        running.discard()
+
+
+def test_diverged_run_before_validation_saves_nothing(tmp_path, data, capsys):
+    out = tmp_path / "run"
+    assert main(_train_args(data, out, "--lr", "1e30")) == 1
+    line = _error_line(capsys)
+    assert "diverged" in line and "nothing saved" in line
+    assert not out.exists() and not _leftovers(out)
+
+
+def test_diverged_run_keeps_only_the_best_validated_model(tmp_path, data, monkeypatch):
+    step, calls = ClassificationTask.train_step, []
+
+    def poisoned(self, model, batch):
+        calls.append(1)
+        result = step(self, model, batch)
+        if len(calls) == 6:  # in the second epoch, after the first validation
+            result.loss = result.loss * float("nan")
+        return result
+
+    monkeypatch.setattr(ClassificationTask, "train_step", poisoned)
+    out = tmp_path / "run"
+    config = ClassifierDataConfig(data=data["train"], valid_data=data["valid"], min_freq=1, embeddings="random")
+    with pytest.raises(RunDiverged, match=r"step 6; kept the best validated model \(epoch 1\)"):
+        train_classifier(config, out, model=ClassifierConfig(embedding_dim=8, hidden_size=8),
+                         train=TrainConfig(epochs=3, batch_size=16, progress=False))
+    _report_matches_model(out)
+    summary = json.loads((out / "report" / "metrics.json").read_text())["summary"]
+    assert summary["stopped"] == "non_finite_loss" and summary["best_epoch"] == 1
+    log = [json.loads(line) for line in (out / "log.jsonl").read_text().splitlines()]
+    assert len(log) == 1 and log[0]["improved"]
+    assert all(torch.isfinite(t).all() for t in load_file(out / "model" / "model.safetensors").values())
