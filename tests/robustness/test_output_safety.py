@@ -21,25 +21,14 @@ from rnnkit.models.config import ClassifierConfig
 from rnnkit.tasks.classification import ClassificationTask
 from rnnkit.training import TrainConfig
 from rnnkit.training.rundir import RunDiverged, RunFolder
-
-WORDS = {"sport": ["match", "goal", "team", "coach"], "tech": ["chip", "phone", "network", "code"]}
-FILLER = ["the", "a", "of", "and", "today", "new", "said", "with"]
+from tests.robustness.run_data import write_labelled_csv
 
 
 @pytest.fixture
 def data(tmp_path):
     rng = random.Random(0)
-
-    def write(name, n):
-        rows = ["label,text"]
-        for _ in range(n):
-            label = rng.choice(sorted(WORDS))
-            words = [rng.choice(FILLER) for _ in range(rng.randint(2, 6))] + rng.sample(WORDS[label], 2)
-            rows.append(f"{label},{' '.join(words)}")
-        (tmp_path / name).write_text("\n".join(rows) + "\n", encoding="utf-8")
-        return str(tmp_path / name)
-
-    return {"train": write("train.csv", 64), "valid": write("valid.csv", 24)}
+    return {"train": write_labelled_csv(tmp_path / "train.csv", 64, rng, labels=2),
+            "valid": write_labelled_csv(tmp_path / "valid.csv", 24, rng, labels=2)}
 
 
 def _train_args(data, out, *extra):

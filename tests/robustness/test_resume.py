@@ -27,14 +27,12 @@ from torch.nn import functional as F
 
 from rnnkit.training import StepResult, TrainConfig, Trainer
 from rnnkit.training.state import load_state
+from tests.robustness.run_data import write_labelled_csv
 
 # Timings differ from run to run; everything else must not.
 TIMING_KEYS = {"elapsed", "tokens_per_s", "train_seconds", "train_tokens_per_s"}
 CHILD = ("import sys, torch; torch.set_num_threads(1); from rnnkit.cli.main import main; "
          "sys.exit(main(sys.argv[1:]))")
-WORDS = {"sport": ["match", "goal", "team", "coach", "league"], "tech": ["chip", "phone", "network", "data", "code"],
-         "money": ["bank", "profit", "market", "rates", "shares"]}
-FILLER = ["the", "a", "of", "and", "today", "new", "said", "after", "with", "people", "year"]
 VERSE = ("Shall I compare thee to a summer's day? Thou art more lovely and more temperate: rough winds do shake "
          "the darling buds of May, and summer's lease hath all too short a date.\n")
 
@@ -209,21 +207,11 @@ def _assert_same_run(out: Path, reference: Path, point):
 
 def _classifier_args(tmp: Path):
     rng = random.Random(0)
-
-    def write(name, n):
-        rows = ["label,text"]
-        for _ in range(n):
-            label = rng.choice(sorted(WORDS))
-            words = [rng.choice(FILLER) for _ in range(rng.randint(3, 10))] + rng.sample(WORDS[label], 2)
-            rng.shuffle(words)
-            rows.append(f"{label},{' '.join(words)}")
-        (tmp / name).write_text("\n".join(rows) + "\n", encoding="utf-8")
-        return tmp / name
-
-    return ["--data", write("train.csv", 160), "--valid-data", write("valid.csv", 40), "--test-data",
-            write("test.csv", 40), "--min-freq", 1, "--embeddings", "random", "--embedding-dim", 12, "--hidden-size",
-            12, "--epochs", 3, "--batch-size", 8, "--lr", 0.01, "--patience", "None", "--checkpoint-every", 3,
-            "--no-progress"]
+    files = [write_labelled_csv(tmp / f"{name}.csv", n, rng) for name, n in (("train", 160), ("valid", 40),
+                                                                                ("test", 40))]
+    return ["--data", files[0], "--valid-data", files[1], "--test-data", files[2], "--min-freq", 1, "--embeddings",
+            "random", "--embedding-dim", 12, "--hidden-size", 12, "--epochs", 3, "--batch-size", 8, "--lr", 0.01,
+            "--patience", "None", "--checkpoint-every", 3, "--no-progress"]
 
 
 def _lm_args(tmp: Path):
