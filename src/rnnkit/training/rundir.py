@@ -127,10 +127,11 @@ class RunFolder:
 
     # -- ending ---------------------------------------------------------------
     def publish(self) -> Path:
-        """Move the finished run into ``out`` (replacing an old one only now), dropping the resume state."""
-        shutil.rmtree(self.state_dir, ignore_errors=True)
-        (self.path / SETTINGS_FILE).unlink(missing_ok=True)
-        (self.path / LOCK_FILE).unlink(missing_ok=True)
+        """Move the finished run into ``out`` (replacing an old one only now), then drop the resume state.
+
+        The state goes after the rename: a crash in between leaves a complete run with a spare ``resume/``
+        folder, never a complete run in a staging folder that looks like an abandoned one.
+        """
         backup = None
         if self.out.is_dir() and any(self.out.iterdir()):
             if not (self.overwrite or self.resume):
@@ -147,6 +148,9 @@ class RunFolder:
         if backup is not None:
             shutil.rmtree(backup, ignore_errors=True)
         _fsync_dir(self.out.parent)
+        shutil.rmtree(self.out / RESUME_DIR, ignore_errors=True)
+        for name in (SETTINGS_FILE, LOCK_FILE):
+            (self.out / name).unlink(missing_ok=True)
         self.release()
         return self.out
 
