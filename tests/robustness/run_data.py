@@ -1,10 +1,14 @@
-"""Tiny labelled data for the run-folder and resume tests: two topic words among filler words, so a small model
-learns something in a few steps."""
+"""Helpers of the run-folder and resume tests: tiny labelled data (two topic words among filler words, so a small
+model learns something in a few steps), and a signal sent to this process in the middle of a training step."""
 
 from __future__ import annotations
 
+import os
 import random
+import signal
 from pathlib import Path
+
+from rnnkit.tasks.classification import ClassificationTask
 
 WORDS = {"sport": ["match", "goal", "team", "coach", "league"], "tech": ["chip", "phone", "network", "data", "code"],
          "money": ["bank", "profit", "market", "rates", "shares"]}
@@ -22,3 +26,16 @@ def write_labelled_csv(path: Path, n: int, rng: random.Random, labels: int = 3) 
         rows.append(f"{label},{' '.join(words)}")
     path.write_text("\n".join(rows) + "\n", encoding="utf-8")
     return str(path)
+
+
+def signal_during_step(monkeypatch, call: int, sig: int = signal.SIGTERM) -> None:
+    """Send ``sig`` to this process during classifier training step number ``call`` (handled once it ends)."""
+    step, calls = ClassificationTask.train_step, []
+
+    def signalling(self, model, batch):
+        calls.append(1)
+        if len(calls) == call:
+            os.kill(os.getpid(), sig)
+        return step(self, model, batch)
+
+    monkeypatch.setattr(ClassificationTask, "train_step", signalling)

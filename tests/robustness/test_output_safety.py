@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
 import random
 import signal
 from pathlib import Path
@@ -21,7 +20,7 @@ from rnnkit.models.config import ClassifierConfig
 from rnnkit.tasks.classification import ClassificationTask
 from rnnkit.training import TrainConfig
 from rnnkit.training.rundir import RunDiverged, RunFolder
-from tests.robustness.run_data import write_labelled_csv
+from tests.robustness.run_data import signal_during_step, write_labelled_csv
 
 
 @pytest.fixture
@@ -50,19 +49,6 @@ def _error_line(capsys) -> str:
     lines = [line for line in capsys.readouterr().err.splitlines() if line.startswith("rnnkit ")]
     assert lines, "no one-line message"
     return lines[-1]
-
-
-def _interrupt_at(monkeypatch, call: int, sig=signal.SIGTERM) -> None:
-    """Send ``sig`` to this process during training step number ``call`` (handled once the step ends)."""
-    step, calls = ClassificationTask.train_step, []
-
-    def signalling(self, model, batch):
-        calls.append(1)
-        if len(calls) == call:
-            os.kill(os.getpid(), sig)
-        return step(self, model, batch)
-
-    monkeypatch.setattr(ClassificationTask, "train_step", signalling)
 
 
 def _report_matches_model(out: Path) -> None:
@@ -100,7 +86,7 @@ def test_overwrite_replaces_the_run_only_once_the_new_one_is_complete(tmp_path, 
     first = _snapshot(out)
 
     # Interrupted: the old run is still whole, the new one waits in its staging folder.
-    _interrupt_at(monkeypatch, call=5)
+    signal_during_step(monkeypatch, call=5)
     assert main(_train_args(data, out, "--overwrite", "--seed", 1)) == 128 + signal.SIGTERM
     line = _error_line(capsys)
     assert "interrupted" in line and f"--resume {out}" in line
@@ -119,7 +105,7 @@ def test_overwrite_replaces_the_run_only_once_the_new_one_is_complete(tmp_path, 
 
 def test_overwrite_discards_an_interrupted_run(tmp_path, data, capsys, monkeypatch):
     out = tmp_path / "run"
-    _interrupt_at(monkeypatch, call=3, sig=signal.SIGINT)
+    signal_during_step(monkeypatch, call=3, sig=signal.SIGINT)
     assert main(_train_args(data, out)) == 128 + signal.SIGINT
     assert len(_leftovers(out)) == 1 and not out.exists()
     monkeypatch.undo()
@@ -132,7 +118,7 @@ def test_resume_errors_name_the_problem(tmp_path, data, capsys, monkeypatch):
     out = tmp_path / "run"
     assert main(["train", "--resume", str(out)]) == 2
     assert "no interrupted run to resume" in _error_line(capsys)
-    _interrupt_at(monkeypatch, call=3)
+    signal_during_step(monkeypatch, call=3)
     main(_train_args(data, out))
     monkeypatch.undo()
     assert main(["train", "--resume", str(out), "--lr", "0.5"]) == 2
@@ -153,9 +139,18 @@ def test_a_second_run_into_the_same_out_is_refused(tmp_path, data, capsys):
         running.discard()
 
 
-def test_diverged_run_before_validation_saves_nothing(tmp_path, data, capsys):
+@pytest.mark.parametrize("verb", ["train", "train-lm"])
+def test_diverged_run_before_validation_saves_nothing(tmp_path, data, capsys, verb):
     out = tmp_path / "run"
-    assert main(_train_args(data, out, "--lr", "1e30")) == 1
+    if verb == "train":
+        args = _train_args(data, out, "--lr", "1e30")
+    else:
+        corpus = tmp_path / "corpus.txt"
+        corpus.write_text("Shall I compare thee to a summer's day? Thou art more lovely and more temperate.\n" * 20)
+        args = [verb, "--data", corpus, "--lr", "1e30", "--epochs", 1, "--embedding-dim", 8, "--hidden-size", 8,
+                "--num-layers", 1, "--bptt", 16, "--batch-size", 4, "--eval-every", 5, "--eval-streams", 1,
+                "--warmup", 0, "--no-progress", "--out", out]
+    assert main([str(a) for a in args]) == 1
     line = _error_line(capsys)
     assert "diverged" in line and "nothing saved" in line
     assert not out.exists() and not _leftovers(out)

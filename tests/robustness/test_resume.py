@@ -27,7 +27,7 @@ from torch.nn import functional as F
 
 from rnnkit.training import StepResult, TrainConfig, Trainer
 from rnnkit.training.state import load_state
-from tests.robustness.run_data import write_labelled_csv
+from tests.robustness.run_data import signal_during_step, write_labelled_csv
 
 # Timings differ from run to run; everything else must not.
 TIMING_KEYS = {"elapsed", "tokens_per_s", "train_seconds", "train_tokens_per_s"}
@@ -70,6 +70,18 @@ def _strip(history):
     return [{k: v for k, v in record.items() if k not in TIMING_KEYS} for record in history]
 
 
+def _saving_each_state(trainer: Trainer, path: Path) -> list[dict]:
+    """Make ``trainer`` keep a copy of every training state it writes to ``path``; the list of copies."""
+    saved, save = [], trainer._save_state
+
+    def keep_each():
+        save()
+        saved.append(load_state(path))
+
+    trainer._save_state = keep_each
+    return saved
+
+
 @pytest.mark.parametrize("every", ["3", "epoch"])
 def test_trainer_resumes_from_every_checkpoint_identically(tmp_path, every):
     config = TrainConfig(epochs=3, lr=0.05, eval_every=5, patience=None, progress=False, checkpoint_every=every)
@@ -77,15 +89,8 @@ def test_trainer_resumes_from_every_checkpoint_identically(tmp_path, every):
     expected = Trainer(reference, ShuffledBlobs(), config).fit()
 
     # Record every checkpoint the run writes, then resume from each one in a fresh trainer.
-    saved = []
     trainer = Trainer(_mlp(), ShuffledBlobs(), config, state_path=tmp_path / "state.pt")
-    original = trainer._save_state
-
-    def keep_each():
-        original()
-        saved.append(load_state(tmp_path / "state.pt"))
-
-    trainer._save_state = keep_each
+    saved = _saving_each_state(trainer, tmp_path / "state.pt")
     trainer.fit()
     assert len(saved) == (8 if every == "3" else 3)
     for state in saved:
@@ -98,6 +103,27 @@ def test_trainer_resumes_from_every_checkpoint_identically(tmp_path, every):
         assert all(torch.equal(a, b) for a, b in zip(model.state_dict().values(), reference.state_dict().values(),
                                                       strict=True)), at
         assert result.steps == expected.steps == 24
+
+
+def test_a_resumed_run_can_be_stopped_and_resumed_again(tmp_path):
+    config = TrainConfig(epochs=3, lr=0.05, eval_every=5, patience=None, progress=False, checkpoint_every="4")
+    reference = _mlp()
+    expected = Trainer(reference, ShuffledBlobs(), config).fit()
+    first = Trainer(_mlp(), ShuffledBlobs(), config, state_path=tmp_path / "first.pt")
+    first_states = _saving_each_state(first, tmp_path / "first.pt")
+    first.fit()
+    second = Trainer(_mlp(), ShuffledBlobs(), config, state_path=tmp_path / "second.pt")
+    second.load_state_dict(first_states[1])  # step 8
+    second_states = _saving_each_state(second, tmp_path / "second.pt")
+    second.fit()
+    assert [state["trainer"]["step"] for state in second_states] == [12, 16, 20, 24]
+    model = _mlp()
+    third = Trainer(model, ShuffledBlobs(), config)
+    third.load_state_dict(second_states[1])  # step 16, written by a resumed run
+    result = third.fit()
+    assert _strip(result.history) == _strip(expected.history)
+    assert all(torch.equal(a, b) for a, b in zip(model.state_dict().values(), reference.state_dict().values(),
+                                                  strict=True))
 
 
 def test_resume_refuses_other_settings(tmp_path):
@@ -128,6 +154,48 @@ def test_signal_in_process_saves_a_state_and_stops(tmp_path, sig):
     assert result.reason == "interrupted" and result.signal == sig and result.steps == 11
     assert load_state(tmp_path / "state.pt")["trainer"]["step"] == 11
     assert signal.getsignal(sig) == before  # handlers put back
+
+
+@pytest.mark.parametrize("every,saves", [("0s", 24), ("none", 0), ("epoch", 3), ("5", 4)])
+def test_checkpoint_every(tmp_path, every, saves):
+    config = TrainConfig(epochs=3, lr=0.05, progress=False, checkpoint_every=every)
+    trainer = Trainer(_mlp(), ShuffledBlobs(), config, state_path=tmp_path / "state.pt")
+    saved = _saving_each_state(trainer, tmp_path / "state.pt")
+    trainer.fit()
+    assert len(saved) == saves
+
+
+@pytest.mark.parametrize("bad", ["5x", "0", "-1s", "epochs", 5])
+def test_checkpoint_every_is_checked(bad):
+    with pytest.raises((ValueError, TypeError), match="checkpoint_every"):
+        TrainConfig(checkpoint_every=bad)
+
+
+def test_ensemble_interrupted_in_its_second_member_resumes_identically(tmp_path, monkeypatch):
+    from rnnkit.api.classifier import train_classifier
+    from rnnkit.api.data_config import ClassifierDataConfig
+    from rnnkit.models.config import ClassifierConfig
+    from rnnkit.training.rundir import RunInterrupted
+
+    rng = random.Random(1)
+    data = ClassifierDataConfig(data=write_labelled_csv(tmp_path / "train.csv", 64, rng), min_freq=1,
+                                valid_data=write_labelled_csv(tmp_path / "valid.csv", 24, rng), embeddings="random")
+    model = ClassifierConfig(embedding_dim=8, hidden_size=8, ensemble=2)
+    train = TrainConfig(epochs=2, batch_size=16, progress=False, checkpoint_every="3")
+    _, expected = train_classifier(data, tmp_path / "reference", model=model, train=train)
+    signal_during_step(monkeypatch, call=10)  # member 0 takes 8 steps: this is member 1's second
+    with pytest.raises(RunInterrupted, match="interrupted at step 2"):
+        train_classifier(data, tmp_path / "run", model=model, train=train)
+    monkeypatch.undo()
+    _, summary = train_classifier(data, tmp_path / "run", model=model, train=train, resume=True)
+    assert {k: v for k, v in summary.items() if k not in TIMING_KEYS} == \
+        {k: v for k, v in expected.items() if k not in TIMING_KEYS}
+    for member in ("member-0", "member-1"):
+        logs = [_strip([json.loads(line) for line in (tmp_path / d / member / "log.jsonl").read_text().splitlines()])
+                for d in ("run", "reference")]
+        assert logs[0] == logs[1]
+    a, b = (load_file(tmp_path / d / "model" / "model.safetensors") for d in ("run", "reference"))
+    assert all(torch.equal(a[k], b[k]) for k in a)
 
 
 # -- end to end, in child processes ----------------------------------------------------------------------------
