@@ -136,7 +136,7 @@ def main() -> None:
         c, svm = svm_baseline(parts)
         start = time.monotonic()
         _, summary = train_classifier(str(folder / "train.csv"), folder / "run", valid_data=str(folder / "valid.csv"),
-                                      test_data=str(folder / "test.csv"))
+                                      test_data=str(folder / "test.csv"), overwrite=True)
         row = {"set": name, "train": len(parts["train"]), "valid": len(parts["valid"]), "test": len(parts["test"]),
                "classes": len({y for _, y in parts["train"]}), "rnnkit_test": summary["test_accuracy"],
                "rnnkit_valid": summary["valid_accuracy"], "svm_test": svm, "svm_C": c,

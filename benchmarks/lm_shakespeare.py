@@ -24,7 +24,8 @@ def main() -> None:
     parser.add_argument("--out", default="runs/benchmark-lm")
     args = parser.parse_args()
     train = TrainConfig(**{**LM_TRAIN_DEFAULTS, "max_time": args.minutes * 60, "progress": False})
-    lm, summary = train_language_model(CorpusConfig(), args.out, model=LanguageModelConfig(), train=train)
+    lm, summary = train_language_model(CorpusConfig(), args.out, model=LanguageModelConfig(), train=train,
+                                       overwrite=True)  # a benchmark is rerun
     print("elapsed_s  step  valid_bits_per_char  tokens_per_s")
     for record in read_log(f"{args.out}/log.jsonl"):
         print(f"{record['elapsed']:9.0f} {record['step']:5d} {record['valid_bits_per_char']:20.4f} "

@@ -156,13 +156,14 @@ def test_signal_in_process_saves_a_state_and_stops(tmp_path, sig):
     assert signal.getsignal(sig) == before  # handlers put back
 
 
-@pytest.mark.parametrize("every,saves", [("0s", 24), ("none", 0), ("epoch", 3), ("5", 4)])
+@pytest.mark.parametrize("every,saves", [("0s", range(1, 25)), ("none", [0]), ("epoch", [3]), ("5", [4])])
 def test_checkpoint_every(tmp_path, every, saves):
     config = TrainConfig(epochs=3, lr=0.05, progress=False, checkpoint_every=every)
     trainer = Trainer(_mlp(), ShuffledBlobs(), config, state_path=tmp_path / "state.pt")
     saved = _saving_each_state(trainer, tmp_path / "state.pt")
     trainer.fit()
-    assert len(saved) == saves
+    # By time: at most one per step (24), spaced by 50 times the save's own duration.
+    assert len(saved) in saves
 
 
 @pytest.mark.parametrize("bad", ["5x", "0", "-1s", "epochs", 5])

@@ -27,7 +27,9 @@ never counts as an improvement, so non-finite weights are never kept as the best
 Resume: with ``state_path``, the full training state (``state_dict()``: weights,
 optimiser, schedule, every random generator, the position inside the epoch, the
 task's own state, counters, history, best weights, patience) is written there
-atomically every ``config.checkpoint_every`` (an epoch, N steps or N seconds).
+atomically every ``config.checkpoint_every`` (an epoch, N steps or N seconds; a
+time-based cadence also waits 50 times the last save's duration, so saving stays
+under ~2% of the run on a slow disk).
 ``load_state_dict(state)`` before ``fit()`` continues that run; a run resumed from
 any checkpoint ends with the same weights and history (timings apart) as one never
 stopped. The exception is ``max_time``: the budget and the decay horizon fitted to
@@ -73,6 +75,9 @@ INTERRUPTED = "interrupted"
 NON_FINITE = "non_finite_loss"
 # Steps to time before projecting how many fit in max_time (the first steps are slow to warm up).
 HORIZON_MIN_STEPS = 20
+# A time-based checkpoint waits at least this many times as long as the last save took, so saving stays
+# under ~2% of the run even on a slow disk (with "5s", a save slower than 0.1 s spaces them out).
+SAVE_SPACING = 50
 # Settings that may differ between a run and its resumption (they change no number).
 RESUMABLE_CHANGES = ("progress", "checkpoint_every")
 
@@ -181,6 +186,7 @@ class _RunState:
     epoch_rng: dict[str, Any] | None = None  # the generators as `epoch` began, before its batches were drawn
     checkpoint: Path | None = None
     last_save: float = 0.0  # time.monotonic() of the last training-state checkpoint
+    save_seconds: float = 0.0  # how long it took
 
     # Saved by Trainer.state_dict(); the rest (start, checkpoint, last_save) belongs to one process.
     SAVED = ("epoch", "batch", "epoch_done", "step", "total_steps", "horizon", "train_seconds", "last_lr", "best_value",
@@ -288,9 +294,11 @@ class Trainer:
         self.load_state_dict(load_state(path))
 
     def _save_state(self) -> None:
+        started = time.monotonic()
         if self.state_path is not None:
             self._state.checkpoint = save_state(self.state_path, self.state_dict())
         self._state.last_save = time.monotonic()
+        self._state.save_seconds = self._state.last_save - started
 
     def _checkpoint_due(self, epoch_end: bool) -> bool:
         kind, every = self.config.checkpoint_schedule()
@@ -300,7 +308,8 @@ class Trainer:
             return epoch_end
         if kind == "steps":
             return not epoch_end and self._state.step % every == 0
-        return not epoch_end and time.monotonic() - self._state.last_save >= every
+        wait = max(every, SAVE_SPACING * self._state.save_seconds)
+        return not epoch_end and time.monotonic() - self._state.last_save >= wait
 
     # -- the run ------------------------------------------------------------------
     def fit(self) -> TrainResult:
