@@ -75,6 +75,7 @@ def run_train(args: argparse.Namespace) -> int:
 def run_eval(args: argparse.Namespace) -> int:
     from rnnkit.api.checkpoints import resolve_model_path
     from rnnkit.api.classifier import Classifier
+    from rnnkit.api.preflight import check_eval_run
     from rnnkit.evaluation import format_report, write_report
     from rnnkit.training import load_checkpoint
 
@@ -84,6 +85,7 @@ def run_eval(args: argparse.Namespace) -> int:
 
         return eval_language_model(args)
     data = dataclass_from_args(ClassifierDataConfig, args, data=args.data)
+    check_eval_run(args.data, args.report, data.format)
     report = Classifier.load(args.model).evaluate_file(args.data, data)
     if args.report:
         write_report(args.report, report)
@@ -95,6 +97,8 @@ def run_predict(args: argparse.Namespace) -> int:
     from rnnkit.api.classifier import Classifier
 
     texts = args.texts
+    if args.top_k < 1:
+        raise ValueError(f"top_k must be >= 1, got {args.top_k}")
     if not texts or texts == ["-"]:
         texts = [line.rstrip("\n") for line in sys.stdin if line.strip()]
     if not texts:

@@ -46,6 +46,7 @@ class ClassificationSplits:
     valid: list[Example]
     test: list[Example]
     labels: list[str]
+    notes: list[str] = field(default_factory=list)  # one line each, for the user (e.g. rare classes)
 
 
 @dataclass
