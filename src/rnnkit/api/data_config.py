@@ -46,8 +46,8 @@ class ClassifierDataConfig:
     min_freq: int = _help("keep tokens seen at least this often in training", default=2)
     max_vocab: int | None = _help("keep at most this many tokens (most frequent first)", default=50000)
     max_length: int | None = _help("keep the first N tokens of each text (None: all)", default=800)
-    embeddings: str = _help("auto (GloVe 6B 50d when installed and embedding_dim is 50), glove or random",
-                            default="auto")
+    embeddings: str = _help("auto (GloVe 6B 50d for a word model with embedding_dim 50, else random), glove or "
+                            "random; a missing GloVe stops the run unless this is random", default="auto")
     glove_words: int = _help("with GloVe, also add its N most frequent words to the vocabulary, so words never "
                              "seen in training still have a meaningful vector (0: training words only)",
                              default=0)

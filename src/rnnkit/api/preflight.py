@@ -16,7 +16,7 @@ import tempfile
 from pathlib import Path
 
 from rnnkit.data import DataError
-from rnnkit.data.bundled import bundled_names
+from rnnkit.data.bundled import bundled_kind, bundled_names
 from rnnkit.models.config import ClassifierConfig, LanguageModelConfig, RecurrentStackConfig
 from rnnkit.models.pretrained import wants_glove
 from rnnkit.training.checkpoint import CONFIG_FILE, MODEL_FILE
@@ -32,7 +32,7 @@ def check_classifier_run(data, model: ClassifierConfig, out_dir: str | os.PathLi
                          label_smoothing: float) -> None:
     """Everything ``train_classifier`` can check before reading the data or building the model."""
     check_probability("label_smoothing", label_smoothing)
-    _check_inputs(data.data, data.valid_data, data.test_data, data.format)
+    _check_inputs(data.data, data.valid_data, data.test_data, data.format, "classification")
     wants_glove(data.embeddings, model.embedding_dim, data.tokenizer)
     vocab = (data.max_vocab or 0) + data.glove_words
     params = model.ensemble * stack_parameters(model, vocab, bidirectional=model.bidirectional)
@@ -42,7 +42,7 @@ def check_classifier_run(data, model: ClassifierConfig, out_dir: str | os.PathLi
 
 def check_language_model_run(corpus, model: LanguageModelConfig, out_dir: str | os.PathLike) -> None:
     """Everything ``train_language_model`` can check before reading the text or building the model."""
-    _check_inputs(corpus.data, corpus.valid_data, corpus.test_data, "text")
+    _check_inputs(corpus.data, corpus.valid_data, corpus.test_data, "text", "text")
     vocab = corpus.max_vocab or (256 if corpus.tokenizer == "char" else 0)
     params = stack_parameters(model, vocab, bidirectional=False) + vocab * (model.hidden_size + 1)
     check_output_dir(out_dir)
@@ -154,8 +154,8 @@ def check_sizes(params: int, out_dir: str | os.PathLike, what: str) -> None:
     memory = _physical_memory()
     if memory and need > memory:
         raise ValueError(f"{what} would have about {params:.3g} parameters, {_gb(need)} to train (weights, "
-                         f"gradients, optimizer state), more than this machine's {_gb(memory)}: lower hidden_size, "
-                         "embedding_dim, num_layers or max_vocab")
+                         f"gradients, optimizer state), more than this machine's memory ({_gb(memory)}): "
+                         "lower hidden_size, embedding_dim, num_layers or max_vocab")
     folder = next((a for a in [Path(out_dir).absolute(), *Path(out_dir).absolute().parents] if a.is_dir()), None)
     if folder is None:
         return
@@ -166,9 +166,13 @@ def check_sizes(params: int, out_dir: str | os.PathLike, what: str) -> None:
         raise ValueError(f"out_dir {out_dir}: {_gb(free)} free on its disk, {what} needs about {_gb(disk)}")
 
 
-def _check_inputs(data: str, valid: str | None, test: str | None, format: str) -> None:
-    if not (data in bundled_names() and not Path(data).exists()):
+def _check_inputs(data: str, valid: str | None, test: str | None, format: str, kind: str) -> None:
+    found = bundled_kind(data) if not Path(data).exists() else None
+    if found is None:
         check_input(data, "data", format)
+    elif found != kind:
+        use = "rnnkit train-lm" if found == "text" else "rnnkit train"
+        raise ValueError(f"data={data!r} is a bundled {found} data set, not a {kind} one (it is for {use})")
     for option, path in (("valid_data", valid), ("test_data", test)):
         if path:
             check_input(path, option, format)

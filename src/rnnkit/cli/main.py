@@ -34,14 +34,26 @@ def build_parser(preset: str | None = None) -> argparse.ArgumentParser:
     verbs = parser.add_subparsers(dest="verb", metavar="VERB", required=True)
     classify_verbs.register(verbs, preset)
     lm_verbs.register(verbs)
+    for verb_parser in verbs.choices.values():
+        verb_parser.set_defaults(verb_parser=verb_parser)
     return parser
 
 
+def _parse(parser: argparse.ArgumentParser, argv: list[str] | None) -> argparse.Namespace:
+    args, extra = parser.parse_known_args(argv)
+    if extra and isinstance(getattr(args, "texts", None), list) and not any(e.startswith("-") for e in extra):
+        # `predict MODEL --top-k 2 "some text"`: argparse stops filling TEXT at the first option; take the rest.
+        args.texts, extra = args.texts + extra, []
+    if extra:  # reported by the verb's parser, so the message says `rnnkit train: error: ...`
+        args.verb_parser.error(f"unrecognized arguments: {' '.join(extra)}")
+    return args
+
+
 def main(argv: list[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
+    args = _parse(build_parser(), argv)
     if getattr(args, "model_preset", None):
         # A preset changes the defaults; parse again so options given explicitly still win.
-        args = build_parser(args.model_preset).parse_args(argv)
+        args = _parse(build_parser(args.model_preset), argv)
     try:
         code = int(args.run(args) or 0)
         sys.stdout.flush()  # a closed pipe shows here, inside the handler, not at interpreter exit

@@ -173,6 +173,12 @@ def bundled_names() -> list[str]:
     return sorted(_REGISTRY)
 
 
+def bundled_kind(name: str) -> str | None:
+    """``"classification"`` or ``"text"`` for a bundled name (without loading it), None for any other name."""
+    entry = _REGISTRY.get(name)
+    return entry.kind if entry else None
+
+
 def list_bundled() -> list[dict]:
     """One dict per data set: ``name``, ``kind``, ``description``, ``unit`` and ``sizes``.
 
