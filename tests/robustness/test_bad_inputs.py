@@ -187,6 +187,7 @@ CASES = [
     Case("model-too-big", train("--hidden-size", "10000000"), words=("parameters", "memory", "hidden_size")),
     # -- train: input files -------------------------------------------------------------------------------
     Case("data-missing", train("--data", "{missing}.csv"), words=("missing.csv", "no such file", "data")),
+    Case("data-empty-string", train("--data", ""), words=("data", "empty")),
     Case("data-unknown-bundled", train("--data", "bbc-newz"), words=("bbc-newz", "bundled")),
     Case("data-is-lm-corpus", train("--data", "shakespeare"), words=("shakespeare", "train-lm")),
     Case("data-folder-as-csv", train("--data", "{emptydir}", "--format", "csv"), words=("emptydir", "folder")),
@@ -207,6 +208,7 @@ CASES = [
     Case("test-data-dev-null", train("--test-data", "/dev/null"), words=("/dev/null", "test_data")),
     Case("test-data-folder", train("--test-data", "{emptydir}", "--format", "csv"), words=("emptydir", "test_data")),
     # -- train: output location -----------------------------------------------------------------------------
+    Case("out-empty", train("--out", ""), words=("out_dir", "empty")),
     Case("out-is-file", train("--out", "{afile}"), words=("afile", "file")),
     Case("out-below-file", train("--out", "{afile}/run"), words=("afile", "file"), absent=()),
     Case("out-read-only", train("--out", "{ro}/rnnkit-run"), words=("rnnkit-run", "not writable")),

@@ -128,8 +128,8 @@ def train_classifier(data: str | ClassifierDataConfig = "bbc-news", out_dir: str
     data_config = data if isinstance(data, ClassifierDataConfig) else ClassifierDataConfig(data=data, **data_options)
     model_config = model or ClassifierConfig()
     train_config = train or TrainConfig(**CLASSIFIER_TRAIN_DEFAULTS)
-    out_dir = Path(out_dir)
     check_classifier_run(data_config, model_config, out_dir, label_smoothing)
+    out_dir = Path(out_dir)
     start = time.monotonic()
     splits, skipped = load_classification_data(data_config, seed=train_config.seed)
     if skipped:

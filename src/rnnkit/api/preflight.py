@@ -71,6 +71,8 @@ def check_eval_run(data: str, report: str | None, format: str = "auto") -> None:
 
 def check_input(path: str | os.PathLike, option: str, format: str = "auto") -> None:
     """``path`` exists and is what ``format`` reads: a regular, readable, non-empty file, or a folder."""
+    if not str(path).strip():
+        raise ValueError(f"{option} is empty: give a file or folder")
     p = Path(path)
     if not p.exists():
         hint = f" (not a bundled data set either: {bundled_names()})" if option == "data" else ""
@@ -103,6 +105,8 @@ def check_output_dir(path: str | os.PathLike, option: str = "out_dir", children:
     A ``model/`` already there must be a checkpoint (``save_checkpoint`` would refuse to replace anything
     else, but only after the whole training); ``children`` and ``extra_dirs`` must be folders if present.
     """
+    if not str(path).strip():
+        raise ValueError(f"{option} is empty: give a folder to write the results in")
     p = Path(path)
     if p.exists() and not p.is_dir():
         raise ValueError(f"{option} {p} is a file; it must be a folder or not exist yet")
@@ -167,7 +171,7 @@ def check_sizes(params: int, out_dir: str | os.PathLike, what: str) -> None:
 
 
 def _check_inputs(data: str, valid: str | None, test: str | None, format: str, kind: str) -> None:
-    found = bundled_kind(data) if not Path(data).exists() else None
+    found = bundled_kind(data) if data and not Path(data).exists() else None
     if found is None:
         check_input(data, "data", format)
     elif found != kind:
