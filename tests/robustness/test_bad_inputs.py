@@ -9,6 +9,7 @@ need a real process (a closed pipe, the real exit status) run at the end through
 
 from __future__ import annotations
 
+import errno
 import hashlib
 import io
 import os
@@ -26,7 +27,7 @@ import pytest
 from rnnkit.api.classifier import Classifier, train_classifier
 from rnnkit.api.data_config import ClassifierDataConfig
 from rnnkit.api.language_model import CorpusConfig, LanguageModel, train_language_model
-from rnnkit.cli.main import EXIT_BROKEN_PIPE, main
+from rnnkit.cli.main import EXIT_BROKEN_PIPE, describe, main
 from rnnkit.models.config import ClassifierConfig, LanguageModelConfig
 from rnnkit.models.pretrained import GLOVE_ENV, glove_available, wants_glove
 from rnnkit.training import TrainConfig
@@ -420,3 +421,31 @@ def test_real_processes(ws):
     assert code == 2 and out == ""
     assert err.count("\n") == 1 and "afile" in err and "Traceback" not in err
     assert _snapshot(ws.root) == before
+
+
+# -- the last line of defence: an OS error no pre-flight can foresee ------------------------------------------
+
+
+def test_a_full_disk_mid_command_is_one_line(ws, capsys, monkeypatch):
+    import rnnkit.evaluation
+
+    def full_disk(directory, *args, **kwargs):
+        raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC), str(Path(directory) / "metrics.json"))
+
+    monkeypatch.setattr(rnnkit.evaluation, "write_report", full_disk)
+    assert _run(["eval", ws.paths["clf"], ws.paths["test_csv"], "--report", str(ws.root / "out")]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "Traceback" not in err
+    assert f"{ws.root / 'out' / 'metrics.json'}: {os.strerror(errno.ENOSPC)}" in err
+
+
+@pytest.mark.parametrize(("error", "line"), [
+    (PermissionError(errno.EACCES, "Permission denied", "/data/x.csv"), "/data/x.csv: Permission denied"),
+    (OSError(errno.EXDEV, "Invalid cross-device link", "a", None, "b"), "a: Invalid cross-device link (and b)"),
+    (OSError(errno.EIO, "Input/output error"), "Input/output error"),
+    (KeyError("vocab"), "missing key 'vocab'"),
+    (MemoryError(), "out of memory"),
+    (ValueError("two\nlines"), "two lines"),
+])
+def test_errors_are_described_in_one_line(error, line):
+    assert describe(error) == line

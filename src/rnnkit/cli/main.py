@@ -83,10 +83,10 @@ def describe(err: BaseException) -> str:
         text = err.strerror
     elif isinstance(err, KeyError) and len(err.args) == 1:
         text = f"missing key {err.args[0]!r}"
+    elif isinstance(err, MemoryError):
+        text = "out of memory" + (f": {err}" if str(err) else "")
     else:
         text = str(err) or type(err).__name__
-    if isinstance(err, MemoryError):
-        text = f"out of memory {text}".strip()
     return " ".join(text.split())
 
 
