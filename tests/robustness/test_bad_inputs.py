@@ -122,7 +122,7 @@ class Case:
     words: tuple[str, ...] = ()
     absent: tuple[str, ...] = ("out",)  # relative to the workspace
     creates: tuple[str, ...] = ()  # for correct runs: what they write (removed afterwards)
-    stdin: str | None = None
+    stdin: str | bytes | None = None
     env: dict | None = None
     verify: Callable[[Path, str, str], None] | None = None  # for correct runs: (workspace, stdout, stderr)
 
@@ -248,6 +248,8 @@ CASES = [
     Case("predict-top-k-too-big", ["predict", "{clf}", "--top-k", "99", "a goal"], words=("top_k", "99")),
     Case("predict-top-k-not-int", ["predict", "{clf}", "--top-k", "two", "a goal"], words=("--top-k", "two")),
     Case("predict-no-text", ["predict", "{clf}"], stdin="", words=("no text",)),
+    Case("predict-stdin-not-utf8", ["predict", "{clf}", "-"], stdin=b"a goal\ncaf\xe9\n",
+         words=("standard input", "UTF-8")),
     Case("predict-blank-text", ["predict", "{clf}", "   "], words=("texts[0]", "empty")),
     Case("predict-with-lm", ["predict", "{lm}", "hello"], words=("language_model", "not a classifier")),
     Case("predict-stdin-runs", ["predict", "{clf}", "-", "--top-k", "3"], stdin="a goal\n\nbank shares\n", code=0,
@@ -327,7 +329,8 @@ def test_bad_input(case, ws, capsys, monkeypatch):
     for key, value in (case.env or {}).items():
         monkeypatch.setenv(key, _fill(value, ws))
     if case.stdin is not None:
-        monkeypatch.setattr(sys, "stdin", io.StringIO(case.stdin))
+        raw = case.stdin if isinstance(case.stdin, bytes) else case.stdin.encode("utf-8")
+        monkeypatch.setattr(sys, "stdin", io.TextIOWrapper(io.BytesIO(raw), encoding="utf-8"))
     before = _snapshot(ws.root)
     capsys.readouterr()
     code = _run([_fill(a, ws) for a in case.argv])

@@ -87,14 +87,19 @@ def check_input(path: str | os.PathLike, option: str, format: str = "auto") -> N
     if format == "folder":
         raise DataError(path, message=f"{option} is a file, but format=folder reads a folder of documents")
     mode = p.stat().st_mode
-    if not (stat.S_ISREG(mode) or stat.S_ISFIFO(mode)):
+    if stat.S_ISFIFO(mode):
+        # A pipe (`--data <(zcat train.csv.gz)`) is read once: opening it here would take the data from the run.
+        if not os.access(p, os.R_OK):
+            raise DataError(path, message=f"{option} cannot be read (permission denied)")
+        return
+    if not stat.S_ISREG(mode):
         raise DataError(path, message=f"{option} is not a regular file (a device or socket)")
     try:
         with p.open("rb"):
             pass
     except OSError as err:
         raise DataError(path, message=f"{option} cannot be read ({err.strerror})") from err
-    if stat.S_ISREG(mode) and p.stat().st_size == 0:
+    if p.stat().st_size == 0:
         raise DataError(path, message=f"{option} is empty")
 
 

@@ -100,7 +100,10 @@ def run_predict(args: argparse.Namespace) -> int:
     if args.top_k < 1:
         raise ValueError(f"top_k must be >= 1, got {args.top_k}")
     if not texts or texts == ["-"]:
-        texts = [line.rstrip("\n") for line in sys.stdin if line.strip()]
+        try:
+            texts = [line.rstrip("\n") for line in sys.stdin if line.strip()]
+        except UnicodeDecodeError as err:
+            raise ValueError(f"standard input is not UTF-8 text ({err.reason} at byte {err.start})") from err
     if not texts:
         raise ValueError("no text to classify: give texts as arguments or one per line on stdin")
     classifier = Classifier.load(args.model)
