@@ -17,6 +17,7 @@ import random
 import shutil
 import subprocess
 import sys
+import threading
 import tomllib
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -452,3 +453,15 @@ def test_a_full_disk_mid_command_is_one_line(ws, capsys, monkeypatch):
 ])
 def test_errors_are_described_in_one_line(error, line):
     assert describe(error) == line
+
+
+def test_data_from_a_pipe_is_read_once(ws, tmp_path, capsys):
+    """`--data <(zcat train.csv.gz)`: the pre-flight must not open the pipe, or the run would find it drained."""
+    pipe = tmp_path / "train.pipe"
+    os.mkfifo(pipe)
+    writer = threading.Thread(target=lambda: pipe.write_text(Path(ws.paths["train_csv"]).read_text()), daemon=True)
+    writer.start()
+    argv = [_fill(a, ws) for a in train("--data", str(pipe), "--format", "csv", "--out", str(tmp_path / "run"))]
+    assert _run(argv) == 0, capsys.readouterr().err
+    writer.join(timeout=10)
+    assert (tmp_path / "run" / "model" / "model.safetensors").is_file()
