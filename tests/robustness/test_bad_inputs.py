@@ -17,6 +17,7 @@ import random
 import shutil
 import subprocess
 import sys
+import tempfile
 import threading
 import tomllib
 from collections.abc import Callable
@@ -109,7 +110,7 @@ def _read_only_dir(root: Path) -> str:
         ro.chmod(0o555)
         return str(ro)
     try:
-        os.rmdir(__import__("tempfile").mkdtemp(dir="/sys"))
+        os.rmdir(tempfile.mkdtemp(dir="/sys"))
     except OSError:
         return "/sys"
     pytest.fail("running as root and /sys is writable here: no read-only folder to test with")
@@ -135,7 +136,7 @@ LM = ["train-lm", "--data", "{tiny_txt}", "--out", "{out}", "--epochs", "1", "--
       "--hidden-size", "8", "--num-layers", "1", "--batch-size", "4", "--bptt", "16", "--no-progress"]
 
 
-def train(*extra, **kw) -> list[str]:
+def train(*extra) -> list[str]:
     return [*TRAIN, *extra]
 
 
