@@ -164,7 +164,7 @@ def train_language_model(data: str | CorpusConfig = "shakespeare", out_dir: str 
     as_ids = lambda text: torch.tensor(vocab.encode(tokenizer.tokenize(text)), dtype=torch.long)  # noqa: E731
     train_ids, valid_ids = torch.tensor(vocab.encode(train_tokens), dtype=torch.long), as_ids(splits.valid)
     test_ids = as_ids(splits.test) if splits.test else None
-    check_corpus_sizes(corpus.data, train_ids.numel(), valid_ids.numel(), train_config.batch_size,
+    check_corpus_sizes(corpus, train_ids.numel(), valid_ids.numel(), train_config.batch_size,
                        None if test_ids is None else test_ids.numel())
     print(f"corpus {splits.name}: {train_ids.numel()} train / {valid_ids.numel()} valid tokens, "
           f"vocabulary {len(vocab)}", file=sys.stderr, flush=True)

@@ -1,10 +1,12 @@
 """Checks that run before any work: arguments, input files, output locations and sizes.
 
-Every entry point (train, train-lm, eval, predict, generate) calls one ``check_*`` here first, so a
+``train_classifier``, ``train_language_model`` and ``rnnkit eval`` call a ``check_*`` here first, so a
 mistake costs a second, not a training run: an unreadable ``--test-data`` or an ``--out`` below a file
-used to surface only when the model was saved. Nothing here writes anything the user can see (the
-writability probe makes and removes an empty folder). Every error is one line naming the argument,
-file or field; the label sets are checked where the data is read (``data_config.load_classification_data``).
+used to surface only when the model was saved. (predict and generate write nothing: they check their
+options before the first output, and ``load_checkpoint`` names what a model folder lacks.) Nothing here
+writes anything the user can see (the writability probe makes and removes an empty folder). Every error
+is one line naming the argument, file or field. The label sets are checked where the data is read
+(``data_config.load_classification_data``), the token counts of a corpus once it is tokenized.
 """
 
 from __future__ import annotations
@@ -14,6 +16,7 @@ import shutil
 import stat
 import tempfile
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from rnnkit.data import DataError
 from rnnkit.data.bundled import bundled_kind, bundled_names
@@ -22,13 +25,17 @@ from rnnkit.models.pretrained import wants_glove
 from rnnkit.training.checkpoint import CONFIG_FILE, MODEL_FILE
 from rnnkit.validation import check_probability
 
+if TYPE_CHECKING:  # both modules import this one
+    from rnnkit.api.data_config import ClassifierDataConfig
+    from rnnkit.api.language_model import CorpusConfig
+
 _GATES = {"lstm": 4, "gru": 3, "rnn": 1, "rnn_relu": 1}
 # Float32 weights, their gradients, AdamW's two moments and the trainer's copy of the best weights.
 _COPIES_IN_MEMORY = 5
 _REPORT_BYTES = 2 << 20  # metrics, report text and two PNGs, generously
 
 
-def check_classifier_run(data, model: ClassifierConfig, out_dir: str | os.PathLike,
+def check_classifier_run(data: ClassifierDataConfig, model: ClassifierConfig, out_dir: str | os.PathLike,
                          label_smoothing: float) -> None:
     """Everything ``train_classifier`` can check before reading the data or building the model."""
     check_probability("label_smoothing", label_smoothing)
@@ -40,7 +47,7 @@ def check_classifier_run(data, model: ClassifierConfig, out_dir: str | os.PathLi
     check_sizes(params, out_dir, "the classifier")
 
 
-def check_language_model_run(corpus, model: LanguageModelConfig, out_dir: str | os.PathLike) -> None:
+def check_language_model_run(corpus: CorpusConfig, model: LanguageModelConfig, out_dir: str | os.PathLike) -> None:
     """Everything ``train_language_model`` can check before reading the text or building the model."""
     _check_inputs(corpus.data, corpus.valid_data, corpus.test_data, "text", "text")
     vocab = corpus.max_vocab or (256 if corpus.tokenizer == "char" else 0)
@@ -49,17 +56,19 @@ def check_language_model_run(corpus, model: LanguageModelConfig, out_dir: str | 
     check_sizes(params, out_dir, "the language model")
 
 
-def check_corpus_sizes(name: str, train_tokens: int, valid_tokens: int, batch_size: int,
+def check_corpus_sizes(corpus: CorpusConfig, train_tokens: int, valid_tokens: int, batch_size: int,
                        test_tokens: int | None = None) -> None:
     """A language model needs 2 tokens a stream (an input and its target), and 2 to score a text."""
     if train_tokens < 2 * batch_size:
-        raise DataError(name, message=f"the training text has {train_tokens} tokens, too few for batch_size="
-                        f"{batch_size} parallel streams of at least 2: give at least {2 * batch_size} tokens "
-                        f"or a batch_size of at most {max(1, train_tokens // 2)}")
+        raise DataError(corpus.data, message=f"the training text has {train_tokens} tokens, too few for "
+                        f"batch_size={batch_size} parallel streams of at least 2: give at least {2 * batch_size} "
+                        f"tokens or a batch_size of at most {max(1, train_tokens // 2)}")
     if valid_tokens < 2:
-        raise DataError(name, message=f"the validation text has {valid_tokens} token(s); scoring needs at least 2")
+        where = corpus.valid_data or f"{corpus.data} (its held-out end)"
+        raise DataError(where, message=f"the validation text has {valid_tokens} token(s); scoring needs at least 2")
     if test_tokens is not None and test_tokens < 2:
-        raise DataError(name, message=f"the test text has {test_tokens} token(s); scoring needs at least 2")
+        raise DataError(corpus.test_data or "test_data",
+                        message=f"the test text has {test_tokens} token(s); scoring needs at least 2")
 
 
 def check_eval_run(data: str, report: str | None, format: str = "auto") -> None:
