@@ -241,6 +241,9 @@ CASES = [
     Case("eval-lm-text-missing", ["eval", "{lm}", "{missing}.txt"], words=("missing.txt",)),
     Case("eval-lm-text-empty", ["eval", "{lm}", "{empty_txt}"], words=("empty.txt", "empty")),
     Case("eval-lm-text-not-utf8", ["eval", "{lm}", "{latin1_txt}"], words=("latin1.txt", "UTF-8")),
+    Case("eval-lm-report-is-file", ["eval", "{lm}", "{tiny_txt}", "--report", "{afile}"], words=("report", "afile")),
+    Case("eval-lm-report-written", ["eval", "{lm}", "{tiny_txt}", "--report", "{out}"], code=0, absent=(),
+         creates=("out",), verify=lambda root, out, err: _has_report(root / "out")),
     Case("eval-report-new-folder", ["eval", "{clf}", "{test_csv}", "--report", "{out}/deep/report"], code=0,
          absent=(), creates=("out",)),
     # -- predict ------------------------------------------------------------------------------------------------
@@ -365,6 +368,10 @@ def test_bad_input(case, ws, capsys, monkeypatch):
     finally:
         for created in case.creates:
             shutil.rmtree(ws.root / created, ignore_errors=True)
+
+
+def _has_report(folder: Path) -> None:
+    assert (folder / "metrics.json").is_file() and (folder / "report.txt").is_file()
 
 
 def _generates(model: Path, n: int) -> None:

@@ -69,8 +69,12 @@ def eval_language_model(args: argparse.Namespace) -> int:
     from rnnkit.api.language_model import LanguageModel, read_text
     from rnnkit.api.preflight import check_eval_run
 
-    check_eval_run(args.data, None, "text")
+    check_eval_run(args.data, args.report, "text")
 
     metrics = LanguageModel.load(args.model).evaluate_text(read_text(args.data))
+    if args.report:  # as for a classifier: metrics.json and report.txt
+        from rnnkit.evaluation import write_report
+
+        write_report(args.report, {"summary": metrics})
     print(json.dumps(metrics, indent=2) if args.json else "\n".join(f"{k:16} {v:.4f}" for k, v in metrics.items()))
     return 0
