@@ -4,7 +4,7 @@ from collections import Counter
 
 import pytest
 
-from rnnkit.data import stratified_folds
+from rnnkit.data import stratified_folds, stratified_holdout
 
 
 def test_folds_partition_the_examples_with_balanced_sizes_and_classes():
@@ -34,3 +34,22 @@ def test_bad_fold_counts_are_named(k):
 def test_too_few_examples():
     with pytest.raises(ValueError, match="cannot fill k=3"):
         stratified_folds(["a", "b"], 3)
+
+
+def test_holdout_is_stratified_and_keeps_every_class_in_training():
+    labels = ["a"] * 50 + ["b"] * 30 + ["c"] * 9 + ["d"] * 2 + ["e"]
+    held = stratified_holdout(labels, 0.1, seed=1)
+    assert len(held) == round(len(labels) * 0.1) == len(set(held))
+    counts = Counter(labels[i] for i in held)
+    assert counts["a"] == 5 and counts["b"] == 3  # each class's share
+    assert counts["e"] == 0  # a class seen once stays in training
+    kept = Counter(labels) - counts
+    assert set(kept) == set(labels)  # no class gives up its last example
+    assert held == stratified_holdout(labels, 0.1, seed=1) and held != stratified_holdout(labels, 0.1, seed=2)
+
+
+def test_holdout_of_a_tiny_set_takes_at_least_one():
+    assert len(stratified_holdout(["a", "a", "b"], 0.1)) == 1
+    assert stratified_holdout(["a", "b", "c"], 0.5) == []  # only singletons: nothing can be held out
+    with pytest.raises(ValueError, match="fraction must be a number in \\(0, 1\\), got 1.0"):
+        stratified_holdout(["a", "a"], 1.0)

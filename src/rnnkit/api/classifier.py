@@ -18,12 +18,13 @@ import torch
 
 from rnnkit.api.checkpoints import open_checkpoint
 from rnnkit.api.data_config import ClassifierDataConfig, load_classification_data, read_file
+from rnnkit.api.preflight import check_classifier_run
 from rnnkit.data import EncodedDataset, Example, Vocabulary, stratified_folds
 from rnnkit.data.tokenizers import CharTokenizer, WordTokenizer
 from rnnkit.evaluation import classification_report, format_report, write_report
 from rnnkit.models.classifier import EnsembleClassifier, RNNClassifier, build_classifier
 from rnnkit.models.config import ClassifierConfig, from_dict
-from rnnkit.models.pretrained import glove_available, glove_words, init_embedding_from_glove
+from rnnkit.models.pretrained import glove_words, init_embedding_from_glove, wants_glove
 from rnnkit.tasks.classification import ClassificationTask
 from rnnkit.training import TrainConfig, Trainer, save_checkpoint
 from rnnkit.training.rundir import RunDiverged, RunFolder, abandon, check_result
@@ -135,6 +136,7 @@ def train_classifier(data: str | ClassifierDataConfig = "bbc-news", out_dir: str
     data_config = data if isinstance(data, ClassifierDataConfig) else ClassifierDataConfig(data=data, **data_options)
     model_config = model or ClassifierConfig()
     train_config = train or TrainConfig(**CLASSIFIER_TRAIN_DEFAULTS)
+    check_classifier_run(data_config, model_config, out_dir, label_smoothing)
     settings = {"data": asdict(data_config), "model": asdict(model_config), "train": asdict(train_config),
                 "label_smoothing": label_smoothing}
     run = RunFolder(out_dir, overwrite=overwrite, resume=resume, command="rnnkit train").open(settings)
@@ -152,10 +154,10 @@ def _train_classifier(run: RunFolder, data_config: ClassifierDataConfig, model_c
     splits, skipped = load_classification_data(data_config, seed=train_config.seed)
     if skipped:
         _log(f"skipped {skipped} malformed records (on_error=skip)")
+    for note in splits.notes:
+        _log(note)
     tokenizer = build_tokenizer(data_config)
-    use_glove = data_config.embeddings == "glove" or (
-        data_config.embeddings == "auto" and glove_available() and model_config.embedding_dim == 50
-        and data_config.tokenizer == "word")
+    use_glove = wants_glove(data_config.embeddings, model_config.embedding_dim, data_config.tokenizer)
     pooled = splits.train + splits.valid if model_config.cross_fit else splits.train
     vocab = build_vocabulary(pooled, tokenizer, data_config, use_glove)
     labels = splits.labels

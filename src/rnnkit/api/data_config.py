@@ -2,11 +2,19 @@
 
 from __future__ import annotations
 
-import random
+from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from rnnkit.data import ClassificationSplits, DataError, Example, load_bundled, read_examples
+from rnnkit.data import (
+    ClassificationSplits,
+    DataError,
+    Example,
+    check_labels,
+    load_bundled,
+    read_examples,
+    stratified_holdout,
+)
 from rnnkit.data.bundled import bundled_names
 from rnnkit.validation import check_choice, check_positive_int, check_probability
 
@@ -38,8 +46,8 @@ class ClassifierDataConfig:
     min_freq: int = _help("keep tokens seen at least this often in training", default=2)
     max_vocab: int | None = _help("keep at most this many tokens (most frequent first)", default=50000)
     max_length: int | None = _help("keep the first N tokens of each text (None: all)", default=800)
-    embeddings: str = _help("auto (GloVe 6B 50d when installed and embedding_dim is 50), glove or random",
-                            default="auto")
+    embeddings: str = _help("auto (GloVe 6B 50d for a word model with embedding_dim 50, else random), glove or "
+                            "random; a missing GloVe stops the run unless this is random", default="auto")
     glove_words: int = _help("with GloVe, also add its N most frequent words to the vocabulary, so words never "
                              "seen in training still have a meaningful vector (0: training words only)",
                              default=0)
@@ -54,6 +62,12 @@ class ClassifierDataConfig:
         for name in ("max_vocab", "max_length"):
             if getattr(self, name) is not None:
                 check_positive_int(name, getattr(self, name))
+        if isinstance(self.glove_words, bool) or not isinstance(self.glove_words, int) or self.glove_words < 0:
+            raise ValueError(f"glove_words must be an integer >= 0, got {self.glove_words!r}")
+        for name in ("text_columns", "label_column", "text_field", "label_field"):
+            value = getattr(self, name)
+            if not isinstance(value, str) or not value.strip() or any(not c.strip() for c in value.split(",")):
+                raise ValueError(f"{name} must name a column or field, got {value!r}")
 
     def reader_options(self, path: str) -> dict:
         kind = self.format
@@ -95,7 +109,11 @@ def read_file(path: str, config: ClassifierDataConfig) -> tuple[list[Example], i
 
 
 def load_classification_data(config: ClassifierDataConfig, seed: int = 0) -> tuple[ClassificationSplits, int]:
-    """Train/valid/test examples and the label list; the second value counts skipped records."""
+    """Train/valid/test examples and the label list; the second value counts skipped records.
+
+    Every label problem is found here, before any training: one class only, a validation or test label that
+    training never sees. Without ``valid_data`` the validation split is stratified (``stratified_holdout``).
+    """
     if not Path(config.data).exists():
         if config.data not in bundled_names():
             raise DataError(config.data, message=f"no such file or folder, nor a bundled data set ({bundled_names()})")
@@ -104,22 +122,37 @@ def load_classification_data(config: ClassifierDataConfig, seed: int = 0) -> tup
             raise ValueError(f"data={config.data!r} is a text corpus for language models, not a classification set")
         return splits, 0
     train, skipped = read_file(config.data, config)
+    notes: list[str] = []
+    counts = Counter(e.label for e in train)
+    if len(counts) < 2:
+        (label, n), = counts.items()
+        raise DataError(config.data, field="label", message=f"every example has the label {label!r} ({n} examples): "
+                        "a classifier needs at least two classes")
     if config.valid_data:
         valid, more = read_file(config.valid_data, config)
         skipped += more
     else:
         if config.valid_fraction <= 0:
             raise ValueError("valid_fraction must be > 0 when there is no valid_data (early stopping needs it)")
-        order = list(range(len(train)))
-        random.Random(seed).shuffle(order)
-        cut = max(1, int(round(len(train) * config.valid_fraction)))
-        held = set(order[:cut])
+        if max(counts.values()) < 2:
+            raise DataError(config.data, message=f"each of the {len(counts)} classes has a single example, so "
+                            "none can be held out for validation: give valid_data")
+        held = set(stratified_holdout([e.label for e in train], config.valid_fraction, seed))
         valid = [e for i, e in enumerate(train) if i in held]
         train = [e for i, e in enumerate(train) if i not in held]
+        rare = sorted(label for label, n in counts.items() if n * config.valid_fraction < 1)
+        if rare:
+            shown = ", ".join(f"{label!r} ({counts[label]})" for label in rare[:5]) + (" ..." if len(rare) > 5 else "")
+            notes.append(f"{len(rare)} rare classes kept whole in training, not in validation "
+                         f"(examples in {config.data}): {shown}")
+    labels = sorted(counts)
+    check_labels(valid, labels)
     test: list[Example] = []
     if config.test_data:
         test, more = read_file(config.test_data, config)
         skipped += more
-    labels = sorted({e.label for e in train})
-    splits = ClassificationSplits(name=Path(config.data).name, train=train, valid=valid, test=test, labels=labels)
+        check_labels(test, labels)
+    splits = ClassificationSplits(name=Path(config.data).name, train=train, valid=valid, test=test, labels=labels,
+                                  notes=notes)
     return splits, skipped
+

@@ -15,6 +15,7 @@ from pathlib import Path
 import torch
 
 from rnnkit.api.checkpoints import open_checkpoint
+from rnnkit.api.preflight import check_corpus_sizes, check_language_model_run
 from rnnkit.data import DataError, TextSplits, Vocabulary, load_bundled
 from rnnkit.data.bundled import bundled_names
 from rnnkit.data.tokenizers import CharTokenizer, WordTokenizer
@@ -61,6 +62,8 @@ class CorpusConfig:
             check_positive_int(name, getattr(self, name))
         if self.max_vocab is not None:
             check_positive_int("max_vocab", self.max_vocab)
+        if self.valid_fraction == 0 and not self.valid_data and self.data not in bundled_names():
+            raise ValueError("valid_fraction must be > 0 when there is no valid_data (validation needs some text)")
 
 
 def read_text(path: str) -> str:
@@ -95,9 +98,11 @@ def load_corpus(config: CorpusConfig) -> TextSplits:
     if config.valid_data:
         train, valid = text, read_text(config.valid_data)
     else:
-        cut = int(len(text) * (1 - config.valid_fraction))
-        if cut < 2 or len(text) - cut < 2:
-            raise ValueError(f"{config.data} is too short to hold out valid_fraction={config.valid_fraction}")
+        # At least 2 characters held out, so even a tiny text has something to validate on.
+        cut = min(int(len(text) * (1 - config.valid_fraction)), len(text) - 2)
+        if cut < 2:
+            raise DataError(config.data, message=f"{len(text)} characters are too few to train on and hold out "
+                            f"valid_fraction={config.valid_fraction} (at least 4 needed; give valid_data or more text)")
         train, valid = text[:cut], text[cut:]
     test = read_text(config.test_data) if config.test_data else ""
     return TextSplits(name=Path(config.data).name, train=train, valid=valid, test=test)
@@ -156,6 +161,7 @@ def train_language_model(data: str | CorpusConfig = "shakespeare", out_dir: str 
     corpus = data if isinstance(data, CorpusConfig) else CorpusConfig(data=data, **corpus_options)
     model_config = model or LanguageModelConfig()
     train_config = train or TrainConfig(**LM_TRAIN_DEFAULTS)
+    check_language_model_run(corpus, model_config, out_dir)
     settings = {"corpus": asdict(corpus), "model": asdict(model_config), "train": asdict(train_config)}
     run = RunFolder(out_dir, overwrite=overwrite, resume=resume, command="rnnkit train-lm").open(settings)
     try:
@@ -175,6 +181,9 @@ def _train_language_model(run: RunFolder, corpus: CorpusConfig, model_config: La
     vocab = Vocabulary.build([train_tokens], min_freq=corpus.min_freq, max_size=corpus.max_vocab)
     as_ids = lambda text: torch.tensor(vocab.encode(tokenizer.tokenize(text)), dtype=torch.long)  # noqa: E731
     train_ids, valid_ids = torch.tensor(vocab.encode(train_tokens), dtype=torch.long), as_ids(splits.valid)
+    test_ids = as_ids(splits.test) if splits.test else None
+    check_corpus_sizes(corpus, train_ids.numel(), valid_ids.numel(), train_config.batch_size,
+                       None if test_ids is None else test_ids.numel())
     print(f"corpus {splits.name}: {train_ids.numel()} train / {valid_ids.numel()} valid tokens, "
           f"vocabulary {len(vocab)}", file=sys.stderr, flush=True)
     torch.manual_seed(train_config.seed)
@@ -195,8 +204,8 @@ def _train_language_model(run: RunFolder, corpus: CorpusConfig, model_config: La
     # The reported figures read each split as one stream with the state carried (exact, slower than training-time
     # validation, which may score several streams side by side).
     summary.update({f"final_valid_{k}": v for k, v in task.metrics(*score_ids(net, valid_ids)).items()})
-    if splits.test:
-        test = task.metrics(*score_ids(net, as_ids(splits.test)))
+    if test_ids is not None:
+        test = task.metrics(*score_ids(net, test_ids))
         summary.update({f"test_{k}": v for k, v in test.items()})
     rates = [h["tokens_per_s"] for h in result.history if h.get("tokens_per_s")]
     summary["train_tokens_per_s"] = round(sum(rates) / len(rates), 1) if rates else None

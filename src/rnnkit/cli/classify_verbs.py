@@ -84,6 +84,7 @@ def run_train(args: argparse.Namespace) -> int:
 def run_eval(args: argparse.Namespace) -> int:
     from rnnkit.api.checkpoints import resolve_model_path
     from rnnkit.api.classifier import Classifier
+    from rnnkit.api.preflight import check_eval_run
     from rnnkit.evaluation import format_report, write_report
     from rnnkit.training import load_checkpoint
 
@@ -93,6 +94,7 @@ def run_eval(args: argparse.Namespace) -> int:
 
         return eval_language_model(args)
     data = dataclass_from_args(ClassifierDataConfig, args, data=args.data)
+    check_eval_run(args.data, args.report, data.format)
     report = Classifier.load(args.model).evaluate_file(args.data, data)
     if args.report:
         write_report(args.report, report)
@@ -104,8 +106,13 @@ def run_predict(args: argparse.Namespace) -> int:
     from rnnkit.api.classifier import Classifier
 
     texts = args.texts
+    if args.top_k < 1:
+        raise ValueError(f"top_k must be >= 1, got {args.top_k}")
     if not texts or texts == ["-"]:
-        texts = [line.rstrip("\n") for line in sys.stdin if line.strip()]
+        try:
+            texts = [line.rstrip("\n") for line in sys.stdin if line.strip()]
+        except UnicodeDecodeError as err:
+            raise ValueError(f"standard input is not UTF-8 text ({err.reason} at byte {err.start})") from err
     if not texts:
         raise ValueError("no text to classify: give texts as arguments or one per line on stdin")
     classifier = Classifier.load(args.model)

@@ -56,10 +56,16 @@ def run_generate(args: argparse.Namespace) -> int:
     from rnnkit.api.language_model import LanguageModel
 
     lm = LanguageModel.load(args.model)
+    # Built (and so checked) before the prompt is echoed: a bad option prints nothing on stdout.
+    pieces = lm.generate_iter(args.prompt, args.max_tokens, temperature=args.temperature, top_k=args.top_k,
+                              top_p=args.top_p, stop=args.stop, seed=args.seed)
+    unknown = sorted({t for t in lm.tokenizer.tokenize(args.prompt) if t not in lm.vocab})
+    if unknown:
+        print(f"note: the prompt holds {len(unknown)} token(s) the model never saw in training, read as <unk>: "
+              f"{' '.join(map(repr, unknown[:10]))}", file=sys.stderr)
     if not args.no_prompt_echo:
         sys.stdout.write(args.prompt)
-    for piece in lm.generate_iter(args.prompt, args.max_tokens, temperature=args.temperature, top_k=args.top_k,
-                                  top_p=args.top_p, stop=args.stop, seed=args.seed):
+    for piece in pieces:
         sys.stdout.write(piece)
         sys.stdout.flush()
     sys.stdout.write("\n")
@@ -68,7 +74,14 @@ def run_generate(args: argparse.Namespace) -> int:
 
 def eval_language_model(args: argparse.Namespace) -> int:
     from rnnkit.api.language_model import LanguageModel, read_text
+    from rnnkit.api.preflight import check_eval_run
+
+    check_eval_run(args.data, args.report, "text")
 
     metrics = LanguageModel.load(args.model).evaluate_text(read_text(args.data))
+    if args.report:  # as for a classifier: metrics.json and report.txt
+        from rnnkit.evaluation import write_report
+
+        write_report(args.report, {"summary": metrics})
     print(json.dumps(metrics, indent=2) if args.json else "\n".join(f"{k:16} {v:.4f}" for k, v in metrics.items()))
     return 0

@@ -22,7 +22,7 @@ from rnnkit.data.bundled import ClassificationSplits, TextSplits, list_bundled, 
 from rnnkit.data.encoded import EncodedDataset, label_index
 from rnnkit.data.errors import DataError
 from rnnkit.data.examples import Example, ReadResult
-from rnnkit.data.folds import stratified_folds
+from rnnkit.data.folds import stratified_folds, stratified_holdout
 from rnnkit.data.readers import (
     check_labels,
     detect_format,
@@ -37,7 +37,7 @@ from rnnkit.data.tokenizers import CharTokenizer, WordTokenizer, tokenizer_from_
 from rnnkit.data.vocab import Vocabulary
 
 __all__ = [
-    "DataError", "Example", "ReadResult", "stratified_folds",
+    "DataError", "Example", "ReadResult", "stratified_folds", "stratified_holdout",
     "read_csv", "read_jsonl", "read_fasttext", "read_folder", "read_examples", "detect_format", "check_labels",
     "ClassificationSplits", "TextSplits", "load_bundled", "list_bundled",
     "WordTokenizer", "CharTokenizer", "tokenizer_from_config",

@@ -46,6 +46,7 @@ class ClassificationSplits:
     valid: list[Example]
     test: list[Example]
     labels: list[str]
+    notes: list[str] = field(default_factory=list)  # one line each, for the user (e.g. rare classes)
 
 
 @dataclass
@@ -170,6 +171,12 @@ def load_bundled(name: str) -> ClassificationSplits | TextSplits:
 def bundled_names() -> list[str]:
     """Names of the bundled data sets, without loading any of them."""
     return sorted(_REGISTRY)
+
+
+def bundled_kind(name: str) -> str | None:
+    """``"classification"`` or ``"text"`` for a bundled name (without loading it), None for any other name."""
+    entry = _REGISTRY.get(name)
+    return entry.kind if entry else None
 
 
 def list_bundled() -> list[dict]:

@@ -55,8 +55,11 @@ class TextCodec:
         path = Path(path)
         if not path.exists():
             raise FileNotFoundError(f"{os.fspath(path)}: no such file")
-        if not path.is_file():
-            raise IsADirectoryError(f"{os.fspath(path)}: not a file (use read_folder for a folder of documents)")
+        if path.is_dir():
+            raise IsADirectoryError(f"{os.fspath(path)}: a folder, not a file (use read_folder for a folder of "
+                                    "documents)")
+        if not (path.is_file() or path.is_fifo()):  # a pipe (`--data <(zcat x.csv.gz)`) is read once, here
+            raise DataError(path, message="not a regular file (a device or socket)")
         data = path.read_bytes()
         if not data.strip():
             raise DataError(path, message="file is empty")

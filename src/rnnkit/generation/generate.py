@@ -42,13 +42,27 @@ class _StopFilter:
         return out
 
 
-@torch.no_grad()
 def generate_pieces(model, tokenizer, vocab, prompt: str = "", max_tokens: int = 200,
                     sampling: SamplingConfig | None = None, stop: str | None = None,
                     seed: int | None = None) -> Iterator[str]:
-    """Yield the generated text piece by piece (the prompt itself is not repeated)."""
+    """Yield the generated text piece by piece (the prompt itself is not repeated).
+
+    The arguments are checked now, not at the first ``next()``, so a caller that prints the prompt
+    before the sample never prints it for a run that was going to fail.
+    """
     check_positive_int("max_tokens", max_tokens)
-    sampling = sampling or SamplingConfig()
+    if not isinstance(prompt, str):
+        raise TypeError(f"prompt must be a str, got {type(prompt).__name__}")
+    if stop is not None and not isinstance(stop, str):
+        raise TypeError(f"stop must be a str or None, got {type(stop).__name__}")
+    if seed is not None and (isinstance(seed, bool) or not isinstance(seed, int) or seed < 0):
+        raise ValueError(f"seed must be an integer >= 0 or None, got {seed!r}")
+    return _pieces(model, tokenizer, vocab, prompt, max_tokens, sampling or SamplingConfig(), stop, seed)
+
+
+@torch.no_grad()
+def _pieces(model, tokenizer, vocab, prompt: str, max_tokens: int, sampling: SamplingConfig, stop: str | None,
+            seed: int | None) -> Iterator[str]:
     generator = torch.Generator().manual_seed(seed) if seed is not None else None
     was_training = model.training
     model.eval()

@@ -21,7 +21,8 @@ class SamplingConfig:
     top_p: float | None = field(default=None, metadata={"help": "nucleus sampling: smallest set with mass ≥ p"})
 
     def __post_init__(self):
-        if not isinstance(self.temperature, int | float) or self.temperature < 0:
+        if isinstance(self.temperature, bool) or not isinstance(self.temperature, int | float) \
+                or not 0 <= self.temperature < float("inf"):
             raise ValueError(f"temperature must be a number ≥ 0, got {self.temperature!r}")
         if self.top_k is not None:
             check_positive_int("top_k", self.top_k)

@@ -30,6 +30,10 @@ class RecurrentStackConfig:
         for name in ("embedding_dim", "hidden_size", "num_layers"):
             check_positive_int(name, getattr(self, name))
         check_probability("embedding_dropout", self.embedding_dropout)
+        # Importing the engine registers every back end, so the name is checked here and not at the first batch.
+        from rnnkit.engine import registry
+
+        registry.check_backend_name(self.backend)
 
 
 @dataclass

