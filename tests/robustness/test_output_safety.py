@@ -75,7 +75,9 @@ def test_out_that_is_a_file_is_refused(tmp_path, data, capsys):
     out = tmp_path / "run"
     out.write_text("keep me")
     assert main(_train_args(data, out)) == 2
-    assert "is not a folder" in _error_line(capsys)
+    line = _error_line(capsys)
+    # The pre-flight sees it first (before any run folder is opened) and names the path.
+    assert str(out) in line and "is a file" in line
     assert out.read_text() == "keep me" and not _leftovers(out)
 
 
