@@ -6,6 +6,7 @@
     rnnkit datasets
     rnnkit train-lm [--data shakespeare] [...]
     rnnkit generate MODEL --prompt TEXT -n 500
+    rnnkit export MODEL --format onnx [--int8] [--out FILE]
 """
 
 from __future__ import annotations
@@ -13,7 +14,7 @@ from __future__ import annotations
 import argparse
 import sys
 
-from rnnkit.cli import classify_verbs, lm_verbs
+from rnnkit.cli import classify_verbs, export_verbs, lm_verbs
 
 
 def build_parser(preset: str | None = None) -> argparse.ArgumentParser:
@@ -23,6 +24,7 @@ def build_parser(preset: str | None = None) -> argparse.ArgumentParser:
     verbs = parser.add_subparsers(dest="verb", metavar="VERB", required=True)
     classify_verbs.register(verbs, preset)
     lm_verbs.register(verbs)
+    export_verbs.register(verbs)
     return parser
 
 

@@ -18,7 +18,7 @@ import onnx
 
 from rnnkit.cells import LSTMCell
 from rnnkit.export.graph import FLOAT, INT32, INT64, GraphBuilder
-from rnnkit.export.recurrent import ExportError, recurrent_stack
+from rnnkit.export.recurrent import ExportError, recurrent_stack, rows
 from rnnkit.models.classifier import EnsembleClassifier, RNNClassifier
 from rnnkit.models.language_model import RNNLanguageModel
 
@@ -118,10 +118,8 @@ def language_model_graph(model: RNNLanguageModel) -> onnx.ModelProto:
              perm=[1, 0, 2])
     h_finals, c_finals = [], []
     for k, layer in enumerate(model.layers):
-        bounds = [g.ints([k]), g.ints([k + 1]), g.ints([0])]
-        h_k = g.op("Slice", [h0, *bounds])
-        c_k = g.op("Slice", [c0, *bounds]) if c0 is not None else None
-        x, h_n, c_n = recurrent_stack(g, layer, x, None, h_k, c_k, f"layers.{k}")
+        h_k, c_k = rows(g, h0, k, 1), rows(g, c0, k, 1)
+        x, h_n, c_n = recurrent_stack(g, layer, x, None, h_k or None, c_k or None, f"layers.{k}")
         h_finals.append(h_n)
         c_finals.append(c_n)
     if model.projection is not None:

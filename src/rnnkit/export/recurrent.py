@@ -75,6 +75,13 @@ def _attributes(layer) -> dict:
     return attrs
 
 
+def rows(g: GraphBuilder, state: str | None, start: int, count: int) -> str:
+    """state[start:start + count] along the first axis; "" (an omitted ONNX input) when there is no state."""
+    if state is None:
+        return ""
+    return g.op("Slice", [state, g.ints([start]), g.ints([start + count]), g.ints([0])])
+
+
 def recurrent_stack(g: GraphBuilder, layer, x: str, seq_lens: str | None, h0: str | None, c0: str | None,
                     prefix: str) -> tuple[str, str, str | None]:
     """Run every layer of ``layer`` on x (T, B, D), time-major.
@@ -87,12 +94,11 @@ def recurrent_stack(g: GraphBuilder, layer, x: str, seq_lens: str | None, h0: st
     h_finals, c_finals = [], []
     for k in range(layer.num_layers):
         w, r, b = _layer_weights(layer, k)
-        bounds = [g.ints([k * dirs]), g.ints([(k + 1) * dirs]), g.ints([0])]
         inputs = [x, g.weight(f"{prefix}.W_l{k}", w), g.weight(f"{prefix}.R_l{k}", r),
                   g.weight(f"{prefix}.B_l{k}", b) if b is not None else "", seq_lens or "",
-                  g.op("Slice", [h0, *bounds]) if h0 is not None else ""]
+                  rows(g, h0, k * dirs, dirs)]
         if is_lstm:
-            inputs.append(g.op("Slice", [c0, *bounds]) if c0 is not None else "")
+            inputs.append(rows(g, c0, k * dirs, dirs))
         outs = g.op(_OP[layer.cell_type], inputs, 3 if is_lstm else 2, **_attributes(layer))
         y = outs[0]  # (T, dirs, B, H) → (T, B, dirs·H): forward features first, as torch concatenates them
         x = g.op("Reshape", [g.op("Transpose", [y], perm=[0, 2, 1, 3]), g.ints([0, 0, -1])])
