@@ -14,9 +14,19 @@ def add_runtime_argument(parser: argparse.ArgumentParser) -> None:
                              "model/run folder it was exported into) on ONNX Runtime (default: torch)")
 
 
+def require_onnx() -> None:
+    """A one-line error, not a traceback, when the optional ONNX packages are not installed."""
+    import importlib.util
+
+    missing = [name for name in ("onnx", "onnxruntime") if importlib.util.find_spec(name) is None]
+    if missing:
+        raise RuntimeError(f"ONNX support needs {' and '.join(missing)}: pip install 'rnnkit[onnx]'")
+
+
 def load_for_runtime(path: str, runtime: str, kind: str | None = None):
     """A Classifier or LanguageModel for ``runtime``; ``kind`` ("classifier" / "language_model") if required."""
     if runtime == "onnx":
+        require_onnx()
         from rnnkit.export import load_onnx
 
         predictor = load_onnx(path)
@@ -55,6 +65,7 @@ def register(verbs) -> None:
 
 
 def run_export(args: argparse.Namespace) -> int:
+    require_onnx()
     from rnnkit.export import export_onnx
 
     result = export_onnx(args.model, args.out, int8=args.int8, tolerance=args.tolerance)

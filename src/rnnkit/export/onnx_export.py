@@ -9,6 +9,7 @@ export in place.
 from __future__ import annotations
 
 import json
+import logging
 import os
 import tempfile
 from dataclasses import asdict, dataclass
@@ -87,7 +88,15 @@ def quantize_int8(float_path: Path, out_path: Path) -> None:
     quantized on the fly. ORT has no integer GRU or RNN kernel: those recurrences stay float32."""
     from onnxruntime.quantization import QuantType, quantize_dynamic
 
-    quantize_dynamic(float_path, out_path, weight_type=QuantType.QInt8)
+    # The quantizer logs advice to run its shape-inference pre-pass through the root logger; the graphs here
+    # carry their shapes already, so the notice is held back (errors still surface as exceptions).
+    root = logging.getLogger()
+    level = root.level
+    root.setLevel(logging.ERROR)
+    try:
+        quantize_dynamic(float_path, out_path, weight_type=QuantType.QInt8)
+    finally:
+        root.setLevel(level)
 
 
 def export_onnx(source, out: str | Path | None = None, int8: bool = False, tolerance: float = TOLERANCE,
