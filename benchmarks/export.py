@@ -13,7 +13,12 @@ Rows:
 Each variant runs in alternating rounds (benchmarks/engine.py's ``measure``); medians are reported, with the
 ratio to rnnkit auto (> 1: faster than rnnkit). File sizes: the safetensors checkpoint, float and int8 ONNX.
 
+With --accuracy (needs --classifier): accuracy and macro-F1 of torch, ORT float32 and ORT int8 on the test split
+of the bundled data set the classifier was trained on (BBC News for a bare `rnnkit train`), and how many test
+predictions change.
+
 Usage:  python benchmarks/export.py [--classifier RUN] [--language-model RUN] [--threads 1] [--quick]
+                                    [--accuracy] [--skip-speed]
 """
 
 from __future__ import annotations
@@ -135,6 +140,25 @@ def language_model_rows(lm: LanguageModel, threads: int, rounds: int, round_s: f
     return rows, sizes
 
 
+def accuracy_rows(clf: Classifier, threads: int, work: Path) -> None:
+    from rnnkit.data import load_bundled
+    from rnnkit.export import load_onnx
+
+    name = clf.meta.get("data_config", {}).get("data", "bbc-news")
+    test = load_bundled(name).test
+    f32 = export_onnx(clf, work / "acc" / "model.onnx")
+    q8 = export_onnx(clf, work / "acc" / "model.int8.onnx", int8=True)
+    variants = {"torch": clf, "ORT float32": load_onnx(f32.path, threads), "ORT int8": load_onnx(q8.path, threads)}
+    encoded = clf.encode(test, with_labels=True)
+    predictions = {k: v._task().predict_proba(v.model, encoded).argmax(1) for k, v in variants.items()}
+    print(f"{name} test split, {len(test)} texts:")
+    for k, v in variants.items():
+        report = v.evaluate(test)
+        changed = int((predictions[k] != predictions["torch"]).sum())
+        print(f"  {k:12} accuracy {report['accuracy']:.4f}  macro-F1 {report['macro_f1']:.4f}  "
+              f"predictions differing from torch: {changed}")
+
+
 def print_table(rows, names):
     print(f"{'':40}" + "".join(f"{n:>14}" for n in names))
     for label, values, lower_is_better in rows:
@@ -151,7 +175,11 @@ def main() -> None:
     parser.add_argument("--length", type=int, default=400, help="tokens of the batch-1 text (default: 400)")
     parser.add_argument("--threads", type=int, default=1, help="torch and ORT intra-op threads (default: 1)")
     parser.add_argument("--quick", action="store_true", help="fewer, shorter rounds")
+    parser.add_argument("--accuracy", action="store_true", help="test-set accuracy: torch, ORT float32, ORT int8")
+    parser.add_argument("--skip-speed", action="store_true", help="only the accuracy section")
     args = parser.parse_args()
+    if args.accuracy and not args.classifier:
+        parser.error("--accuracy needs --classifier RUN (a trained model)")
     torch.set_num_threads(args.threads)
     rounds, round_s = (3, 0.2) if args.quick else (7, 0.5)
     torch.manual_seed(0)
@@ -166,6 +194,10 @@ def main() -> None:
           f"{lm.model.config.num_layers} x {lm.model.config.hidden_size}")
     names = ["torch.nn", "rnnkit auto", "ORT float32", "ORT int8"]
     with tempfile.TemporaryDirectory() as tmp:
+        if args.accuracy:
+            accuracy_rows(clf, args.threads, Path(tmp))
+        if args.skip_speed:
+            return
         rows, sizes = classifier_rows(clf, args.length, args.threads, rounds, round_s, Path(tmp))
         lm_rows, lm_sizes = language_model_rows(lm, args.threads, rounds, round_s, Path(tmp))
     print_table(rows + lm_rows, names)
