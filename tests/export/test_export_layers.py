@@ -88,12 +88,36 @@ def test_recurrent_dropout_exports_as_the_plain_cell():
     np.testing.assert_allclose(got[0], out.numpy(), atol=TOL, rtol=0)
 
 
-@pytest.mark.parametrize("option, message", [
-    (dict(layer_norm=True), "layer_norm=True"), (dict(zoneout=0.1), "zoneout=0.1"),
-])
-def test_extras_without_an_onnx_operator_are_refused(option, message):
-    with pytest.raises(ExportError, match=message):
-        layer_graph(rnnkit.GRU(D, H, **option))
+EXTRAS = [dict(layer_norm=True), dict(zoneout=0.2), dict(layer_norm=True, zoneout=0.3, recurrent_dropout=0.2)]
+# layer_norm is an LSTM/GRU option: simple RNNs get the zoneout case only.
+EXTRA_CASES = [(kind, extras) for kind in KINDS for extras in EXTRAS
+               if not (kind.startswith("rnn") and extras.get("layer_norm"))]
+
+
+@pytest.mark.parametrize("kind, extras", EXTRA_CASES, ids=lambda v: v if isinstance(v, str) else "+".join(v))
+@pytest.mark.parametrize("bidir", [False, True], ids=["uni", "bi"])
+@pytest.mark.parametrize("with_lengths", [False, True], ids=["equal", "lengths"])
+def test_cell_extras_export_as_a_scan_matching_the_layer(kind, extras, bidir, with_lengths):
+    """Layer norm and zoneout have no ONNX operator: the Scan graph must match rnnkit's eval-mode layer."""
+    layer = KINDS[kind][0](input_size=D, hidden_size=H, num_layers=2, bidirectional=bidir, batch_first=True,
+                           **extras)
+    with torch.no_grad():
+        for name, p in layer.named_parameters():
+            if name.startswith("ln_"):  # away from γ = 1, β = 0, so a misplaced normalisation shows
+                p.uniform_(0.5, 1.5) if "weight" in name else p.uniform_(-0.5, 0.5)
+    layer.eval()
+    x, lengths = torch.randn(B, T, D), torch.tensor([T, 2, 4, 1])
+    hx = tuple(torch.randn(2 * (2 if bidir else 1), B, H) for _ in range(2 if kind == "lstm" else 1))
+    with torch.no_grad():
+        out, final = layer(x, hx if kind == "lstm" else hx[0], lengths=lengths if with_lengths else None)
+    graph = layer_graph(layer, with_lengths=with_lengths, with_state=True)
+    assert any(node.op_type == "Scan" for node in graph.graph.node)
+    feeds = {"input": x.numpy(), **dict(zip(("h0", "c0"), (h.numpy() for h in hx), strict=False))}
+    if with_lengths:
+        feeds["lengths"] = lengths.numpy()
+    got = make_session(graph.SerializeToString()).run(None, feeds)
+    for a, b in zip(got, [out, *as_tuple(final)], strict=True):
+        np.testing.assert_allclose(a, b.numpy(), atol=TOL, rtol=0)
 
 
 def test_custom_cell_is_refused():

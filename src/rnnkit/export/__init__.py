@@ -2,6 +2,7 @@
 
 graph.py       a small builder over onnx.helper
 recurrent.py   rnnkit layers as ONNX RNN/GRU/LSTM operators (gate orders, linear_before_reset, sequence_lens)
+scan.py        layers with layer norm or zoneout: a Scan over time with the cell step written out
 graphs.py      whole graphs: a layer, a classifier, a language model step
 parity.py      the export-time check against the PyTorch model
 onnx_export.py export_onnx: graph + parity + optional int8 + the JSON beside it

@@ -31,6 +31,7 @@ class GraphBuilder:
         self.outputs: list[onnx.ValueInfoProto] = []
         self._used: Counter = Counter()
         self._constants: dict[tuple, str] = {}
+        self._types: dict[str, int] = {}  # element types of values declared with ``typed`` (body inputs)
 
     def name(self, base: str) -> str:
         """``base``, or ``base_2``, ``base_3``... when taken."""
@@ -68,6 +69,12 @@ class GraphBuilder:
         self.nodes.append(helper.make_node(op_type, inputs, names, name=self.name(f"{op_type}_node"), **attrs))
         return names[0] if len(names) == 1 else names
 
+    def typed(self, base: str, elem_type: int) -> str:
+        """A fresh value name of a known element type (a loop body's input)."""
+        name = self.name(base)
+        self._types[name] = elem_type
+        return name
+
     def input(self, name: str, elem_type: int, shape: list) -> str:
         self.inputs.append(helper.make_tensor_value_info(name, elem_type, shape))
         self._used[name] += 1
@@ -79,6 +86,18 @@ class GraphBuilder:
             self.op("Identity", [value], [name])
         self.outputs.append(helper.make_tensor_value_info(name, elem_type, shape))
         return name
+
+    def subgraph(self) -> GraphBuilder:
+        """A builder for a loop body: its own nodes, but names, initializers and constants shared with this one
+        (a body reads the outer graph's weights by name)."""
+        body = GraphBuilder()
+        body.initializers, body._used, body._constants = self.initializers, self._used, self._constants
+        return body
+
+    def body(self, graph_name: str, inputs: list[str], outputs: list[str]) -> onnx.GraphProto:
+        """This builder's nodes as a Scan/Loop body with untyped-shape float inputs and outputs of those names."""
+        value = lambda name: helper.make_tensor_value_info(name, self._types.get(name, FLOAT), None)  # noqa: E731
+        return helper.make_graph(self.nodes, graph_name, [value(n) for n in inputs], [value(n) for n in outputs])
 
     def model(self, graph_name: str, doc: str = "") -> onnx.ModelProto:
         graph = helper.make_graph(self.nodes, graph_name, self.inputs, self.outputs, self.initializers,

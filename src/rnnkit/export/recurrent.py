@@ -13,7 +13,7 @@ Layouts (torch.nn / rnnkit → ONNX), per direction:
 
 Cell extras: recurrent dropout is the identity at inference, so it exports as the plain cell. Layer
 normalisation inside the cell and zoneout (whose eval-mode blend h = (1-p)·h̃ + p·h_prev feeds every later
-step) have no ONNX operator: such layers are refused with an error naming the option.
+step) have no ONNX operator: layers using them run as a Scan over time with the step written out (``scan.py``).
 """
 
 from __future__ import annotations
@@ -22,7 +22,8 @@ import torch
 from torch import Tensor
 
 from rnnkit.cells import GRUCell, LSTMCell, RNNCell
-from rnnkit.export.graph import GraphBuilder
+from rnnkit.export.graph import INT64, GraphBuilder
+from rnnkit.export.scan import needs_scan, scan_layer
 
 # torch's gate blocks in ONNX's order, per cell.
 _GATE_ORDER = {LSTMCell: (0, 3, 1, 2), GRUCell: (1, 0, 2), RNNCell: (0,)}
@@ -34,18 +35,11 @@ class ExportError(ValueError):
 
 
 def check_exportable(layer) -> None:
-    """Raise ExportError naming what an rnnkit Recurrent layer uses that ONNX cannot express."""
+    """Raise ExportError naming what an rnnkit Recurrent layer uses that the export cannot write."""
     cell = layer.cell_type
     if cell not in _OP:
-        raise ExportError(f"cannot export a layer of the custom cell {cell.__name__}: ONNX has operators for "
-                          "RNNCell, GRUCell and LSTMCell only")
-    options = layer.cell_options
-    if options.get("layer_norm"):
-        raise ExportError("cannot export layer_norm=True: ONNX's recurrent operators have no normalisation "
-                          "inside the cell (an unrolled graph would be needed); export a model without it")
-    if options.get("zoneout", 0.0) > 0:
-        raise ExportError(f"cannot export zoneout={options['zoneout']}: its inference-time blend of the new "
-                          "and previous state has no ONNX recurrent operator; export a model without it")
+        raise ExportError(f"cannot export a layer of the custom cell {cell.__name__}: the export knows the steps "
+                          "of RNNCell, GRUCell and LSTMCell only")
 
 
 def _reorder(t: Tensor, order: tuple[int, ...]) -> Tensor:
@@ -92,7 +86,16 @@ def recurrent_stack(g: GraphBuilder, layer, x: str, seq_lens: str | None, h0: st
     check_exportable(layer)
     dirs, is_lstm = layer.num_directions, layer.cell_type is LSTMCell
     h_finals, c_finals = [], []
+    lens = None
     for k in range(layer.num_layers):
+        if needs_scan(layer):
+            if seq_lens is not None and lens is None:
+                lens = g.op("Cast", [seq_lens], to=INT64)
+            x, h_k, c_k = scan_layer(g, layer, k, x, lens, rows(g, h0, k * dirs, dirs) or None,
+                                     rows(g, c0, k * dirs, dirs) or None, prefix)
+            h_finals.append(h_k)
+            c_finals.append(c_k)
+            continue
         w, r, b = _layer_weights(layer, k)
         inputs = [x, g.weight(f"{prefix}.W_l{k}", w), g.weight(f"{prefix}.R_l{k}", r),
                   g.weight(f"{prefix}.B_l{k}", b) if b is not None else "", seq_lens or "",
