@@ -4,6 +4,7 @@ import json
 
 import pytest
 
+from rnnkit.api.classifier import Classifier
 from rnnkit.cli.main import main
 
 
@@ -15,7 +16,10 @@ def _run(capsys, *argv) -> str:
 def test_export_then_predict_and_eval_with_onnx(saved_classifier, tmp_path, capsys):
     out = _run(capsys, "export", str(saved_classifier), "--format", "onnx")
     assert "parity float32: max |onnx - torch|" in out
-    assert (saved_classifier / "model" / "model.onnx").exists() and (saved_classifier / "model" / "model.json").exists()
+    assert (saved_classifier / "model.onnx").exists() and (saved_classifier / "model.json").exists()
+    # Beside the checkpoint, not in it: training into the same run folder can still replace the checkpoint.
+    assert sorted(p.name for p in (saved_classifier / "model").iterdir()) == ["config.json", "model.safetensors"]
+    Classifier.load(saved_classifier).save(saved_classifier / "model")
     texts = ["the team and the goal", "bank profit"]
     torch_out = _run(capsys, "predict", str(saved_classifier), *texts, "--top-k", "2", "--json")
     onnx_out = _run(capsys, "predict", str(saved_classifier), *texts, "--top-k", "2", "--json", "--runtime", "onnx")
@@ -49,7 +53,8 @@ def test_export_int8_to_a_chosen_file_and_generate(saved_language_model, tmp_pat
 
 def test_onnx_runtime_errors_are_one_line(saved_classifier, saved_language_model, capsys):
     assert main(["predict", str(saved_classifier), "hello", "--runtime", "onnx"]) == 2
-    assert "holds no model.onnx: run `rnnkit export" in capsys.readouterr().err
+    err = capsys.readouterr().err
+    assert "model.onnx for" in err and "run `rnnkit export" in err
     _run(capsys, "export", str(saved_language_model))
     assert main(["predict", str(saved_language_model), "hello", "--runtime", "onnx"]) == 2
     assert "holds a language model, not a classifier" in capsys.readouterr().err

@@ -10,8 +10,8 @@ RUNTIMES = ("torch", "onnx")
 
 def add_runtime_argument(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--runtime", choices=RUNTIMES, default="torch",
-                        help="torch: the saved checkpoint; onnx: the exported model.onnx (an .onnx file, or the "
-                             "model/run folder it was exported into) on ONNX Runtime (default: torch)")
+                        help="torch: the saved checkpoint; onnx: the exported graph (an .onnx file, or the run/model "
+                             "folder it was exported from with the default --out) on ONNX Runtime (default: torch)")
 
 
 def require_onnx() -> None:
@@ -57,7 +57,8 @@ def register(verbs) -> None:
     ex.add_argument("--int8", action="store_true",
                     help="write the ONNX Runtime dynamically quantized (int8 weights) graph instead of float32")
     ex.add_argument("--out", default=None,
-                    help="the .onnx file to write (default: MODEL/model.onnx, or model.int8.onnx with --int8)")
+                    help="the .onnx file to write (default: beside the checkpoint folder, named after it: "
+                         "RUN/model.onnx, or RUN/model.int8.onnx with --int8)")
     ex.add_argument("--tolerance", type=float, default=1e-5,
                     help="largest max-abs difference from the PyTorch model accepted (float32; default: 1e-5)")
     ex.add_argument("--json", action="store_true", help="print the result as JSON")

@@ -74,7 +74,10 @@ def default_output(source, int8: bool) -> Path:
 
     if not isinstance(source, str | Path):
         raise ExportError("out is required when exporting an in-memory model")
-    return resolve_model_path(source) / ("model.int8.onnx" if int8 else "model.onnx")
+    # Beside the checkpoint folder, not inside it: a checkpoint folder holds exactly its two files, and the
+    # trainer refuses to replace one holding anything else (runs/x/model → runs/x/model.onnx).
+    checkpoint = resolve_model_path(source)
+    return checkpoint.parent / (checkpoint.name + (".int8.onnx" if int8 else ".onnx"))
 
 
 def _parity(kind: str, predictor, session) -> dict:

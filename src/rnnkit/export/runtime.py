@@ -29,14 +29,16 @@ def sidecar_path(model_path: str | Path) -> Path:
 
 
 def resolve_onnx_path(path: str | Path) -> Path:
-    """An .onnx file, or a model/run folder holding model.onnx (as ``rnnkit export`` writes by default)."""
+    """An .onnx file, or the run/checkpoint folder it was exported from (``rnnkit export``'s default output:
+    FOLDER.onnx beside the checkpoint folder, runs/x/model → runs/x/model.onnx)."""
     from rnnkit.api.checkpoints import resolve_model_path
 
     p = Path(path)
     if p.is_dir():
-        candidate = resolve_model_path(p) / "model.onnx"
+        checkpoint = resolve_model_path(p)
+        candidate = checkpoint.parent / (checkpoint.name + ".onnx")
         if not candidate.exists():
-            raise FileNotFoundError(f"{p} holds no model.onnx: run `rnnkit export {p} --format onnx` first, "
+            raise FileNotFoundError(f"no {candidate} for {p}: run `rnnkit export {p} --format onnx` first, "
                                     "or give the .onnx file")
         return candidate
     if not p.exists():
