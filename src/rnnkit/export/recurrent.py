@@ -76,6 +76,21 @@ def rows(g: GraphBuilder, state: str | None, start: int, count: int) -> str:
     return g.op("Slice", [state, g.ints([start]), g.ints([start + count]), g.ints([0])])
 
 
+def _operator_layer(g: GraphBuilder, layer, k: int, x: str, seq_lens: str | None, h0: str | None,
+                    c0: str | None, prefix: str) -> tuple[str, str, str | None]:
+    """Layer k as one ONNX RNN/GRU/LSTM node running both directions; h0/c0 (dirs, B, H) or None."""
+    w, r, b = _layer_weights(layer, k)
+    is_lstm = layer.cell_type is LSTMCell
+    inputs = [x, g.weight(f"{prefix}.W_l{k}", w), g.weight(f"{prefix}.R_l{k}", r),
+              g.weight(f"{prefix}.B_l{k}", b) if b is not None else "", seq_lens or "", h0 or ""]
+    if is_lstm:
+        inputs.append(c0 or "")
+    outs = g.op(_OP[layer.cell_type], inputs, 3 if is_lstm else 2, **_attributes(layer))
+    # Y (T, dirs, B, H) → (T, B, dirs·H): forward features first, as torch concatenates them.
+    y = g.op("Reshape", [g.op("Transpose", [outs[0]], perm=[0, 2, 1, 3]), g.ints([0, 0, -1])])
+    return y, outs[1], (outs[2] if is_lstm else None)
+
+
 def recurrent_stack(g: GraphBuilder, layer, x: str, seq_lens: str | None, h0: str | None, c0: str | None,
                     prefix: str) -> tuple[str, str, str | None]:
     """Run every layer of ``layer`` on x (T, B, D), time-major.
@@ -84,29 +99,17 @@ def recurrent_stack(g: GraphBuilder, layer, x: str, seq_lens: str | None, h0: st
     Returns output (T, B, dirs·H) zero past each length, h_n and c_n (L·dirs, B, H) (c_n None but for LSTM).
     """
     check_exportable(layer)
-    dirs, is_lstm = layer.num_directions, layer.cell_type is LSTMCell
+    dirs, is_lstm, scan = layer.num_directions, layer.cell_type is LSTMCell, needs_scan(layer)
+    lens = g.op("Cast", [seq_lens], to=INT64) if scan and seq_lens is not None else None  # Scan's ops take int64
     h_finals, c_finals = [], []
-    lens = None
     for k in range(layer.num_layers):
-        if needs_scan(layer):
-            if seq_lens is not None and lens is None:
-                lens = g.op("Cast", [seq_lens], to=INT64)
-            x, h_k, c_k = scan_layer(g, layer, k, x, lens, rows(g, h0, k * dirs, dirs) or None,
-                                     rows(g, c0, k * dirs, dirs) or None, prefix)
-            h_finals.append(h_k)
-            c_finals.append(c_k)
-            continue
-        w, r, b = _layer_weights(layer, k)
-        inputs = [x, g.weight(f"{prefix}.W_l{k}", w), g.weight(f"{prefix}.R_l{k}", r),
-                  g.weight(f"{prefix}.B_l{k}", b) if b is not None else "", seq_lens or "",
-                  rows(g, h0, k * dirs, dirs)]
-        if is_lstm:
-            inputs.append(rows(g, c0, k * dirs, dirs))
-        outs = g.op(_OP[layer.cell_type], inputs, 3 if is_lstm else 2, **_attributes(layer))
-        y = outs[0]  # (T, dirs, B, H) → (T, B, dirs·H): forward features first, as torch concatenates them
-        x = g.op("Reshape", [g.op("Transpose", [y], perm=[0, 2, 1, 3]), g.ints([0, 0, -1])])
-        h_finals.append(outs[1])
-        if is_lstm:
-            c_finals.append(outs[2])
+        h_k = rows(g, h0, k * dirs, dirs) or None
+        c_k = (rows(g, c0, k * dirs, dirs) or None) if is_lstm else None
+        if scan:
+            x, h_n, c_n = scan_layer(g, layer, k, x, lens, h_k, c_k, prefix)
+        else:
+            x, h_n, c_n = _operator_layer(g, layer, k, x, seq_lens, h_k, c_k, prefix)
+        h_finals.append(h_n)
+        c_finals.append(c_n)
     concat = lambda parts: parts[0] if len(parts) == 1 else g.op("Concat", parts, axis=0)  # noqa: E731
     return x, concat(h_finals), (concat(c_finals) if is_lstm else None)
