@@ -15,7 +15,7 @@ ratio to rnnkit auto (> 1: faster than rnnkit). File sizes: the safetensors chec
 
 With --accuracy (needs --classifier): accuracy and macro-F1 of torch, ORT float32 and ORT int8 on the test split
 of the bundled data set the classifier was trained on (BBC News for a bare `rnnkit train`), and how many test
-predictions change.
+predictions change; with --language-model too, its bits per token on its bundled corpus's test split.
 
 Usage:  python benchmarks/export.py [--classifier RUN] [--language-model RUN] [--threads 1] [--quick]
                                     [--accuracy] [--skip-speed]
@@ -159,6 +159,20 @@ def accuracy_rows(clf: Classifier, threads: int, work: Path) -> None:
               f"predictions differing from torch: {changed}")
 
 
+def lm_accuracy_rows(lm: LanguageModel, threads: int, work: Path) -> None:
+    from rnnkit.data import load_bundled
+    from rnnkit.export import load_onnx
+
+    name = lm.meta.get("corpus_config", {}).get("data", "shakespeare")
+    test = load_bundled(name).test
+    f32 = export_onnx(lm, work / "lm-acc" / "model.onnx")
+    q8 = export_onnx(lm, work / "lm-acc" / "model.int8.onnx", int8=True)
+    print(f"{name} test split, {len(test)} characters:")
+    for k, v in {"torch": lm, "ORT float32": load_onnx(f32.path, threads),
+                 "ORT int8": load_onnx(q8.path, threads)}.items():
+        print(f"  {k:12} bits per token {v.evaluate_text(test)['bits_per_token']:.4f}")
+
+
 def print_table(rows, names):
     print(f"{'':40}" + "".join(f"{n:>14}" for n in names))
     for label, values, lower_is_better in rows:
@@ -196,6 +210,8 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         if args.accuracy:
             accuracy_rows(clf, args.threads, Path(tmp))
+            if args.language_model:
+                lm_accuracy_rows(lm, args.threads, Path(tmp))
         if args.skip_speed:
             return
         rows, sizes = classifier_rows(clf, args.length, args.threads, rounds, round_s, Path(tmp))
