@@ -113,6 +113,15 @@ def test_int8_export_is_smaller_and_close(tmp_path):
     assert load_onnx(quantized.path).generate("abc", 10, temperature=0)
 
 
+def test_an_onnx_loaded_model_refuses_to_be_saved(tmp_path):
+    clf = tiny_classifier(cell="gru")
+    onnx_clf = load_onnx(export_onnx(clf, tmp_path / "m.onnx").path)
+    assert onnx_clf.model.config == clf.model.config
+    with pytest.raises(TypeError, match="runs inference only"):
+        onnx_clf.save(tmp_path / "copy")
+    assert not (tmp_path / "copy").exists()
+
+
 def test_bad_arguments_are_named(tmp_path):
     clf = tiny_classifier(cell="gru")
     with pytest.raises(ValueError, match="out must name a .onnx file"):

@@ -65,10 +65,16 @@ class _SessionNet(nn.Module):
     and holds nothing.
     """
 
-    def __init__(self, session):
+    def __init__(self, session, config=None):
         super().__init__()
         self.session = session
+        self.config = config  # the exported network's typed config (from the sidecar), for display
         self.device_anchor = nn.Parameter(torch.empty(0), requires_grad=False)
+
+    def state_dict(self, *args, **kwargs):
+        # Classifier.save / LanguageModel.save would otherwise write a checkpoint holding no weights.
+        raise TypeError("a model loaded from ONNX runs inference only: its weights live in the .onnx file; "
+                        "save or retrain from the PyTorch checkpoint it was exported from")
 
     def _run(self, feeds: dict[str, np.ndarray]) -> list[Tensor]:
         return [torch.from_numpy(np.asarray(o)) for o in self.session.run(None, feeds)]
@@ -85,8 +91,8 @@ class OnnxClassifierNet(_SessionNet):
 class OnnxLanguageModelNet(_SessionNet):
     """ids (B, T), state → (logits (B, T, V), state); state as RNNLanguageModel's: one entry per layer."""
 
-    def __init__(self, session, num_layers: int, hidden_size: int, is_lstm: bool):
-        super().__init__(session)
+    def __init__(self, session, num_layers: int, hidden_size: int, is_lstm: bool, config=None):
+        super().__init__(session, config)
         self.num_layers, self.hidden_size, self.is_lstm = num_layers, hidden_size, is_lstm
 
     def forward(self, ids: Tensor, state=None, lengths: Tensor | None = None):
@@ -132,13 +138,16 @@ def load_onnx(path: str | Path, threads: int | None = None):
         session = make_session(model_path, threads)
     except Exception as err:  # ORT raises its own exception types for unreadable or invalid files
         raise ExportError(f"{model_path}: ONNX Runtime cannot load it: {err}") from err
+    from rnnkit.models.config import ClassifierConfig, LanguageModelConfig, from_dict
+
     if meta["kind"] == "classifier":
         from rnnkit.api.classifier import Classifier
 
-        return Classifier(OnnxClassifierNet(session), tokenizer, vocab, list(meta["labels"]), meta.get("max_length"),
+        net = OnnxClassifierNet(session, from_dict(ClassifierConfig, meta["model_config"]))
+        return Classifier(net, tokenizer, vocab, list(meta["labels"]), meta.get("max_length"),
                           {"onnx": str(model_path), **meta.get("metadata", {})})
     from rnnkit.api.language_model import LanguageModel
 
-    config = meta["model_config"]
-    net = OnnxLanguageModelNet(session, config["num_layers"], config["hidden_size"], config["cell"] == "lstm")
+    config = from_dict(LanguageModelConfig, meta["model_config"])
+    net = OnnxLanguageModelNet(session, config.num_layers, config.hidden_size, config.cell == "lstm", config)
     return LanguageModel(net, tokenizer, vocab, {"onnx": str(model_path), **meta.get("metadata", {})})
