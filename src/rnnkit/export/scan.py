@@ -111,8 +111,13 @@ def scan_layer(g: GraphBuilder, layer, k: int, x: str, lens: str | None, h0: str
     if h0 is None or (c0 is None and layer.cell_type is LSTMCell):
         shape = g.op("Concat", [g.op("Unsqueeze", [g.dim(x, 1), g.ints([0])]), g.ints([layer.hidden_size])], axis=0)
         zeros = g.op("ConstantOfShape", [shape])  # (B, H) float32 zeros
-    row = lambda state, d: g.op("Squeeze", [g.op("Slice", [state, g.ints([d]), g.ints([d + 1]), g.ints([0])]),  # noqa: E731
-                                            g.ints([0])]) if state is not None else zeros
+
+    def row(state: str | None, d: int) -> str:
+        """Direction d's (B, H) initial state, zeros when none is given."""
+        if state is None:
+            return zeros
+        return g.op("Squeeze", [g.op("Slice", [state, g.ints([d]), g.ints([d + 1]), g.ints([0])]), g.ints([0])])
+
     ys, hs, cs = [], [], []
     for d in range(layer.num_directions):
         c_d = row(c0, d) if layer.cell_type is LSTMCell else None
