@@ -8,6 +8,7 @@ import sys
 
 from rnnkit.api.classifier import CLASSIFIER_TRAIN_DEFAULTS as TRAIN_DEFAULTS  # noqa: E402
 from rnnkit.api.data_config import ClassifierDataConfig
+from rnnkit.cli.export_verbs import add_runtime_argument, load_for_runtime
 from rnnkit.cli.options import add_dataclass_arguments, dataclass_from_args
 from rnnkit.cli.run_flags import add_run_flags, report_stopped, run_settings
 from rnnkit.models.config import ClassifierConfig
@@ -52,6 +53,7 @@ def register(verbs, preset: str | None = None) -> None:
     add_dataclass_arguments(ev, ClassifierDataConfig, title="data format",
                             skip=("data", "valid_data", "test_data", "valid_fraction", "tokenizer", "lowercase",
                                   "min_freq", "max_vocab", "max_length", "embeddings"))
+    add_runtime_argument(ev)
     ev.set_defaults(run=run_eval)
 
     pr = verbs.add_parser("predict", help="classify texts given as arguments or one per line on stdin",
@@ -60,6 +62,7 @@ def register(verbs, preset: str | None = None) -> None:
     pr.add_argument("texts", nargs="*", help="texts to classify; '-' or none reads one text per line from stdin")
     pr.add_argument("--top-k", type=int, default=1, help="how many labels to show per text (default: 1)")
     pr.add_argument("--json", action="store_true", help="one JSON object per text")
+    add_runtime_argument(pr)
     pr.set_defaults(run=run_predict)
 
     ds = verbs.add_parser("datasets", help="list the bundled data sets with their sizes")
@@ -82,20 +85,18 @@ def run_train(args: argparse.Namespace) -> int:
 
 
 def run_eval(args: argparse.Namespace) -> int:
-    from rnnkit.api.checkpoints import resolve_model_path
-    from rnnkit.api.classifier import Classifier
+    from rnnkit.api.language_model import LanguageModel
     from rnnkit.api.preflight import check_eval_run
     from rnnkit.evaluation import format_report, write_report
-    from rnnkit.training import load_checkpoint
 
-    _, meta = load_checkpoint(resolve_model_path(args.model))
-    if meta.get("kind") == "language_model":
+    predictor = load_for_runtime(args.model, args.runtime)
+    if isinstance(predictor, LanguageModel):
         from rnnkit.cli.lm_verbs import eval_language_model
 
-        return eval_language_model(args)
+        return eval_language_model(args, predictor)
     data = dataclass_from_args(ClassifierDataConfig, args, data=args.data)
     check_eval_run(args.data, args.report, data.format)
-    report = Classifier.load(args.model).evaluate_file(args.data, data)
+    report = predictor.evaluate_file(args.data, data)
     if args.report:
         write_report(args.report, report)
     print(json.dumps(report, indent=2) if args.json else format_report(report))
@@ -103,8 +104,6 @@ def run_eval(args: argparse.Namespace) -> int:
 
 
 def run_predict(args: argparse.Namespace) -> int:
-    from rnnkit.api.classifier import Classifier
-
     texts = args.texts
     if args.top_k < 1:
         raise ValueError(f"top_k must be >= 1, got {args.top_k}")
@@ -115,7 +114,7 @@ def run_predict(args: argparse.Namespace) -> int:
             raise ValueError(f"standard input is not UTF-8 text ({err.reason} at byte {err.start})") from err
     if not texts:
         raise ValueError("no text to classify: give texts as arguments or one per line on stdin")
-    classifier = Classifier.load(args.model)
+    classifier = load_for_runtime(args.model, args.runtime, "classifier")
     for text, top in zip(texts, classifier.predict(texts, top_k=args.top_k), strict=True):
         if args.json:
             print(json.dumps({"text": text, "labels": [{"label": l, "probability": round(p, 6)} for l, p in top]}))

@@ -7,6 +7,7 @@ import json
 import sys
 
 from rnnkit.api.language_model import LM_TRAIN_DEFAULTS, CorpusConfig
+from rnnkit.cli.export_verbs import add_runtime_argument, load_for_runtime
 from rnnkit.cli.options import add_dataclass_arguments
 from rnnkit.cli.run_flags import add_run_flags, report_stopped, run_settings
 from rnnkit.generation import SamplingConfig
@@ -35,6 +36,7 @@ def register(verbs) -> None:
     gen.add_argument("--seed", type=int, default=None, help="seed for a reproducible sample")
     gen.add_argument("--no-prompt-echo", action="store_true", help="do not print the prompt before the sample")
     add_dataclass_arguments(gen, SamplingConfig, title="sampling")
+    add_runtime_argument(gen)
     gen.set_defaults(run=run_generate)
 
 
@@ -53,9 +55,7 @@ def run_train_lm(args: argparse.Namespace) -> int:
 
 
 def run_generate(args: argparse.Namespace) -> int:
-    from rnnkit.api.language_model import LanguageModel
-
-    lm = LanguageModel.load(args.model)
+    lm = load_for_runtime(args.model, args.runtime, "language_model")
     # Built (and so checked) before the prompt is echoed: a bad option prints nothing on stdout.
     pieces = lm.generate_iter(args.prompt, args.max_tokens, temperature=args.temperature, top_k=args.top_k,
                               top_p=args.top_p, stop=args.stop, seed=args.seed)
@@ -72,13 +72,15 @@ def run_generate(args: argparse.Namespace) -> int:
     return 0
 
 
-def eval_language_model(args: argparse.Namespace) -> int:
+def eval_language_model(args: argparse.Namespace, lm=None) -> int:
+    """``lm``: the model already loaded (for the runtime asked for); None loads the checkpoint."""
     from rnnkit.api.language_model import LanguageModel, read_text
     from rnnkit.api.preflight import check_eval_run
 
     check_eval_run(args.data, args.report, "text")
 
-    metrics = LanguageModel.load(args.model).evaluate_text(read_text(args.data))
+    lm = lm if lm is not None else LanguageModel.load(args.model)
+    metrics = lm.evaluate_text(read_text(args.data))
     if args.report:  # as for a classifier: metrics.json and report.txt
         from rnnkit.evaluation import write_report
 

@@ -6,6 +6,7 @@
     rnnkit datasets
     rnnkit train-lm [--data shakespeare] [...]
     rnnkit generate MODEL --prompt TEXT -n 500
+    rnnkit export MODEL --format onnx [--int8] [--out FILE]
 """
 
 from __future__ import annotations
@@ -14,7 +15,7 @@ import argparse
 import os
 import sys
 
-from rnnkit.cli import classify_verbs, lm_verbs
+from rnnkit.cli import classify_verbs, export_verbs, lm_verbs
 
 # What a broken pipe (``rnnkit predict ... | head -1``) ends with: 128 + SIGPIPE, as for a Unix tool killed by it.
 EXIT_BROKEN_PIPE = 141
@@ -34,6 +35,7 @@ def build_parser(preset: str | None = None) -> argparse.ArgumentParser:
     verbs = parser.add_subparsers(dest="verb", metavar="VERB", required=True)
     classify_verbs.register(verbs, preset)
     lm_verbs.register(verbs)
+    export_verbs.register(verbs)
     for verb_parser in verbs.choices.values():
         verb_parser.set_defaults(verb_parser=verb_parser)
     return parser

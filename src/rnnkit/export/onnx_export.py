@@ -1,0 +1,146 @@
+"""``export_onnx``: a saved classifier or language model → model.onnx + model.json, parity-checked.
+
+The JSON beside the graph holds what another language needs to use it: the vocabulary (token i has id i), the
+tokenizer's settings, the labels (class i is logit i), max_length, the inputs and outputs, and the parity
+figures measured at export. Files appear only once the check has passed: a failed export leaves any earlier
+export in place.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import tempfile
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import onnx
+
+from rnnkit.export.graphs import classifier_graph, language_model_graph
+from rnnkit.export.parity import classifier_parity, language_model_parity
+from rnnkit.export.recurrent import ExportError
+from rnnkit.export.runtime import SIDECAR_FORMAT, make_session, sidecar_path
+
+TOLERANCE = 1e-5
+INTERFACE = {
+    "classifier": {
+        "inputs": {"ids": "int64 (batch, time): token ids, padded with vocab pad id past each length",
+                   "lengths": "int64 (batch,): tokens per row, >= 1"},
+        "outputs": {"logits": "float32 (batch, classes)", "probabilities": "float32 (batch, classes): softmax"},
+    },
+    "language_model": {
+        "inputs": {"ids": "int64 (batch, time)", "h0": "float32 (layers, batch, hidden): zeros to start",
+                   "c0": "float32 (layers, batch, hidden), LSTM only"},
+        "outputs": {"logits": "float32 (batch, time, vocab): next-token scores",
+                    "h_n": "float32 (layers, batch, hidden): feed back as h0", "c_n": "LSTM only: feed back as c0"},
+    },
+}
+
+
+@dataclass
+class ExportResult:
+    path: Path
+    sidecar: Path
+    kind: str
+    parity: dict
+    int8: bool
+    size_bytes: int
+
+
+def _load(source):
+    """(kind, Classifier | LanguageModel) from a saved folder or an already loaded object."""
+    from rnnkit.api.checkpoints import resolve_model_path
+    from rnnkit.api.classifier import Classifier
+    from rnnkit.api.language_model import LanguageModel
+    from rnnkit.training import load_checkpoint
+
+    if isinstance(source, Classifier):
+        return "classifier", source
+    if isinstance(source, LanguageModel):
+        return "language_model", source
+    path = resolve_model_path(source)
+    _, meta = load_checkpoint(path)
+    kind = meta.get("kind")
+    if kind == "classifier":
+        return kind, Classifier.load(path)
+    if kind == "language_model":
+        return kind, LanguageModel.load(path)
+    raise ExportError(f"{path} holds a {kind!r} model; export knows classifiers and language models")
+
+
+def default_output(source, int8: bool) -> Path:
+    from rnnkit.api.checkpoints import resolve_model_path
+
+    if not isinstance(source, str | Path):
+        raise ExportError("out is required when exporting an in-memory model")
+    # Beside the checkpoint folder, not inside it: a checkpoint folder holds exactly its two files, and the
+    # trainer refuses to replace one holding anything else (runs/x/model → runs/x/model.onnx).
+    checkpoint = resolve_model_path(source)
+    return checkpoint.parent / (checkpoint.name + (".int8.onnx" if int8 else ".onnx"))
+
+
+def _parity(kind: str, predictor, session) -> dict:
+    if kind == "classifier":
+        return classifier_parity(predictor.model, session, predictor.vocab, predictor.max_length)
+    return language_model_parity(predictor.model, session, predictor.vocab)
+
+
+def quantize_int8(float_path: Path, out_path: Path) -> None:
+    """ORT dynamic quantization: int8 weights for MatMul, Gather (the embedding) and LSTM; activations
+    quantized on the fly. ORT has no integer GRU or RNN kernel: those recurrences stay float32."""
+    from onnxruntime.quantization import QuantType, quantize_dynamic
+
+    # The quantizer logs advice to run its shape-inference pre-pass through the root logger; the graphs here
+    # carry their shapes already, so the notice is held back (errors still surface as exceptions).
+    root = logging.getLogger()
+    level = root.level
+    root.setLevel(logging.ERROR)
+    try:
+        quantize_dynamic(float_path, out_path, weight_type=QuantType.QInt8)
+    finally:
+        root.setLevel(level)
+
+
+def export_onnx(source, out: str | Path | None = None, int8: bool = False, tolerance: float = TOLERANCE,
+                threads: int | None = None) -> ExportResult:
+    """Export ``source`` (a model/run folder, a Classifier or a LanguageModel) to ONNX; see the module docstring.
+
+    The float32 graph must match the PyTorch model within ``tolerance`` (max abs difference) or nothing is
+    written. With ``int8`` the quantized graph is written instead; its difference is measured and reported
+    (int8 is not expected to meet a float tolerance: measure accuracy with ``rnnkit eval --runtime onnx``).
+    """
+    if not (isinstance(tolerance, int | float) and tolerance > 0):
+        raise ValueError(f"tolerance must be a positive number, got {tolerance!r}")
+    kind, predictor = _load(source)
+    out = Path(out) if out is not None else default_output(source, int8)
+    if out.suffix != ".onnx":
+        raise ValueError(f"out must name a .onnx file, got {str(out)!r}")
+    out.parent.mkdir(parents=True, exist_ok=True)
+    model = predictor.model.float().eval()
+    graph = classifier_graph(model) if kind == "classifier" else language_model_graph(model)
+    with tempfile.TemporaryDirectory(dir=out.parent, prefix=".export-") as tmp:
+        float_path = Path(tmp) / "float.onnx"
+        onnx.save(graph, float_path)
+        parity = {"float32": _parity(kind, predictor, make_session(float_path, threads)), "tolerance": tolerance}
+        if parity["float32"]["max_abs_diff"] > tolerance:
+            raise ExportError(f"parity check failed: max |onnx - torch| = {parity['float32']['max_abs_diff']:.3g} "
+                              f"> tolerance {tolerance:g}; nothing written")
+        written = float_path
+        if int8:
+            written = Path(tmp) / "int8.onnx"
+            quantize_int8(float_path, written)
+            parity["int8"] = _parity(kind, predictor, make_session(written, threads))
+        meta = {"format": "rnnkit-onnx", "format_version": SIDECAR_FORMAT, "kind": kind, "int8": int8,
+                "onnx_file": out.name, **INTERFACE[kind], "vocab": predictor.vocab.to_dict(),
+                "pad_id": predictor.vocab.pad_id, "unk_id": predictor.vocab.unk_id,
+                "tokenizer": predictor.tokenizer.to_config(), "model_config": asdict(model.config),
+                "parity": parity}
+        if kind == "classifier":
+            meta.update(labels=list(predictor.labels), max_length=predictor.max_length)
+        side_tmp = Path(tmp) / "model.json"
+        side_tmp.write_text(json.dumps(meta, ensure_ascii=False, indent=1), encoding="utf-8")
+        # The sidecar first: a reader that finds the new graph finds its vocabulary.
+        os.replace(side_tmp, sidecar_path(out))
+        os.replace(written, out)
+    return ExportResult(out, sidecar_path(out), kind, parity, int8, out.stat().st_size)

@@ -1,0 +1,132 @@
+"""Whole-model export: classifiers and language models against their PyTorch selves, the sidecar, failures."""
+
+import json
+
+import numpy as np
+import onnxruntime as ort
+import pytest
+import torch
+
+from rnnkit.export import ExportError, export_onnx, load_onnx
+from rnnkit.export import onnx_export as onnx_export_module
+from rnnkit.export.graphs import classifier_graph
+from tests.export.conftest import LABELS, tiny_classifier, tiny_language_model
+
+TEXTS = ["the team and the goal", "bank", "profit of the market and a phone with data chip " * 5]
+
+CLASSIFIERS = [
+    dict(cell="gru", num_layers=2, bidirectional=True, pooling="max+mean"),
+    dict(cell="lstm", num_layers=1, bidirectional=False, pooling="last", pool_embeddings=True),
+    dict(cell="rnn_relu", num_layers=3, bidirectional=True, pooling="last+mean+max", pool_embeddings=True),
+    dict(cell="rnn", num_layers=1, bidirectional=True, pooling="mean"),
+    dict(cell="lstm", num_layers=2, bidirectional=True, pooling="max", ensemble=3),
+]
+
+
+@pytest.mark.parametrize("config", CLASSIFIERS, ids=lambda c: "-".join(f"{v}" for v in c.values()))
+def test_classifier_export_matches_torch(config, tmp_path):
+    clf = tiny_classifier(**config)
+    result = export_onnx(clf, tmp_path / "m.onnx")
+    parity = result.parity["float32"]
+    assert parity["max_abs_diff"] <= 1e-5 and parity["top1_agreement"] == 1.0
+    # The check covered a length-1 text and the longest (max_length) one, in unsorted mixed batches.
+    seen = [n for batch in parity["lengths"] for n in batch]
+    assert min(seen) == 1 and max(seen) == clf.max_length
+    onnx_clf = load_onnx(result.path)
+    np.testing.assert_allclose(onnx_clf.predict_proba(TEXTS), clf.predict_proba(TEXTS), atol=1e-6)
+    labels = lambda predictions: [[label for label, _ in top] for top in predictions]  # noqa: E731
+    assert labels(onnx_clf.predict(TEXTS, top_k=2)) == labels(clf.predict(TEXTS, top_k=2))
+
+
+@pytest.mark.parametrize("config", [dict(cell="gru"), dict(cell="lstm", tie_weights=True),
+                                    dict(cell="rnn", num_layers=1, tie_weights=True, embedding_dim=5),
+                                    dict(cell="rnn_relu", num_layers=3)], ids=lambda c: c["cell"])
+def test_language_model_export_matches_torch(config, tmp_path):
+    lm = tiny_language_model(**config)
+    result = export_onnx(lm, tmp_path / "lm.onnx")
+    assert result.parity["float32"]["max_abs_diff"] <= 1e-5
+    onnx_lm = load_onnx(result.path)
+    # Greedy and seeded sampling run the same steps on the same state: the same text.
+    for options in (dict(temperature=0), dict(temperature=1.0, seed=3)):
+        assert onnx_lm.generate("abc", 30, **options) == lm.generate("abc", 30, **options)
+    text = "abc def gah\n" * 4
+    assert onnx_lm.evaluate_text(text)["bits_per_char"] == pytest.approx(lm.evaluate_text(text)["bits_per_char"],
+                                                                           abs=1e-5)
+
+
+def test_language_model_step_by_step_equals_a_window(tmp_path):
+    """One step at a time with the state fed back (how generation runs outside Python) = one long call."""
+    lm = tiny_language_model(cell="lstm")
+    session = ort.InferenceSession(str(export_onnx(lm, tmp_path / "lm.onnx").path))
+    ids = np.array([[2, 5, 7, 3, 9, 4]], dtype=np.int64)
+    zeros = np.zeros((2, 1, 5), np.float32)
+    whole, h_all, c_all = session.run(None, {"ids": ids, "h0": zeros, "c0": zeros})
+    h, c, steps = zeros, zeros, []
+    for t in range(ids.shape[1]):
+        logits, h, c = session.run(None, {"ids": ids[:, t:t + 1], "h0": h, "c0": c})
+        steps.append(logits)
+    np.testing.assert_allclose(np.concatenate(steps, 1), whole, atol=1e-6)
+    np.testing.assert_allclose(h, h_all, atol=1e-6)
+    np.testing.assert_allclose(c, c_all, atol=1e-6)
+
+
+def test_sidecar_lets_another_runtime_classify_without_rnnkit(tmp_path):
+    clf = tiny_classifier(cell="gru", bidirectional=True)
+    result = export_onnx(clf, tmp_path / "m.onnx")
+    meta = json.loads(result.sidecar.read_text())
+    assert meta["labels"] == LABELS and meta["tokenizer"] == {"type": "word", "lowercase": True}
+    assert set(meta["inputs"]) == {"ids", "lengths"} and meta["max_length"] == clf.max_length
+    # What a C# or Java caller would do: look tokens up in the JSON's list, pad, run the session.
+    index = {tok: i for i, tok in enumerate(meta["vocab"]["tokens"])}
+    rows = [[index.get(w, meta["unk_id"]) for w in text.split()] for text in TEXTS[:2]]
+    ids = np.full((2, max(map(len, rows))), meta["pad_id"], np.int64)
+    for i, row in enumerate(rows):
+        ids[i, :len(row)] = row
+    session = ort.InferenceSession(str(result.path))
+    _, probs = session.run(None, {"ids": ids, "lengths": np.array([len(r) for r in rows], np.int64)})
+    np.testing.assert_allclose(probs, clf.predict_proba(TEXTS[:2]), atol=1e-6)
+
+
+def test_failed_parity_writes_nothing_and_keeps_the_earlier_export(tmp_path, monkeypatch):
+    clf = tiny_classifier(cell="gru")
+    good = export_onnx(clf, tmp_path / "m.onnx")
+    before = good.path.read_bytes(), good.sidecar.read_text()
+    other = tiny_classifier(cell="gru")  # different random weights: the graph no longer matches the model
+
+    monkeypatch.setattr(onnx_export_module, "classifier_graph", lambda model: classifier_graph(other.model))
+    with pytest.raises(ExportError, match=r"parity check failed: max \|onnx - torch\| = .* > tolerance 1e-05"):
+        export_onnx(clf, tmp_path / "m.onnx")
+    assert (good.path.read_bytes(), good.sidecar.read_text()) == before
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["m.json", "m.onnx"]  # no temporary left behind
+
+
+def test_int8_export_is_smaller_and_close(tmp_path):
+    torch.manual_seed(0)
+    lm = tiny_language_model(cell="lstm", embedding_dim=32, hidden_size=64)
+    plain = export_onnx(lm, tmp_path / "f.onnx")
+    quantized = export_onnx(lm, tmp_path / "q.onnx", int8=True)
+    assert quantized.int8 and json.loads(quantized.sidecar.read_text())["int8"] is True
+    assert quantized.size_bytes < 0.5 * plain.size_bytes
+    # int8 is reported, not held to the float tolerance; on random inputs it stays close.
+    assert 0 < quantized.parity["int8"]["max_abs_diff"] < 0.1
+    assert quantized.parity["int8"]["top1_agreement"] > 0.9
+    assert load_onnx(quantized.path).generate("abc", 10, temperature=0)
+
+
+def test_an_onnx_loaded_model_refuses_to_be_saved(tmp_path):
+    clf = tiny_classifier(cell="gru")
+    onnx_clf = load_onnx(export_onnx(clf, tmp_path / "m.onnx").path)
+    assert onnx_clf.model.config == clf.model.config
+    with pytest.raises(TypeError, match="runs inference only"):
+        onnx_clf.save(tmp_path / "copy")
+    assert not (tmp_path / "copy").exists()
+
+
+def test_bad_arguments_are_named(tmp_path):
+    clf = tiny_classifier(cell="gru")
+    with pytest.raises(ValueError, match="out must name a .onnx file"):
+        export_onnx(clf, tmp_path / "m.bin")
+    with pytest.raises(ValueError, match="tolerance must be a positive number"):
+        export_onnx(clf, tmp_path / "m.onnx", tolerance=0)
+    with pytest.raises(ExportError, match="out is required"):
+        export_onnx(clf)
