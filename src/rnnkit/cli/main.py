@@ -6,6 +6,8 @@
     rnnkit datasets
     rnnkit train-lm [--data shakespeare] [...]
     rnnkit generate MODEL --prompt TEXT -n 500
+    rnnkit serve RUN_OR_MODEL [...] [--host 127.0.0.1] [--port 8000]
+    rnnkit inspect MODEL "text" [--out inspect] [--span START:END]
 """
 
 from __future__ import annotations
@@ -13,7 +15,7 @@ from __future__ import annotations
 import argparse
 import sys
 
-from rnnkit.cli import classify_verbs, lm_verbs
+from rnnkit.cli import classify_verbs, lm_verbs, serve_verbs
 
 
 def build_parser(preset: str | None = None) -> argparse.ArgumentParser:
@@ -23,6 +25,7 @@ def build_parser(preset: str | None = None) -> argparse.ArgumentParser:
     verbs = parser.add_subparsers(dest="verb", metavar="VERB", required=True)
     classify_verbs.register(verbs, preset)
     lm_verbs.register(verbs)
+    serve_verbs.register(verbs)
     return parser
 
 
