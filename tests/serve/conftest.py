@@ -59,3 +59,15 @@ def lm_dir(tmp_path_factory):
                                                    dropout=0.0),
                          train=TrainConfig(epochs=15, batch_size=8, lr=1e-2, progress=False, patience=None), bptt=32)
     return root / "poet"
+
+
+@pytest.fixture
+def anyio_backend():
+    return "asyncio"
+
+
+def client_for(app):
+    """An httpx client that calls the ASGI app in-process (no socket)."""
+    import httpx
+
+    return httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://rnnkit.test")

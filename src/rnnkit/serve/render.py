@@ -10,6 +10,7 @@ import json
 from pathlib import Path
 
 import numpy as np
+from matplotlib.ticker import MaxNLocator
 
 from rnnkit.serve.inspection import SIGMOID_GATES, span_units
 
@@ -83,9 +84,30 @@ def _heatmap(ax, result: dict, view: dict, series: str):
         lim = max(1.0, float(np.abs(values).max()))
         image = ax.imshow(values, aspect="auto", cmap="RdBu_r", vmin=-lim, vmax=lim, interpolation="nearest")
     ax.set_ylabel("unit")
+    ax.yaxis.set_major_locator(MaxNLocator(integer=True))
     ax.set_title(f"{series}: layer {view['layer']} {view['direction']} (units × tokens)", loc="left")
     _token_axis(ax, result["tokens"])
     return image
+
+
+TEXT_WIDTH = 110  # characters a line of coloured text holds
+
+
+def _layout(result: dict):
+    """(token index, shown text, column, line) of each token, wrapped at TEXT_WIDTH characters."""
+    char = result["kind"] == "language_model" and all(len(t) <= 1 for t in result["tokens"])
+    x = y = 0
+    for t, token in enumerate(result["tokens"]):
+        shown = "↵" if token == "\n" else token
+        n = len(shown) + (0 if char else 1)
+        if x + n > TEXT_WIDTH:
+            x, y = 0, y + 1
+        yield t, shown, x, y
+        x, y = (0, y + 1) if token == "\n" else (x + n, y)
+
+
+def _text_lines(result: dict) -> int:
+    return 1 + max(y for *_, y in _layout(result))
 
 
 def _coloured_text(ax, result: dict, values: np.ndarray, title: str, span=None, matches=()) -> None:
@@ -96,21 +118,12 @@ def _coloured_text(ax, result: dict, values: np.ndarray, title: str, span=None, 
     lim = max(1.0, float(np.abs(values).max()))
     ax.set_axis_off()
     ax.set_title(title, loc="left")
-    char = result["kind"] == "language_model" and all(len(t) <= 1 for t in result["tokens"])
-    width, x, y, line_h = 110, 0, 0, 1
-    for t, token in enumerate(result["tokens"]):
-        shown = "↵" if token == "\n" else token
-        n = len(shown) + (0 if char else 1)
-        if x + n > width:
-            x, y = 0, y + line_h
+    lines = _text_lines(result)
+    for t, shown, x, y in _layout(result):
         colour = cmap(0.5 + 0.5 * float(values[t]) / lim)
         edge = "#111111" if span and span[0] <= t < span[1] else ("#e39b00" if t in matches else "none")
-        ax.text(x / width, 1 - (y + 0.5) / 12, shown, family="monospace", fontsize=8, va="center",
-                bbox={"boxstyle": "square,pad=0.1", "facecolor": colour, "edgecolor": edge, "linewidth": 1})
-        if token == "\n":
-            x, y = 0, y + line_h
-        else:
-            x += n
+        ax.text(x / TEXT_WIDTH, 1 - (y + 0.5) / lines, shown, family="monospace", fontsize=8, va="center",
+                bbox={"boxstyle": "square,pad=0.1", "facecolor": colour, "edgecolor": edge, "linewidth": 1.2})
 
 
 def _saturation(fig, spec, view: dict) -> None:
@@ -146,10 +159,14 @@ def write_png(result: dict, path: str | Path, unit: int | None = None, span: tup
     if not 0 <= unit < h0.shape[1]:
         raise ValueError(f"unit must be in [0, {h0.shape[1] - 1}], got {unit}")
     found = span_units(h0, span[0], span[1], threshold) if span else None
-    rows = [2.2] + [2.6] * len(views) + [1.8] + ([1.8] if found else []) + [2.2]
-    fig = plt.figure(figsize=(max(10, min(26, 0.2 * len(result["tokens"]) + 4)), sum(rows) + 1))
-    spec = fig.add_gridspec(len(rows), 1, height_ratios=rows, hspace=0.9)
-    _prediction(fig.add_subplot(spec[0]), result)
+    text_rows = 0.35 + 0.25 * _text_lines(result)
+    rows = [2.2] + [2.6] * len(views) + [text_rows] + ([text_rows] if found else []) + [2.2]
+    fig = plt.figure(figsize=(max(10, min(26, 0.2 * len(result["tokens"]) + 4)), sum(rows) * 1.45))
+    spec = fig.add_gridspec(len(rows), 1, height_ratios=rows, hspace=0.9, top=0.96, bottom=0.03)
+    first_ax = fig.add_subplot(spec[0])
+    _prediction(first_ax, result)
+    first_ax.set_title(f"{result.get('model', '')} ({result['kind'].replace('_', ' ')}, {len(result['tokens'])} tokens): "
+                       + first_ax.get_title(loc="left"), loc="left")
     for i, view in enumerate(views):
         ax = fig.add_subplot(spec[1 + i])
         fig.colorbar(_heatmap(ax, result, view, "h"), ax=ax, fraction=0.02, pad=0.01)
@@ -160,14 +177,12 @@ def write_png(result: dict, path: str | Path, unit: int | None = None, span: tup
     row += 1
     if found:
         what = (f"units {found['units']} are on (> {threshold}) over tokens [{span[0]}, {span[1]}) and off elsewhere "
-                f"{[round(r, 2) for r in found['off_elsewhere']]}; all on at the underlined tokens"
+                f"{[round(r, 2) for r in found['off_elsewhere']]}; all on at the tokens framed in orange"
                 if found["units"] else f"no unit is above {threshold} over all of tokens [{span[0]}, {span[1]})")
         values = h0[:, found["units"]].mean(1) if found["units"] else np.zeros(len(h0))
         _coloured_text(fig.add_subplot(spec[row]), result, values, what, span, set(found["matches"]))
         row += 1
     _saturation(fig, spec[row], first)
-    fig.suptitle(f"rnnkit inspect: {result.get('model', '')} ({result['kind'].replace('_', ' ')}), "
-                 f"{len(result['tokens'])} tokens", x=0.01, ha="left")
     path = Path(path)
     fig.savefig(path, dpi=110, bbox_inches="tight")
     plt.close(fig)
