@@ -1,27 +1,37 @@
-"""Tiny models trained once per session (seconds): an LSTM classifier on generated topic sentences, a char LSTM LM."""
+"""Tiny models trained once per session (about a second each): an LSTM classifier on generated topic sentences
+and a character LSTM language model, saved as the usual self-contained checkpoint folders.
+
+They are fitted with a plain loop rather than ``train_classifier`` / ``train_language_model``: those also write
+reports and plots, which would cost most of this suite's time and is tested in tests/pipelines.
+"""
 
 from __future__ import annotations
 
 import random
 
 import pytest
+import torch
+from torch.nn import functional as F
 
-from rnnkit.api.classifier import train_classifier
-from rnnkit.api.data_config import ClassifierDataConfig
-from rnnkit.api.language_model import train_language_model
+from rnnkit.api.classifier import Classifier
+from rnnkit.api.language_model import LanguageModel
+from rnnkit.data import CharTokenizer, Vocabulary, WordTokenizer, pad_batch
+from rnnkit.models.classifier import RNNClassifier
 from rnnkit.models.config import ClassifierConfig, LanguageModelConfig
-from rnnkit.training import TrainConfig
+from rnnkit.models.language_model import RNNLanguageModel
 
 WORDS = {
     "sport": ["match", "goal", "team", "coach", "league", "striker", "season"],
     "tech": ["software", "chip", "computer", "network", "phone", "internet", "data"],
     "money": ["shares", "bank", "profit", "market", "rates", "investors", "economy"],
 }
-FILLER = ["the", "a", "of", "and", "today", "new", "said", "after", "with", "report", "people", "year"]
+FILLER = ["the", "a", "of", "and", "today", "new", "said", "after", "with", "report", "people", "year", "scored",
+          "late", "won"]
 SONNET = "Shall I compare thee to a summer's day?\nThou art more lovely and more temperate.\n" * 30
 
 
-def _rows(n: int, seed: int) -> list[str]:
+def _rows(n: int, seed: int) -> list[tuple[str, str]]:
+    """Two topic words among filler words: the label is learnable but not trivial."""
     rng = random.Random(seed)
     rows = []
     for _ in range(n):
@@ -29,36 +39,63 @@ def _rows(n: int, seed: int) -> list[str]:
         words = [rng.choice(FILLER) for _ in range(rng.randint(4, 14))]
         for _ in range(2):
             words.insert(rng.randrange(len(words) + 1), rng.choice(WORDS[label]))
-        rows.append(f"{label},{' '.join(words)}")
+        rows.append((label, " ".join(words)))
     return rows
+
+
+def _fit(net, loss_of, batches, lr: float = 1e-2) -> None:
+    optimiser = torch.optim.Adam(net.parameters(), lr=lr)
+    net.train()
+    for batch in batches:
+        optimiser.zero_grad()
+        loss_of(batch).backward()
+        optimiser.step()
+    net.eval()
 
 
 @pytest.fixture(scope="session")
 def classifier_dir(tmp_path_factory):
-    root = tmp_path_factory.mktemp("serve-clf")
-    paths = {}
-    for split, n, seed in (("train", 240, 0), ("valid", 60, 1)):
-        paths[split] = root / f"{split}.csv"
-        paths[split].write_text("\n".join(["label,text", *_rows(n, seed)]) + "\n", encoding="utf-8")
-    data = ClassifierDataConfig(data=str(paths["train"]), valid_data=str(paths["valid"]), min_freq=1,
-                                embeddings="random")
+    torch.manual_seed(0)
+    rows = _rows(240, 0)
+    tokenizer = WordTokenizer()
+    labels = sorted(WORDS)
+    vocab = Vocabulary.build([tokenizer.tokenize(text) for _, text in rows])
     # An LSTM, bidirectional, two layers: every view of the explorer (c, four gates, two directions) has data.
-    model = ClassifierConfig(cell="lstm", embedding_dim=12, hidden_size=10, num_layers=2, bidirectional=True)
-    train_classifier(data, root / "news", model=model,
-                     train=TrainConfig(epochs=8, batch_size=16, lr=1e-2, seed=0, progress=False))
-    return root / "news"
+    config = ClassifierConfig(cell="lstm", embedding_dim=12, hidden_size=10, num_layers=2, bidirectional=True,
+                              embedding_dropout=0.0, dropout=0.0)
+    net = RNNClassifier(config, len(vocab), len(labels), vocab.pad_id)
+    ids = [vocab.encode(tokenizer.tokenize(text)) for _, text in rows]
+    targets = torch.tensor([labels.index(label) for label, _ in rows])
+    batches = [range(i, i + 30) for _ in range(8) for i in range(0, 240, 30)]
+
+    def loss_of(batch):
+        x, lengths = pad_batch([ids[i] for i in batch], vocab.pad_id)
+        return F.cross_entropy(net(x, lengths), targets[list(batch)])
+
+    _fit(net, loss_of, batches)
+    folder = tmp_path_factory.mktemp("serve-clf") / "news"
+    Classifier(net, tokenizer, vocab, labels, None).save(folder / "model")
+    return folder
 
 
 @pytest.fixture(scope="session")
 def lm_dir(tmp_path_factory):
-    root = tmp_path_factory.mktemp("serve-lm")
-    corpus = root / "sonnet.txt"
-    corpus.write_text(SONNET, encoding="utf-8")
-    train_language_model(str(corpus), root / "poet",
-                         model=LanguageModelConfig(cell="lstm", embedding_dim=8, hidden_size=24, num_layers=2,
-                                                   dropout=0.0),
-                         train=TrainConfig(epochs=15, batch_size=8, lr=1e-2, progress=False, patience=None), bptt=32)
-    return root / "poet"
+    torch.manual_seed(0)
+    tokenizer = CharTokenizer()
+    vocab = Vocabulary.build([tokenizer.tokenize(SONNET)])
+    net = RNNLanguageModel(LanguageModelConfig(cell="lstm", embedding_dim=8, hidden_size=24, num_layers=2,
+                                               dropout=0.0), len(vocab), vocab.pad_id)
+    stream = torch.tensor(vocab.encode(tokenizer.tokenize(SONNET)))[:2400].view(8, -1)
+    windows = [stream[:, i:i + 33] for _ in range(6) for i in range(0, stream.shape[1] - 33, 32)]
+
+    def loss_of(window):
+        logits, _ = net(window[:, :-1])
+        return F.cross_entropy(logits.reshape(-1, len(vocab)), window[:, 1:].reshape(-1))
+
+    _fit(net, loss_of, windows)
+    folder = tmp_path_factory.mktemp("serve-lm") / "poet"
+    LanguageModel(net, tokenizer, vocab).save(folder / "model")
+    return folder
 
 
 @pytest.fixture
@@ -71,3 +108,28 @@ def client_for(app):
     import httpx
 
     return httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://rnnkit.test")
+
+
+@pytest.fixture(scope="module")
+def live_server(classifier_dir, lm_dir):
+    """uvicorn on a free loopback port, in a thread of this process; yields its base URL."""
+    import threading
+    import time
+
+    import uvicorn
+
+    from rnnkit.serve import create_app
+
+    app = create_app({"news": str(classifier_dir), "poet": str(lm_dir)})
+    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=0, log_level="warning"))
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    deadline = time.monotonic() + 30
+    while not server.started:
+        if time.monotonic() > deadline or not thread.is_alive():
+            raise RuntimeError("uvicorn did not start within 30 s")
+        time.sleep(0.02)
+    port = server.servers[0].sockets[0].getsockname()[1]
+    yield f"http://127.0.0.1:{port}"
+    server.should_exit = True
+    thread.join(timeout=30)
