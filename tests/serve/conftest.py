@@ -110,7 +110,7 @@ def client_for(app):
     return httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://rnnkit.test")
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture(scope="session")
 def live_server(classifier_dir, lm_dir):
     """uvicorn on a free loopback port, in a thread of this process; yields its base URL."""
     import threading
@@ -118,9 +118,12 @@ def live_server(classifier_dir, lm_dir):
 
     import uvicorn
 
-    from rnnkit.serve import create_app
+    from rnnkit.serve import ServeConfig, create_app
 
-    app = create_app({"news": str(classifier_dir), "poet": str(lm_dir)})
+    # Small limits keep every request of the schema fuzz run short.
+    config = ServeConfig(max_texts=16, max_chars=500, max_input_tokens=100, max_inspect_tokens=40,
+                         max_generate_tokens=80, timeout_s=10)
+    app = create_app({"news": str(classifier_dir), "poet": str(lm_dir)}, config)
     server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=0, log_level="warning"))
     thread = threading.Thread(target=server.run, daemon=True)
     thread.start()

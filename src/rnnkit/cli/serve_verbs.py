@@ -98,7 +98,8 @@ def run_inspect(args: argparse.Namespace) -> int:
     if served.kind == CLASSIFIER:
         summary = "  ".join(f"{label} {p:.3f}" for label, p in result["final"].items())
     else:
-        summary = "next token: " + "  ".join(f"{c['token']!r} {c['p']:.3f}" for c in result["predictions"][-1]["top"][:5])
+        top = result["predictions"][-1]["top"][:5]
+        summary = "next token: " + "  ".join(f"{c['token']!r} {c['p']:.3f}" for c in top)
     print(f"{len(result['tokens'])} tokens{' (truncated)' if result['truncated'] else ''}; {summary}")
     print("wrote " + ", ".join(str(p) for p in written))
     return 0

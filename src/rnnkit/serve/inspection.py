@@ -42,7 +42,8 @@ def saturation(series: dict[str, torch.Tensor]) -> dict[str, dict[str, list[floa
             low, high = -1 + SATURATION, 1 - SATURATION
         else:
             continue
-        out[name] = {"left": _rounded((values < low).double().mean(0)), "right": _rounded((values > high).double().mean(0))}
+        out[name] = {"left": _rounded((values < low).double().mean(0)),
+                     "right": _rounded((values > high).double().mean(0))}
     return out
 
 

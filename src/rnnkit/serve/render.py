@@ -24,7 +24,8 @@ def most_variable_unit(result: dict, layer: int = 0, series: str = "h") -> int:
     return int(values.var(0).argmax())
 
 
-def write_html(result: dict, model_info: dict, text: str, path: str | Path, span: tuple[int, int] | None = None) -> Path:
+def write_html(result: dict, model_info: dict, text: str, path: str | Path,
+               span: tuple[int, int] | None = None) -> Path:
     page = (STATIC / "index.html").read_text(encoding="utf-8")
     css = (STATIC / "explorer.css").read_text(encoding="utf-8")
     js = (STATIC / "explorer.js").read_text(encoding="utf-8")
@@ -165,8 +166,8 @@ def write_png(result: dict, path: str | Path, unit: int | None = None, span: tup
     spec = fig.add_gridspec(len(rows), 1, height_ratios=rows, hspace=0.9, top=0.96, bottom=0.03)
     first_ax = fig.add_subplot(spec[0])
     _prediction(first_ax, result)
-    first_ax.set_title(f"{result.get('model', '')} ({result['kind'].replace('_', ' ')}, {len(result['tokens'])} tokens): "
-                       + first_ax.get_title(loc="left"), loc="left")
+    heading = f"{result.get('model', '')} ({result['kind'].replace('_', ' ')}, {len(result['tokens'])} tokens): "
+    first_ax.set_title(heading + first_ax.get_title(loc="left"), loc="left")
     for i, view in enumerate(views):
         ax = fig.add_subplot(spec[1 + i])
         fig.colorbar(_heatmap(ax, result, view, "h"), ax=ax, fraction=0.02, pad=0.01)

@@ -15,6 +15,8 @@ class _Strict(BaseModel):
 
 
 class ClassifyRequest(_Strict):
+    model_config = ConfigDict(extra="forbid", json_schema_extra={"examples": [
+        {"texts": ["The striker scored twice before half time."], "top_k": 2, "probabilities": True}]})
     texts: list[str] = Field(..., min_length=1, description="texts to classify (one prediction each)")
     model: str | None = Field(None, description="a served classifier's name (default: the first one)")
     top_k: int = Field(1, ge=1, description="labels to return per text, most likely first")
@@ -37,6 +39,8 @@ class ClassifyResponse(BaseModel):
 
 
 class GenerateRequest(_Strict):
+    model_config = ConfigDict(extra="forbid", json_schema_extra={"examples": [
+        {"prompt": "Thou art", "max_tokens": 40, "temperature": 0.8, "seed": 1, "stream": False}]})
     prompt: str = Field("", description="text to prime the model with (not repeated in the output)")
     model: str | None = Field(None, description="a served language model's name (default: the first one)")
     max_tokens: int = Field(200, ge=1, description="tokens to sample at most")
@@ -56,6 +60,8 @@ class GenerateResponse(BaseModel):
 
 
 class InspectRequest(_Strict):
+    model_config = ConfigDict(extra="forbid", json_schema_extra={"examples": [
+        {"text": "The striker scored", "include": ["h"], "span": [1, 3]}]})
     text: str = Field(..., min_length=1, description="text to read, token by token")
     model: str | None = Field(None, description="a served model's name (default: the first one served)")
     include: list[SeriesName] | None = Field(None, description="series to return (default: h, c and every gate)")
