@@ -7,8 +7,6 @@ reports and plots, which would cost most of this suite's time and is tested in t
 
 from __future__ import annotations
 
-import random
-
 import pytest
 import torch
 from torch.nn import functional as F
@@ -19,28 +17,9 @@ from rnnkit.data import CharTokenizer, Vocabulary, WordTokenizer, pad_batch
 from rnnkit.models.classifier import RNNClassifier
 from rnnkit.models.config import ClassifierConfig, LanguageModelConfig
 from rnnkit.models.language_model import RNNLanguageModel
+from tests.pipelines.conftest import make_texts
 
-WORDS = {
-    "sport": ["match", "goal", "team", "coach", "league", "striker", "season"],
-    "tech": ["software", "chip", "computer", "network", "phone", "internet", "data"],
-    "money": ["shares", "bank", "profit", "market", "rates", "investors", "economy"],
-}
-FILLER = ["the", "a", "of", "and", "today", "new", "said", "after", "with", "report", "people", "year", "scored",
-          "late", "won"]
 SONNET = "Shall I compare thee to a summer's day?\nThou art more lovely and more temperate.\n" * 30
-
-
-def _rows(n: int, seed: int) -> list[tuple[str, str]]:
-    """Two topic words among filler words: the label is learnable but not trivial."""
-    rng = random.Random(seed)
-    rows = []
-    for _ in range(n):
-        label = rng.choice(sorted(WORDS))
-        words = [rng.choice(FILLER) for _ in range(rng.randint(4, 14))]
-        for _ in range(2):
-            words.insert(rng.randrange(len(words) + 1), rng.choice(WORDS[label]))
-        rows.append((label, " ".join(words)))
-    return rows
 
 
 def _fit(net, loss_of, batches, lr: float = 1e-2) -> None:
@@ -56,9 +35,9 @@ def _fit(net, loss_of, batches, lr: float = 1e-2) -> None:
 @pytest.fixture(scope="session")
 def classifier_dir(tmp_path_factory):
     torch.manual_seed(0)
-    rows = _rows(240, 0)
+    rows = make_texts(240, 0)
     tokenizer = WordTokenizer()
-    labels = sorted(WORDS)
+    labels = sorted({label for label, _ in rows})
     vocab = Vocabulary.build([tokenizer.tokenize(text) for _, text in rows])
     # An LSTM, bidirectional, two layers: every view of the explorer (c, four gates, two directions) has data.
     config = ClassifierConfig(cell="lstm", embedding_dim=12, hidden_size=10, num_layers=2, bidirectional=True,

@@ -104,6 +104,9 @@ async def test_validation_errors_share_one_shape(app):
                      "texts[1]")
         assert_error(await client.post("/v1/classify", content=b'{"texts": [', headers={
             "content-type": "application/json"}), 400, "invalid_json")
+        no_type = assert_error(await client.post("/v1/classify", content=b'{"texts": ["a"]}'), 422,
+                               "validation_error", "body")
+        assert "content-type: application/json" in no_type["message"]
         assert_error(await client.get("/v1/nothing"), 404, "not_found")
         assert_error(await client.get("/v1/classify"), 405, "method_not_allowed")
         assert_error(await client.post("/v1/classify", json={"texts": ["a"], "model": "nope"}), 404,
@@ -250,3 +253,18 @@ async def test_router_inside_an_existing_app(models):
         assert_error_shape = (await client.get("/rnn/nothing")).json()["error"]
         assert assert_error_shape["code"] == "not_found"
     await service.close()
+
+
+async def test_draining_and_busy_answer_503(models):
+    service = Service(models, ServeConfig(max_streams=1, timeout_s=0.2))
+    app = create_app(None, service=service)
+    async with client_for(app) as client:
+        await service._slot()  # the only generation/inspection slot is taken
+        assert_error(await client.post("/v1/inspect", json={"text": "goal"}), 503, "busy")
+        assert_error(await client.post("/v1/generate", json={"prompt": "a", "stream": False}), 503, "busy")
+        service._streams.release()
+        assert (await client.post("/v1/inspect", json={"text": "goal"})).status_code == 200
+        service.draining = True  # what SIGTERM sets while uvicorn lets running requests finish
+        assert_error(await client.get("/readyz"), 503, "shutting_down")
+        assert_error(await client.post("/v1/classify", json={"texts": ["goal"]}), 503, "shutting_down")
+        assert (await client.get("/healthz")).status_code == 200

@@ -67,6 +67,10 @@ def _validation(request: Request, exc: RequestValidationError) -> JSONResponse:
     errors = exc.errors()
     if any(e.get("type") == "json_invalid" for e in errors):
         return error_response(request, ServeError(400, "invalid_json", "the request body is not valid JSON"))
+    if len(errors) == 1 and tuple(errors[0].get("loc", ())) == ("body",) and errors[0].get("type") in (
+            "model_attributes_type", "dict_type", "missing"):
+        return error_response(request, ServeError(422, "validation_error", "the body must be a JSON object, sent "
+                                                  "with content-type: application/json", field="body"))
     details = [{"field": _field(e.get("loc", ())), "message": e.get("msg", "invalid")} for e in errors]
     first = details[0] if details else {"field": "body", "message": "invalid"}
     message = f"{first['field']}: {first['message']}" + (f" (and {len(details) - 1} more)" if len(details) > 1 else "")

@@ -97,11 +97,17 @@ class Service:
     async def generate_events(self, request) -> AsyncIterator[tuple[str, dict]]:
         """(event, data) pairs: 'token' per piece, then one 'done' (or 'error'). Checks run before the first."""
         name, pieces = self._generation(request)
-        await self._slot()
         return self._events(name, pieces, request)
 
     async def _events(self, name: str, pieces, request) -> AsyncIterator[tuple[str, dict]]:
+        # The slot is taken inside the stream, so a stream that never starts (the client left) holds none.
         deadline = time.monotonic() + self.config.timeout_s
+        try:
+            await self._slot()
+        except ServeError as err:
+            pieces.close()
+            yield "error", {"error": {"status": err.status, "code": err.code, "message": err.message}}
+            return
         count, reason, text = 0, "length", []
         try:
             while True:
@@ -128,7 +134,7 @@ class Service:
         events = await self.generate_events(request)
         async for event, data in events:
             if event == "error":
-                raise ServeError(500, "internal_error", data["error"]["message"])
+                raise ServeError(data["error"]["status"], data["error"]["code"], data["error"]["message"])
             if event == "done":
                 return {key: data[key] for key in ("model", "text", "tokens", "finish_reason")}
         raise ServeError(500, "internal_error", "generation ended without a result")
