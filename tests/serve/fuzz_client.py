@@ -17,6 +17,28 @@ from hypothesis.errors import Unsatisfiable
 from schemathesis.generation import GenerationMode
 
 
+def check(strategy, codes: list[int], examples: int):
+    """A Hypothesis test over ``strategy``'s requests, recording each status code in ``codes``."""
+
+    @given(case=strategy)
+    @settings(max_examples=examples, deadline=None, suppress_health_check=list(HealthCheck), derandomize=True,
+              database=None, print_blob=False)
+    def run(case):
+        response = case.call(timeout=30)
+        codes.append(response.status_code)
+        problem = None
+        if response.status_code >= 500:
+            problem = "server error"
+        elif response.status_code >= 400:
+            error = response.json().get("error", {})
+            if error.get("status") != response.status_code or not error.get("code") or not error.get("message"):
+                problem = "error body not in the shared shape"
+        assert problem is None, f"{problem}: {case.method} {case.path} {case.body!r} -> " \
+                                f"{response.status_code} {response.text[:300]}"
+
+    return run
+
+
 def main(base_url: str, examples: int) -> int:
     schema = schemathesis.openapi.from_url(f"{base_url}/openapi.json")
     seen: dict[str, list[int]] = {}
@@ -27,26 +49,8 @@ def main(base_url: str, examples: int) -> int:
         strategies = [("examples", strategy) for strategy in operation.get_strategies_from_examples()]
         strategies += [(mode.value, operation.as_strategy(mode)) for mode in GenerationMode]
         for mode, strategy in strategies:
-            codes = seen.setdefault(f"{label} {mode}", [])
-
-            @given(case=strategy)
-            @settings(max_examples=examples, deadline=None, suppress_health_check=list(HealthCheck),
-                      derandomize=True, database=None, print_blob=False)
-            def run(case, codes=codes):
-                response = case.call(timeout=30)
-                codes.append(response.status_code)
-                problem = None
-                if response.status_code >= 500:
-                    problem = "server error"
-                elif response.status_code >= 400:
-                    error = response.json().get("error", {})
-                    if error.get("status") != response.status_code or not error.get("code") or not error.get("message"):
-                        problem = "error body not in the shared shape"
-                assert problem is None, f"{problem}: {case.method} {case.path} {case.body!r} -> " \
-                                        f"{response.status_code} {response.text[:300]}"
-
             try:
-                run()
+                check(strategy, seen.setdefault(f"{label} {mode}", []), examples)()
             except Unsatisfiable:
                 pass  # no invalid request exists for an operation without parameters (GET /healthz)
             except AssertionError as failure:

@@ -220,7 +220,7 @@ async def test_page_docs_and_schema_load_nothing_from_elsewhere(app):
     async with client_for(app) as client:
         page = await client.get("/")
         assert page.status_code == 200 and 'src="static/explorer.js"' in page.text
-        for name in ("explorer.js", "explorer.css"):
+        for name in ("draw.js", "explorer.js", "explorer.css"):
             asset = await client.get(f"/static/{name}")
             # The only absolute URL is the SVG namespace, a name rather than something fetched.
             assert asset.status_code == 200 and not re.findall(r"https?://(?!www\.w3\.org/2000/svg)", asset.text)

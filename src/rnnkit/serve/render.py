@@ -28,13 +28,15 @@ def write_html(result: dict, model_info: dict, text: str, path: str | Path,
                span: tuple[int, int] | None = None) -> Path:
     page = (STATIC / "index.html").read_text(encoding="utf-8")
     css = (STATIC / "explorer.css").read_text(encoding="utf-8")
-    js = (STATIC / "explorer.js").read_text(encoding="utf-8")
+    scripts = {name: (STATIC / name).read_text(encoding="utf-8") for name in ("draw.js", "explorer.js")}
     embedded = {"models": [model_info], "inspect": result, "text": text, "span": list(span) if span else None}
     # "</" inside a script element would end it early: escape it in the JSON (still the same JSON value).
     data = json.dumps(embedded, ensure_ascii=False).replace("</", "<\\/")
     page = page.replace('<link rel="stylesheet" href="static/explorer.css">', f"<style>\n{css}</style>")
+    page = page.replace('<script src="static/draw.js"></script>', f"<script>\n{scripts['draw.js']}</script>")
+    embedded_data = f"<script>window.RNNKIT_EMBEDDED = {data};</script>\n"
     page = page.replace('<script src="static/explorer.js"></script>',
-                        f"<script>window.RNNKIT_EMBEDDED = {data};</script>\n<script>\n{js}</script>")
+                        f"{embedded_data}<script>\n{scripts['explorer.js']}</script>")
     page = page.replace('<a class="muted right" href="docs">API docs</a>', "")
     path = Path(path)
     path.write_text(page, encoding="utf-8")
