@@ -1,6 +1,6 @@
 """Load test of `rnnkit serve` on loopback: classify latency and throughput, micro-batching, first-token latency.
 
-    .venv/bin/python benchmarks/serve.py                       # default-size models with random weights (≈ 2 min)
+    .venv/bin/python benchmarks/serve.py                       # default-size models with random weights (≈ 3 min)
     .venv/bin/python benchmarks/serve.py --classifier runs/classifier --lm runs/lm
 
 It starts the server as its own process (`rnnkit serve ... --port 0`, on 127.0.0.1 only) and
@@ -10,7 +10,8 @@ and in time. Phases:
 
 * classify, 1 client: one 50-token text per request, one request at a time (p50 / p99 / requests/s);
 * classify, 32 clients: 32 connections each sending one request at a time, with micro-batching
-  as configured, then again against a second server started with --max-batch 1 (no batching);
+  as configured, and against a second server started with --max-batch 1 (no batching);
+  the three phases take turns for several rounds, so the ratios compare like with like;
 * generate: streamed requests one at a time; time from sending the request to the first token event.
 
 Speed does not depend on the weights, so without --classifier/--lm the script saves untrained
@@ -32,6 +33,7 @@ import subprocess
 import sys
 import tempfile
 import time
+import urllib.request
 from pathlib import Path
 
 HOST = "127.0.0.1"  # loopback only, always
@@ -168,7 +170,12 @@ async def classify_load(port: int, text: str, clients: int, requests: int, secon
     await asyncio.gather(*[client() for _ in range(clients)])
     wall = time.perf_counter() - start
     return {"clients": clients, "requests": len(latencies), "errors": errors, "seconds": wall,
-            "rps": len(latencies) / wall, **percentiles(latencies)}
+            "rps": len(latencies) / wall, "latencies": latencies}
+
+
+def batching(port: int) -> dict:
+    with urllib.request.urlopen(f"http://{HOST}:{port}/readyz", timeout=30) as reply:
+        return next(iter(json.loads(reply.read())["batching"].values()))
 
 
 def percentiles(values: list[float]) -> dict:
@@ -192,12 +199,18 @@ async def first_tokens(port: int, requests: int, seconds: float) -> dict:
     return {"requests": len(times), **percentiles(times)}
 
 
+PHASES = (("1 client", "batching", 1), ("32 clients, micro-batching", "batching", 32),
+          ("32 clients, no batching (--max-batch 1)", "single", 32))
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--classifier", help="a saved classifier (default: an untrained one of the default size)")
     parser.add_argument("--lm", help="a saved language model (default: an untrained one of the default size)")
-    parser.add_argument("--requests", type=int, default=400, help="classify requests per phase (default: 400)")
-    parser.add_argument("--seconds", type=float, default=45, help="time limit per phase (default: 45)")
+    parser.add_argument("--rounds", type=int, default=5, help="rounds of the three classify phases (default: 5)")
+    parser.add_argument("--requests", type=int, default=320, help="requests per 32-client phase and round "
+                        "(a 1-client phase sends a third of that; default: 320)")
+    parser.add_argument("--seconds", type=float, default=30, help="time limit per phase (default: 30)")
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as tmp:
         if args.classifier and args.lm:
@@ -206,25 +219,46 @@ def main() -> None:
             made = make_models(Path(tmp))
             clf, lm = Path(args.classifier or made[0]), Path(args.lm or made[1])
         text = fifty_token_text(clf)
-        rows = []
-        for label, extra in (("micro-batching", []), ("no batching (--max-batch 1)", ["--max-batch", "1"])):
-            proc, port = start_server([str(clf), str(lm)], extra)
-            try:
-                if not rows:
-                    rows.append(("1 client", asyncio.run(classify_load(port, text, 1, args.requests // 2,
-                                                                       args.seconds))))
-                    first = asyncio.run(first_tokens(port, 30, args.seconds))
-                rows.append((f"32 clients, {label}", asyncio.run(classify_load(port, text, 32, args.requests,
-                                                                                args.seconds))))
-            finally:
+        servers = {"batching": start_server([str(clf), str(lm)], []),
+                   "single": start_server([str(clf), str(lm)], ["--max-batch", "1"])}
+        results: dict[str, list[dict]] = {name: [] for name, _, _ in PHASES}
+        try:
+            # The phases take turns, round after round, so a change in the machine's load hits them alike.
+            for _ in range(args.rounds):
+                for name, server, clients in PHASES:
+                    port = servers[server][1]
+                    before = batching(port)
+                    count = args.requests if clients > 1 else args.requests // 3
+                    result = asyncio.run(classify_load(port, text, clients, count, args.seconds))
+                    after = batching(port)
+                    result["per_batch"] = (after["requests"] - before["requests"]) / max(
+                        1, after["batches"] - before["batches"])
+                    results[name].append(result)
+            first = asyncio.run(first_tokens(servers["batching"][1], 30, args.seconds))
+        finally:
+            for proc, _ in servers.values():
                 proc.terminate()
                 proc.wait(timeout=60)
-    base = rows[0][1]["rps"]
-    print(f"classify one 50-token text per request; server on {HOST}, {os.cpu_count()} CPUs (shared machine)")
-    print(f"{'phase':42} {'requests':>8} {'errors':>6} {'p50 ms':>8} {'p99 ms':>8} {'req/s':>8} {'× 1 client':>10}")
-    for name, r in rows:
-        print(f"{name:42} {r['requests']:>8} {r['errors']:>6} {r['p50_ms']:>8.2f} {r['p99_ms']:>8.2f} {r['rps']:>8.1f} "
-              f"{r['rps'] / base:>10.2f}")
+    report(results, first)
+
+
+def report(results: dict[str, list[dict]], first: dict) -> None:
+    sequential = results[PHASES[0][0]]
+    print(f"classify one 50-token text per request; servers on {HOST}; {os.cpu_count()} CPUs, shared machine; "
+          f"{len(sequential)} rounds")
+    print(f"{'phase':42} {'requests':>8} {'errors':>6} {'p50 ms':>8} {'p99 ms':>8} {'req/s':>8} {'× 1 client':>10} "
+          f"{'req/batch':>9}")
+    for name, runs in results.items():
+        latencies = [x for r in runs for x in r["latencies"]]
+        rps = statistics.median(r["rps"] for r in runs)
+        # Ratio to the 1-client phase of the same round, median over rounds.
+        ratio = statistics.median(r["rps"] / s["rps"] for r, s in zip(runs, sequential, strict=True))
+        per_batch = statistics.mean(r["per_batch"] for r in runs)
+        stats = percentiles(latencies)
+        print(f"{name:42} {len(latencies):>8} {sum(r['errors'] for r in runs):>6} {stats['p50_ms']:>8.2f} "
+              f"{stats['p99_ms']:>8.2f} {rps:>8.1f} {ratio:>10.2f} {per_batch:>9.1f}")
+    print("(req/s: median over rounds; × 1 client: median over rounds of the ratio to that round's 1-client phase;"
+          " req/batch: requests per forward pass, from the server's counters)")
     print(f"generate, streamed, first token: p50 {first['p50_ms']:.2f} ms, p99 {first['p99_ms']:.2f} ms "
           f"over {first['requests']} requests (prompt 40 characters)")
 
