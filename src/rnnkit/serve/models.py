@@ -30,7 +30,8 @@ class ServedModel:
     def describe(self) -> dict:
         m = self.model
         net_config = m.model.config
-        info = {"name": self.name, "kind": self.kind, "path": self.path, "cell": net_config.cell,
+        # No filesystem path here: the answer may reach machines other than the server's.
+        info = {"name": self.name, "kind": self.kind, "cell": net_config.cell,
                 "embedding_dim": net_config.embedding_dim, "hidden_size": net_config.hidden_size,
                 "num_layers": net_config.num_layers, "bidirectional": bool(getattr(net_config, "bidirectional", False)),
                 "tokenizer": m.tokenizer.to_config(), "vocab_size": len(m.vocab),
