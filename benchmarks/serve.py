@@ -211,6 +211,7 @@ def main() -> None:
     parser.add_argument("--requests", type=int, default=320, help="requests per 32-client phase and round "
                         "(a 1-client phase sends a third of that; default: 320)")
     parser.add_argument("--seconds", type=float, default=30, help="time limit per phase (default: 30)")
+    parser.add_argument("--threads", type=int, default=None, help="the servers' --threads (default: torch's choice)")
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as tmp:
         if args.classifier and args.lm:
@@ -219,8 +220,9 @@ def main() -> None:
             made = make_models(Path(tmp))
             clf, lm = Path(args.classifier or made[0]), Path(args.lm or made[1])
         text = fifty_token_text(clf)
-        servers = {"batching": start_server([str(clf), str(lm)], []),
-                   "single": start_server([str(clf), str(lm)], ["--max-batch", "1"])}
+        extra = [] if args.threads is None else ["--threads", str(args.threads)]
+        servers = {"batching": start_server([str(clf), str(lm)], extra),
+                   "single": start_server([str(clf), str(lm)], ["--max-batch", "1", *extra])}
         results: dict[str, list[dict]] = {name: [] for name, _, _ in PHASES}
         try:
             # The phases take turns, round after round, so a change in the machine's load hits them alike.
@@ -239,13 +241,13 @@ def main() -> None:
             for proc, _ in servers.values():
                 proc.terminate()
                 proc.wait(timeout=60)
-    report(results, first)
+    report(results, first, args.threads)
 
 
-def report(results: dict[str, list[dict]], first: dict) -> None:
+def report(results: dict[str, list[dict]], first: dict, threads: int | None) -> None:
     sequential = results[PHASES[0][0]]
-    print(f"classify one 50-token text per request; servers on {HOST}; {os.cpu_count()} CPUs, shared machine; "
-          f"{len(sequential)} rounds")
+    print(f"classify one 50-token text per request; servers on {HOST} with --threads {threads or 'default'}; "
+          f"{os.cpu_count()} CPUs, shared machine; {len(sequential)} rounds")
     print(f"{'phase':42} {'requests':>8} {'errors':>6} {'p50 ms':>8} {'p99 ms':>8} {'req/s':>8} {'× 1 client':>10} "
           f"{'req/batch':>9}")
     for name, runs in results.items():

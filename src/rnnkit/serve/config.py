@@ -28,11 +28,16 @@ class ServeConfig:
                              "with finish_reason 'timeout')", default=30.0)
     max_streams: int = _help("generations and inspections running at once; more wait their turn", default=8)
     graceful_timeout_s: float = _help("on shutdown, how long in-flight requests may take to finish", default=30.0)
+    threads: int | None = _help("torch threads for the models (default: torch's choice). On a machine shared with "
+                                "other busy processes, 1 keeps single-text latency steady: a one-text forward "
+                                "split over threads waits for every thread at every step", default=None)
 
     def __post_init__(self):
         for name in ("max_batch", "max_body_bytes", "max_texts", "max_chars", "max_input_tokens",
                      "max_inspect_tokens", "max_generate_tokens", "max_streams"):
             check_positive_int(name, getattr(self, name))
+        if self.threads is not None:
+            check_positive_int("threads", self.threads)
         for name in ("max_wait_ms", "timeout_s", "graceful_timeout_s"):
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, int | float) or value < 0:

@@ -47,6 +47,10 @@ def serve(models, host: str = LOOPBACK, port: int = 8000, config: ServeConfig | 
     if not isinstance(port, int) or not 0 <= port <= 65535:
         raise ValueError(f"port must be an integer in [0, 65535], got {port!r}")
     config = config or ServeConfig()
+    if config.threads is not None:
+        import torch
+
+        torch.set_num_threads(config.threads)
     service = Service(models, config)
     app = create_app(None, service=service)
     if not is_loopback(host):
