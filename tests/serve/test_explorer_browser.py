@@ -16,6 +16,7 @@ import pytest
 
 from rnnkit.cli.main import main
 from rnnkit.serve import span_units
+from rnnkit.serve.render import most_variable_unit
 
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
 CHROMEDRIVER = shutil.which("chromedriver")
@@ -149,6 +150,8 @@ def test_inspect_html_file_renders_offline(browser, classifier_dir, tmp_path):
         assert shown[label] == pytest.approx(p, abs=1e-9)
     assert painted_colours(browser, "heatmap") > 20
     assert not browser.find_element(By.ID, "generate-panel").is_displayed()
+    # The text is coloured by the unit the PNG shows (the most variable one).
+    assert browser.find_element(By.ID, "unit").get_attribute("value") == str(most_variable_unit(data))
     # The span given on the command line is selected in the page, with the units Python finds for it.
     expected = span_units(data["layers"][0]["series"]["h"], 1, 3)
     assert json.loads(browser.find_element(By.ID, "span-result").get_attribute("data-units")) == expected["units"]

@@ -90,7 +90,7 @@ def run_inspect(args: argparse.Namespace) -> int:
     out = Path(args.out)
     out.parent.mkdir(parents=True, exist_ok=True)
     png = write_png(result, out.with_suffix(".png"), unit=args.unit, span=span, threshold=args.threshold)
-    html = write_html(result, served.describe(), text, out.with_suffix(".html"), span)
+    html = write_html(result, served.describe(), text, out.with_suffix(".html"), span, args.unit)
     written = [png, html]
     if args.json:
         written.append(out.with_suffix(".json"))

@@ -25,11 +25,12 @@ def most_variable_unit(result: dict, layer: int = 0, series: str = "h") -> int:
 
 
 def write_html(result: dict, model_info: dict, text: str, path: str | Path,
-               span: tuple[int, int] | None = None) -> Path:
+               span: tuple[int, int] | None = None, unit: int | None = None) -> Path:
     page = (STATIC / "index.html").read_text(encoding="utf-8")
     css = (STATIC / "explorer.css").read_text(encoding="utf-8")
     scripts = {name: (STATIC / name).read_text(encoding="utf-8") for name in ("draw.js", "explorer.js")}
-    embedded = {"models": [model_info], "inspect": result, "text": text, "span": list(span) if span else None}
+    embedded = {"models": [model_info], "inspect": result, "text": text, "span": list(span) if span else None,
+                "unit": most_variable_unit(result) if unit is None else unit}
     # "</" inside a script element would end it early: escape it in the JSON (still the same JSON value).
     data = json.dumps(embedded, ensure_ascii=False).replace("</", "<\\/")
     page = page.replace('<link rel="stylesheet" href="static/explorer.css">', f"<style>\n{css}</style>")

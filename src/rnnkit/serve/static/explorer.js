@@ -294,6 +294,8 @@ async function init() {
     if (state.embedded) {
       state.data = state.embedded.inspect;
       state.span = state.embedded.span || null;
+      state.unit = state.embedded.unit || 0;
+      $("unit").value = String(state.unit);
       renderAll();
       setStatus(`${state.data.tokens.length} tokens · written by rnnkit inspect`);
     } else if ($("text").value.trim()) {
