@@ -63,13 +63,13 @@ def _prediction(ax, result: dict) -> None:
     else:
         p_next = [p.get("p_next", np.nan) for p in result["predictions"]]
         ax.bar(x, p_next, color="#2d6cdf")
-        ax.set_ylim(0, 1)
+        ax.set_ylim(0, 1.15)  # room for the top guesses inside the axes, under the title
         ax.set_ylabel("p(next token)")
         ax.set_title("probability the model gave the token that came next; top guess above each bar", loc="left")
         if len(x) <= 60:
             for t, pred in enumerate(result["predictions"]):
-                ax.text(t, 1.0, _token_label(pred["top"][0]["token"]), ha="center", va="bottom", fontsize=7,
-                        color="#67707c", clip_on=False)
+                ax.text(t, 1.03, _token_label(pred["top"][0]["token"]), ha="center", va="bottom", fontsize=7,
+                        color="#67707c")
     _token_axis(ax, tokens)
 
 
