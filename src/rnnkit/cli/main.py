@@ -13,7 +13,7 @@ from __future__ import annotations
 import argparse
 import sys
 
-from rnnkit.cli import classify_verbs, lm_verbs
+from rnnkit.cli import classify_verbs, engine_verbs, lm_verbs
 
 
 def build_parser(preset: str | None = None) -> argparse.ArgumentParser:
@@ -23,6 +23,7 @@ def build_parser(preset: str | None = None) -> argparse.ArgumentParser:
     verbs = parser.add_subparsers(dest="verb", metavar="VERB", required=True)
     classify_verbs.register(verbs, preset)
     lm_verbs.register(verbs)
+    engine_verbs.register(verbs)
     return parser
 
 
