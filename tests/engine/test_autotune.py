@@ -51,6 +51,7 @@ def _force(layer, x, lengths, train, backend):
     doc = {"format": autotune.FORMAT, "machine": key,
            "decisions": {autotune.decision_key(layer, x, lengths, train): {"backend": backend}}}
     cache.write(autotune.file_name(key), json.dumps(doc).encode())
+    autotune.forget()  # as a new process would: read the file again
 
 
 def _chosen(layer, x, lengths=None):
