@@ -14,7 +14,8 @@ temporary directory, loaded from there, and copied into the cache atomically (te
 
 ``RNNKIT_FUSED_ARCH`` chooses the instruction set: ``native`` (default, ``-march=native``), ``avx2``
 (``-march=x86-64-v3``) or ``portable`` (baseline x86-64, or the compiler's default elsewhere: no AVX, no
-intrinsics; the path an ARM machine compiles).
+intrinsics, and none of MKL's extensions to the BLAS, each replaced by its fallback: the path of an ARM
+machine, whose torch has OpenBLAS; there the extensions, weak symbols, are null anyway).
 
 They link against torch's own ``libtorch_cpu`` for the BLAS (``sgemm_``/``dgemm_``, MKL) and glibc's
 ``libmvec`` for vectorised exp/tanh. If the compiler is missing or fails, ``load()`` returns ``None``,
@@ -45,7 +46,7 @@ SOURCES = (SOURCE, *(SOURCE.with_name(h) for h in ("kernels_extras.h", "kernels_
 BASE_FLAGS = ["-O3", "-ffast-math", "-fopenmp-simd", "-fPIC", "-shared", "-fvisibility=hidden", "-std=c++17"]
 X86 = platform.machine() in ("x86_64", "AMD64", "i686", "i386")
 ARCHS = {"native": ["-march=native"], "avx2": ["-march=x86-64-v3"],
-         "portable": ["-march=x86-64", "-mtune=generic"] if X86 else []}
+         "portable": [*(["-march=x86-64", "-mtune=generic"] if X86 else []), "-DRK_BLAS_ONLY"]}
 
 _state: dict = {}
 
