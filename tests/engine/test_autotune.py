@@ -171,3 +171,31 @@ def test_real_timing_inside_a_training_step_leaves_no_trace(kind):
     for g, e in zip(got[1], expect[1], strict=True):
         torch.testing.assert_close(g, e, atol=1e-9, rtol=1e-7)
     assert torch.equal(got[2], expect[2])  # the random stream continues where it would have
+
+
+@pytest.mark.parametrize("reentrant", [False, True])
+def test_timing_inside_activation_checkpointing(reentrant):
+    """Checkpointing recomputes the forward and counts the tensors it saves: the first (timed) call's timing
+    must not add to them."""
+    from torch.utils.checkpoint import checkpoint
+
+    torch.manual_seed(0)
+    layer = rnnkit.GRU(4, 8, 2).double()
+    x = torch.randn(20, 5, 4, dtype=torch.float64, requires_grad=True)
+    loss = checkpoint(lambda x: layer(x)[0].square().sum(), x, use_reentrant=reentrant)
+    loss.backward()
+    assert autotune.spent()["tunings"] >= 1 or not reentrant  # the reentrant forward runs without a graph
+    expect = torch.autograd.grad(layer(x)[0].square().sum(), x)[0]
+    torch.testing.assert_close(x.grad, expect, atol=1e-10, rtol=1e-8)
+
+
+def test_cache_directory_removed_while_running(timed):
+    import shutil
+
+    calls = timed({"fused": 3.0, "native": 1.0})
+    layer, x = _lstm()
+    assert _chosen(layer, x) == "native"
+    shutil.rmtree(cache.directory())
+    autotune.forget()
+    assert _chosen(layer, x) == "native" and len(calls) == 2  # timed again, recorded in a new directory
+    assert (cache.directory() / autotune.file_name(autotune.machine_key())).exists()

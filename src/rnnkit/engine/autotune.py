@@ -15,10 +15,11 @@ than two tunable back ends can run the call, or while ``torch.compile`` traces.
 
 Timing never touches the caller's state: it runs on a detached copy of at most ``TIMED_STEPS`` steps of the
 input, calls the back ends directly (no module hooks), trains with ``torch.autograd.grad`` (no ``.grad`` is
-written, its graph is freed), infers under ``no_grad``, and restores the CPU random-number state that dropout
-masks consume. Candidates are timed in alternating rounds (a shared machine's noise hits them alike), and the
-fastest time of each counts; a static choice within ``TIE`` of the winner is kept. Every back end computes
-the same function, so the choice changes results only within float rounding.
+written, its graph is freed, the caller's saved-tensor hooks such as activation checkpointing never see it),
+infers under ``no_grad``, and restores the CPU random-number state that dropout masks consume. Candidates
+are timed in alternating rounds (a shared machine's noise hits them alike), and the fastest time of each
+counts; a static choice within ``TIE`` of the winner is kept. Every back end computes the same function, so
+the choice changes results only within float rounding.
 """
 
 from __future__ import annotations
@@ -50,6 +51,7 @@ FORMAT = 1
 
 _lock = threading.RLock()
 _tables: dict[str, dict] = {}  # machine key -> {decision key: entry}
+_memo: dict[tuple, object] = {}  # the decisions in use, by a cheap key (see ``choose``)
 _spent = {"seconds": 0.0, "tunings": 0}
 
 
@@ -98,7 +100,10 @@ def file_name(key: str) -> str:
 
 
 def _read_file(key: str) -> dict:
-    data, _ = cache.read(file_name(key))  # a missing, foreign or loose file: start afresh (it is re-timed)
+    try:
+        data, _ = cache.read(file_name(key))  # a missing, foreign or loose file: start afresh (it is re-timed)
+    except OSError:  # an unreadable cache: the same
+        data = None
     if data is None:
         return {}
     try:
@@ -136,11 +141,16 @@ def forget() -> None:
     """Drop the decisions held in memory (the cache file stays): the next call reads it again."""
     with _lock:
         _tables.clear()
+        _memo.clear()
 
 
 def spent() -> dict:
     """Seconds spent timing in this process, and how many kinds were timed."""
     return dict(_spent)
+
+
+def _same(t: Tensor) -> Tensor:
+    return t
 
 
 def _timer(backend, layer, x: Tensor, lengths: Tensor | None, train: bool):
@@ -149,7 +159,9 @@ def _timer(backend, layer, x: Tensor, lengths: Tensor | None, train: bool):
         inputs = params or [x.requires_grad_(True)]
 
         def call():
-            with torch.enable_grad():
+            # Identity saved-tensor hooks shadow the caller's (activation checkpointing, offloading), which must
+            # not see the timing's graph: checkpointing counts the tensors saved by the forward it recomputes.
+            with torch.enable_grad(), torch.autograd.graph.saved_tensors_hooks(_same, _same):
                 out, _ = backend.run(layer, x, None, lengths)
                 torch.autograd.grad(out.sum(), inputs)
     else:
@@ -206,8 +218,15 @@ def choose(eligible: list[tuple[object, float]], layer, x: Tensor, lengths: Tens
     if len(tunable) < 2 or not enabled() or torch.compiler.is_compiling():
         return static
     train = training_call(layer, x)
-    key, name = machine_key(), decision_key(layer, x, lengths, train)
     by_name = {b.name: b for b in tunable}
+    # The decision for this kind of call, looked up by a tuple: building the string key costs ~10 µs a call.
+    memo_key = (layer.cell_type, tuple(layer.cell_options.items()), train, (x.shape[1] if x.dim() == 3 else 1)
+                .bit_length(), layer.hidden_size, layer.num_layers, layer.num_directions, x.dtype,
+                torch.get_num_threads(), lengths is None, static.name, tuple(by_name))
+    known = _memo.get(memo_key)
+    if known is not None:
+        return known
+    key, name = machine_key(), decision_key(layer, x, lengths, train)
     with _lock:
         entry = table(key).get(name)
         if entry is None:
@@ -221,4 +240,5 @@ def choose(eligible: list[tuple[object, float]], layer, x: Tensor, lengths: Tens
             _save(key, name, entry)
             _spent["seconds"] += time.perf_counter() - start
             _spent["tunings"] += 1
-    return by_name.get(entry["backend"], static)
+        chosen = _memo[memo_key] = by_name.get(entry["backend"], static)
+    return chosen

@@ -59,7 +59,7 @@ def check_directory(path: Path) -> str | None:
 def directory() -> Path:
     """The checked private cache directory of this process (a temporary one if the asked one is refused)."""
     asked = root()
-    if _state.get("asked") == asked:
+    if _state.get("asked") == asked and os.path.isdir(_state["path"]):  # removed meanwhile: made and checked again
         return _state["path"]
     try:
         problem = check_directory(asked)
