@@ -5,6 +5,10 @@ and input 128, one layer: torch.nn's module and rnnkit's layer (the same weights
 rounds; each round times enough calls to fill ``--round-ms``; the table shows the median tokens/s of each
 and the ratio to torch.nn (> 1 is faster). Training is forward + backward of the output's sum.
 
+The header names the CPU (model, the flags that matter, cache sizes) and whether ``auto`` is timed on first use
+(``RNNKIT_AUTOTUNE``); the summary gives the worst auto/torch.nn ratio over the grid and over the lengths rows,
+and what first-use tuning cost in this process.
+
 Extra rows:
   lengths  a batch of random lengths in [10, 200] given through ``lengths``, against torch.nn on the same
            batch padded to 200 (real tokens only are counted for both)
@@ -25,6 +29,7 @@ import torch
 from torch import nn
 
 import rnnkit
+from rnnkit.engine import autotune, machine
 
 CELLS = {"rnn": (nn.RNN, rnnkit.RNN), "gru": (nn.GRU, rnnkit.GRU), "lstm": (nn.LSTM, rnnkit.LSTM)}
 SEQ, INPUT = 100, 128
@@ -88,11 +93,13 @@ def compare(cell: str, training: bool, batch: int, hidden: int, backends: list[s
         x = torch.randn(SEQ, batch, INPUT)
     fns = {"torch.nn": lambda: _step(ref, x, training)}
     fns.update(_backend_fns(kit, x, training, backends, **({} if lengths is None else {"lengths": lengths})))
-    chosen = {}
-    if "auto" in backends:
-        chosen["auto"] = rnnkit.engine.resolve_backend("auto", kit, x, lengths).name
     tokens = SEQ * batch if lengths is None else int(lengths.sum())
-    return measure(fns, tokens, rounds, round_s), chosen
+    speed = measure(fns, tokens, rounds, round_s)
+    chosen = {}
+    if "auto" in backends:  # after the runs: the decision (timed on auto's first call) is made, in this grad mode
+        with torch.set_grad_enabled(training):
+            chosen["auto"] = rnnkit.engine.resolve_backend("auto", kit, x, lengths).name
+    return speed, chosen
 
 
 def extras_row(hidden: int, batch: int, backend: str, rounds: int, round_s: float):
@@ -118,6 +125,10 @@ def main() -> None:
     rounds, round_s = (3, 0.05) if args.quick else (5, 0.2)
     print(f"# rnnkit engine benchmark: seq {SEQ}, input {INPUT}, torch {torch.__version__}, "
           f"{torch.get_num_threads()} threads, load average {os.getloadavg()[0]:.2f}")
+    for line in machine.current().lines():
+        print(f"# {line}")
+    print(f"# auto: {'timed on first use of each kind' if autotune.enabled() else 'static rules (RNNKIT_AUTOTUNE=0)'}")
+    worst: dict[str, tuple[float, str]] = {}
     head = " | ".join(f"{b} tok/s | {b} ×" for b in backends) + " |"
     sections = args.sections.split(",")
     shapes = [(b, h) for b in (1, 16, 64) for h in hiddens]
@@ -138,6 +149,15 @@ def main() -> None:
                         f" ({chosen[b]})" if b in chosen else "") for b in backends)
                     mode = "train" if training else "infer"
                     print(f"| {cell} | {mode} | {batch} | {hidden} | {base:,.0f} | {cols}", flush=True)
+                    if "auto" in speed:
+                        ratio, where = speed["auto"] / base, f"{cell} {mode} batch {batch} hidden {hidden}"
+                        if section not in worst or ratio < worst[section][0]:
+                            worst[section] = (ratio, where)
+    if worst:
+        print("\n# summary: worst auto/torch.nn " + "; ".join(
+            f"{section} rows {ratio:.2f}× ({where})" for section, (ratio, where) in worst.items())
+              + f"; first-use tuning {autotune.spent()['seconds']:.2f} s for {autotune.spent()['tunings']} kinds"
+              + f", load average {os.getloadavg()[0]:.2f}")
     if "extras" not in sections:
         return
     print("\n# LayerNorm-LSTM training cost against plain LSTM in the same engine (≤ 1.5 is the target)")

@@ -17,7 +17,7 @@ import argparse
 import os
 import sys
 
-from rnnkit.cli import classify_verbs, export_verbs, lm_verbs, serve_verbs
+from rnnkit.cli import classify_verbs, engine_verbs, export_verbs, lm_verbs, serve_verbs
 
 # What a broken pipe (``rnnkit predict ... | head -1``) ends with: 128 + SIGPIPE, as for a Unix tool killed by it.
 EXIT_BROKEN_PIPE = 141
@@ -39,6 +39,7 @@ def build_parser(preset: str | None = None) -> argparse.ArgumentParser:
     lm_verbs.register(verbs)
     export_verbs.register(verbs)
     serve_verbs.register(verbs)
+    engine_verbs.register(verbs)
     for verb_parser in verbs.choices.values():
         verb_parser.set_defaults(verb_parser=verb_parser)
     return parser

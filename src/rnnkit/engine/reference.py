@@ -58,6 +58,7 @@ def run_direction(layer, k: int, d: int, x: Tensor, h0, lengths: Tensor | None, 
 
 class ReferenceBackend:
     name = "reference"
+    autotune = False  # the equations step by step: never the fastest, not worth timing
 
     def unsupported(self, layer, x, lengths):
         return None

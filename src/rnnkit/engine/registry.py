@@ -10,7 +10,9 @@ sentence saying why not. ``backend="auto"`` takes, among the back ends that can 
 call, the one with the highest score: a back end may define
 ``preference(layer, x, lengths, training) -> float`` (e.g. to step aside where another is
 faster for that size); without one, its score is its registration priority. Ties go to the
-higher priority.
+higher priority. That is the *static* choice: unless ``RNNKIT_AUTOTUNE=0``, ``auto`` times the candidates on
+the first call of each kind and keeps the fastest (``autotune``). A back end with ``autotune = False`` (the
+reference) is never timed.
 """
 
 from __future__ import annotations
@@ -19,6 +21,8 @@ from dataclasses import dataclass
 from typing import Protocol
 
 from torch import Tensor
+
+from rnnkit.engine import autotune
 
 
 class Backend(Protocol):
@@ -64,7 +68,7 @@ def resolve_backend(name: str, layer, x: Tensor, lengths: Tensor | None) -> Back
         if reason is not None:
             raise ValueError(f"backend={name!r} cannot run this layer: {reason}")
         return backend
-    reasons, best, best_score = [], None, None
+    reasons, eligible = [], []
     for candidate in available_backends():
         entry = _REGISTRY[candidate]
         reason = entry.backend.unsupported(layer, x, lengths)
@@ -73,8 +77,9 @@ def resolve_backend(name: str, layer, x: Tensor, lengths: Tensor | None) -> Back
             continue
         preference = getattr(entry.backend, "preference", None)
         score = entry.priority if preference is None else preference(layer, x, lengths, layer.training)
-        if best_score is None or score > best_score:
-            best, best_score = entry.backend, score
-    if best is not None:
-        return best
+        eligible.append((entry.backend, score))
+    if len(eligible) == 1:
+        return eligible[0][0]
+    if eligible:
+        return autotune.choose(eligible, layer, x, lengths)
     raise ValueError("no back end can run this layer (" + "; ".join(reasons) + ")")

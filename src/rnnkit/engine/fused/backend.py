@@ -104,7 +104,7 @@ def layout(lengths: Tensor | None, steps: int, batch: int) -> tuple[Tensor | Non
     chunks = _chunks(batch)
     bounds = _bounds(batch, chunks)
     if lengths is None:
-        return None, _even_layout(steps, batch, chunks)
+        return None, _even_layout(steps, batch, chunks, torch.is_inference_mode_enabled())
     starts = torch.tensor(bounds, dtype=torch.int64)
     ranked = torch.argsort(lengths, descending=True, stable=True)
     order = torch.cat([ranked[c::chunks] for c in range(chunks)])
@@ -123,8 +123,12 @@ def _bounds(batch: int, chunks: int) -> list[int]:
 
 
 @lru_cache(maxsize=64)
-def _even_layout(steps: int, batch: int, chunks: int) -> tuple[Tensor, Tensor]:
-    """The layout without lengths; cached, since building it costs ~20 µs a call (kernels only read it)."""
+def _even_layout(steps: int, batch: int, chunks: int, inference: bool) -> tuple[Tensor, Tensor]:
+    """The layout without lengths; cached, since building it costs ~20 µs a call (kernels only read it).
+
+    Keyed by ``inference`` (whether inference mode is on): one built under inference mode is an inference
+    tensor, and training's ``save_for_backward`` refuses it.
+    """
     bounds = _bounds(batch, chunks)
     sizes = torch.tensor([bounds[c + 1] - bounds[c] for c in range(chunks)], dtype=torch.int64)
     return sizes.unsqueeze(1).expand(chunks, steps).contiguous(), torch.tensor(bounds, dtype=torch.int64)
@@ -217,6 +221,11 @@ class FusedBackend:
         return 20.0
 
     def run(self, layer, x: Tensor, hx, lengths: Tensor | None):
+        if torch.is_grad_enabled() and torch.is_inference_mode_enabled():
+            # enable_grad() inside inference_mode(): autograd records nothing there anyway, but a Function
+            # would try to save inference tensors for a backward that can never run.
+            with torch.no_grad():
+                return self.run(layer, x, hx, lengths)
         steps, batch = x.shape[0], x.shape[1]
         if lengths is not None and bool((lengths == steps).all()):
             lengths = None

@@ -10,6 +10,11 @@ the faults were ~20% of the step. Two kinds of keeping:
 * ``BufferPool``: buffers for tensors that outlive the call (the forward's xp, over which the gate
   activations are kept until backward). One returns to the pool only when its holder (the autograd node's
   context) is gone, so a retained graph, or two graphs alive at once, never share one.
+
+Neither kind crosses between ``torch.inference_mode()`` and ordinary (autograd) mode: a buffer made under
+inference mode is an inference tensor, and writing into it outside inference mode, or saving a view of it for
+backward, raises. So each buffer is kept for the mode it was made in and handed out only in that mode (an
+evaluation under inference mode between training steps, as Lightning and most loops do, keeps its own).
 """
 
 from __future__ import annotations
@@ -28,9 +33,10 @@ def scratch(name: str, numel: int, dtype: torch.dtype, zero: bool = False) -> Te
     kept = getattr(_local, "buffers", None)
     if kept is None:
         kept = _local.buffers = {}
-    buffer = kept.get((name, dtype))
+    key = (name, dtype, torch.is_inference_mode_enabled())
+    buffer = kept.get(key)
     if buffer is None or buffer.numel() < numel:
-        buffer = kept[(name, dtype)] = torch.empty(numel, dtype=dtype)
+        buffer = kept[key] = torch.empty(numel, dtype=dtype)
     view = buffer[:numel]
     return view.zero_() if zero else view
 
@@ -44,10 +50,15 @@ class BufferPool:
         self._lock = threading.Lock()
 
     def take(self, numel: int, dtype: torch.dtype) -> Tensor:
-        """A whole buffer of at least ``numel`` elements (slice the front); a new one if none fits."""
+        """A whole buffer of at least ``numel`` elements (slice the front); a new one if none fits.
+
+        Only a buffer made in the current mode (inference or not) fits: see the module docstring.
+        """
+        inference = torch.is_inference_mode_enabled()
         with self._lock:
             # By position, never list.remove: == on tensors compares their elements.
-            fits = [i for i, b in enumerate(self._free) if b.dtype == dtype and b.numel() >= numel]
+            fits = [i for i, b in enumerate(self._free)
+                    if b.dtype == dtype and b.numel() >= numel and b.is_inference() == inference]
             if fits:
                 return self._free.pop(min(fits, key=lambda i: self._free[i].numel()))
         return torch.empty(numel, dtype=dtype)

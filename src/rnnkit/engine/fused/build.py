@@ -1,8 +1,21 @@
-"""Compile and load the fused kernels (``kernels.cpp``) once per machine, loudly.
+"""Compile and load the fused kernels (``kernels.cpp``) once per machine, loudly, and only ever our own build.
 
 The kernels are plain C++ with a C ABI, built with the system's ``g++`` on first use (about 3 s) and
-cached under ``$RNNKIT_CACHE`` (default ``~/.cache/rnnkit``), keyed by the source, the flags, torch's
-version and the CPU, so a changed file or a different machine rebuilds. Nothing compiles at install time.
+cached in the engine's private directory (``rnnkit.engine.cache``: ``$RNNKIT_CACHE`` or ``~/.cache/rnnkit``,
+mode 0700), keyed by the source, the flags, torch's version and the CPU, so a changed file or a different
+machine rebuilds. Nothing compiles at install time.
+
+A cached library is loaded only if it is a regular file of this user's that nobody else can write and its
+SHA-256 equals the one recorded beside it (``<name>.sha256``) when it was built; the check reads the very
+file descriptor that ``dlopen`` then loads (``/proc/self/fd/N``), so nothing can be swapped in between.
+Anything else (a foreign or edited file, a link, loose modes, no record) is rebuilt: compiled in a private
+temporary directory, loaded from there, and copied into the cache atomically (temporary name, rename).
+``provenance()`` says which happened and why.
+
+``RNNKIT_FUSED_ARCH`` chooses the instruction set: ``native`` (default, ``-march=native``), ``avx2``
+(``-march=x86-64-v3``) or ``portable`` (baseline x86-64, or the compiler's default elsewhere: no AVX, no
+intrinsics, and none of MKL's extensions to the BLAS, each replaced by its fallback: the path of an ARM
+machine, whose torch has OpenBLAS; there the extensions, weak symbols, are null anyway).
 
 They link against torch's own ``libtorch_cpu`` for the BLAS (``sgemm_``/``dgemm_``, MKL) and glibc's
 ``libmvec`` for vectorised exp/tanh. If the compiler is missing or fails, ``load()`` returns ``None``,
@@ -24,53 +37,106 @@ from pathlib import Path
 
 import torch
 
+from rnnkit.engine import cache
+
 SOURCE = Path(__file__).with_name("kernels.cpp")
 SOURCES = (SOURCE, *(SOURCE.with_name(h) for h in ("kernels_extras.h", "kernels_forward.h", "kernels_threads.h")))
 # ^ everything the build reads: the cache key
 # -ffast-math lets gcc call glibc's vectorised exp/tanh (libmvec); the kernels never rely on NaN/inf checks.
-FLAGS = ["-O3", "-march=native", "-ffast-math", "-fopenmp-simd", "-fPIC", "-shared", "-fvisibility=hidden",
-         "-std=c++17"]
+BASE_FLAGS = ["-O3", "-ffast-math", "-fopenmp-simd", "-fPIC", "-shared", "-fvisibility=hidden", "-std=c++17"]
+X86 = platform.machine() in ("x86_64", "AMD64", "i686", "i386")
+ARCHS = {"native": ["-march=native"], "avx2": ["-march=x86-64-v3"],
+         "portable": [*(["-march=x86-64", "-mtune=generic"] if X86 else []), "-DRK_BLAS_ONLY"]}
 
 _state: dict = {}
 
 
-def _cpu_model() -> str:
+def arch() -> str:
+    """The instruction-set choice (``RNNKIT_FUSED_ARCH``), checked."""
+    name = os.environ.get("RNNKIT_FUSED_ARCH", "native") or "native"
+    if name not in ARCHS:
+        raise ValueError(f"RNNKIT_FUSED_ARCH must be one of {sorted(ARCHS)}, got {name!r}")
+    if name == "avx2" and not X86:
+        raise ValueError(f"RNNKIT_FUSED_ARCH='avx2' needs an x86-64 CPU, this is {platform.machine()}")
+    return name
+
+
+def flags() -> list[str]:
+    return [*BASE_FLAGS[:1], *ARCHS[arch()], *BASE_FLAGS[1:]]
+
+
+def cpu_model() -> str:
     try:
         for line in Path("/proc/cpuinfo").read_text().splitlines():
             if line.startswith("model name"):
                 return line.split(":", 1)[1].strip()
     except OSError:
         pass
-    return platform.processor()
+    return platform.processor() or platform.machine()
 
 
-def _cache_path(compiler: str) -> Path:
+def _cache_name(compiler: str) -> str:
     key = hashlib.sha256()
     parts = [path.read_bytes() for path in SOURCES]
-    parts += [" ".join(FLAGS).encode(), compiler.encode(), torch.__version__.encode(), platform.machine().encode(),
-              _cpu_model().encode()]
+    parts += [" ".join(flags()).encode(), compiler.encode(), torch.__version__.encode(), platform.machine().encode(),
+              cpu_model().encode()]
     for part in parts:
         key.update(part)
-    root = Path(os.environ.get("RNNKIT_CACHE", Path.home() / ".cache" / "rnnkit"))
-    return root / f"fused-{key.hexdigest()[:16]}.so"
+    return f"fused-{key.hexdigest()[:16]}.so"
 
 
 def _compile(compiler: str, target: Path) -> None:
     torch_lib = Path(torch.__file__).parent / "lib"
-    target.parent.mkdir(parents=True, exist_ok=True)
-    # Build beside the target and rename: concurrent processes never load a half-written library.
-    fd, tmp = tempfile.mkstemp(suffix=".so", dir=target.parent)
-    os.close(fd)
-    cmd = [compiler, *FLAGS, "-o", tmp, str(SOURCE), f"-L{torch_lib}", "-ltorch_cpu", f"-Wl,-rpath,{torch_lib}",
-           "-lmvec", "-lm"]
+    cmd = [compiler, *flags(), "-o", str(target), str(SOURCE), f"-L{torch_lib}", "-ltorch_cpu",
+           f"-Wl,-rpath,{torch_lib}", "-lmvec", "-lm"]
+    done = subprocess.run(cmd, capture_output=True, text=True, timeout=300)
+    if done.returncode != 0:
+        raise RuntimeError(f"{' '.join(cmd)} failed ({done.returncode}):\n{done.stderr.strip()[-2000:]}")
+
+
+def _dlopen(fd: int) -> ctypes.CDLL:
+    # The descriptor whose bytes were just hashed: the loaded file is the checked one, whatever the name holds now.
+    return _bind(ctypes.CDLL(f"/proc/self/fd/{fd}"))
+
+
+NOT_BUILT = "none built yet"
+
+
+def _load_cached(name: str) -> tuple[ctypes.CDLL | None, str | None]:
+    """The cached library if its owner, mode and recorded hash check out, else ``(None, why not)``."""
+    fd, problem = cache.open_checked(name)
+    if fd is None:
+        return None, NOT_BUILT if problem == "missing" else f"it is {problem}"
     try:
-        done = subprocess.run(cmd, capture_output=True, text=True, timeout=300)
-        if done.returncode != 0:
-            raise RuntimeError(f"{' '.join(cmd)} failed ({done.returncode}):\n{done.stderr.strip()[-2000:]}")
-        os.replace(tmp, target)
+        record, problem = cache.read(name + ".sha256")
+        if record is None:
+            return None, "no hash was recorded for it" if problem == "missing" else f"its hash record is {problem}"
+        digest = hashlib.sha256()
+        with os.fdopen(os.dup(fd), "rb") as f:
+            for block in iter(lambda: f.read(1 << 20), b""):
+                digest.update(block)
+        if record.decode(errors="replace").split()[:1] != [digest.hexdigest()]:
+            return None, "its content differs from the hash recorded when it was built"
+        return _dlopen(fd), None
     finally:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
+        os.close(fd)
+
+
+def _build(compiler: str, name: str) -> ctypes.CDLL:
+    """Compile in a private temporary directory, load that file, then copy it (and its hash) into the cache."""
+    with tempfile.TemporaryDirectory(prefix="rnnkit-build-") as tmp:
+        built = Path(tmp) / name
+        _compile(compiler, built)
+        data = built.read_bytes()
+        fd = os.open(built, os.O_RDONLY | os.O_NOFOLLOW)
+        try:
+            lib = _dlopen(fd)
+        finally:
+            os.close(fd)
+    # The record first: a reader that sees the new library with the old record only rebuilds.
+    cache.write(name + ".sha256", f"{hashlib.sha256(data).hexdigest()}  {name}\n".encode())
+    cache.write(name, data, mode=0o700)
+    return lib
 
 
 class Extras(ctypes.Structure):
@@ -99,31 +165,44 @@ def _bind(lib: ctypes.CDLL) -> ctypes.CDLL:
     return lib
 
 
+def find_compiler() -> str | None:
+    return os.environ.get("CXX") or shutil.which("g++") or shutil.which("c++")
+
+
 def load() -> ctypes.CDLL | None:
     """The compiled kernels, building them on first call; ``None`` (with a warning) if that is impossible."""
     if "lib" in _state:
         return _state["lib"]
-    lib, reason = None, None
+    lib, reason, provenance = None, None, None
     if os.environ.get("RNNKIT_FUSED", "1") == "0":
         reason = "disabled by RNNKIT_FUSED=0"
     elif platform.system() != "Linux":
         reason = f"the fused kernels are built for Linux only, this is {platform.system()}"
     else:
-        compiler = os.environ.get("CXX") or shutil.which("g++") or shutil.which("c++")
+        compiler = find_compiler()
         if compiler is None:
             reason = "no C++ compiler (g++) on PATH"
         else:
             try:
-                target = _cache_path(compiler)
-                if not target.exists():
-                    _compile(compiler, target)
-                lib = _bind(ctypes.CDLL(str(target)))
-            except (OSError, RuntimeError, subprocess.SubprocessError, AttributeError) as err:
+                name = _cache_name(compiler)
+                lib, refused = _load_cached(name)
+                provenance = f"loaded {cache.directory() / name} (owner, mode and SHA-256 checked)"
+                if lib is None:
+                    lib = _build(compiler, name)
+                    provenance = f"built {cache.directory() / name} ({arch()}): " + (
+                        "first use" if refused == NOT_BUILT else f"the cached one was refused: {refused}")
+            except (OSError, RuntimeError, ValueError, subprocess.SubprocessError, AttributeError) as err:
                 reason = f"building the fused kernels failed: {err}"
     if reason is not None and reason != "disabled by RNNKIT_FUSED=0":
         warnings.warn(f"rnnkit: fused back end unavailable ({reason}); using the other back ends", stacklevel=2)
-    _state["lib"], _state["reason"] = lib, reason
+    _state["lib"], _state["reason"], _state["provenance"] = lib, reason, provenance
     return lib
+
+
+def provenance() -> str | None:
+    """Where the loaded kernels came from (cache or fresh build, and why a cached one was refused)."""
+    load()
+    return _state["provenance"]
 
 
 def failure() -> str | None:

@@ -24,18 +24,19 @@ void sgemm_(const char*, const char*, const int*, const int*, const int*, const 
             const float*, const int*, const float*, float*, const int*);
 void dgemm_(const char*, const char*, const int*, const int*, const int*, const double*, const double*,
             const int*, const double*, const int*, const double*, double*, const int*);
-int MKL_Set_Num_Threads_Local(int);  // mkl_service.h: the C entry point of mkl_set_num_threads_local
+// MKL's extensions, weak: null where torch's BLAS is not MKL (OpenBLAS on ARM), each with a fallback (RK_MKL).
+int MKL_Set_Num_Threads_Local(int) __attribute__((weak));  // mkl_service.h: mkl_set_num_threads_local
 // MKL's packed GEMM (mkl_cblas.h): the recurrent weight is packed once per call instead of at every step.
-size_t cblas_sgemm_pack_get_size(int identifier, int m, int n, int k);
+size_t cblas_sgemm_pack_get_size(int identifier, int m, int n, int k) __attribute__((weak));
 void cblas_sgemm_pack(int layout, int identifier, int trans, int m, int n, int k, float alpha, const float* src,
-                      int ld, float* dest);
+                      int ld, float* dest) __attribute__((weak));
 void cblas_sgemm_compute(int layout, int transa, int transb, int m, int n, int k, const float* a, int lda,
-                         const float* b, int ldb, float beta, float* c, int ldc);
+                         const float* b, int ldb, float beta, float* c, int ldc) __attribute__((weak));
 // MKL's out-of-place transpose (mkl_trans.h): B (cols × rows) = Aᵀ, for the per-thread weight slices.
 void MKL_Somatcopy(char ordering, char trans, size_t rows, size_t cols, float alpha, const float* a, size_t lda,
-                   float* b, size_t ldb);
+                   float* b, size_t ldb) __attribute__((weak));
 void MKL_Domatcopy(char ordering, char trans, size_t rows, size_t cols, double alpha, const double* a, size_t lda,
-                   double* b, size_t ldb);
+                   double* b, size_t ldb) __attribute__((weak));
 // torch's OpenMP runtime (libgomp, loaded with libtorch_cpu); weak: null where torch uses another one.
 void GOMP_parallel(void (*fn)(void*), void* data, unsigned num_threads, unsigned flags) __attribute__((weak));
 int omp_get_thread_num() __attribute__((weak));
@@ -72,12 +73,36 @@ inline void gemm(char ta, char tb, int m, int n, int k, double alpha, const doub
                  int ldb, double beta, double* c, int ldc) {
   dgemm_(&ta, &tb, &m, &n, &k, &alpha, a, &lda, b, &ldb, &beta, c, &ldc);
 }
+// MKL's extension f, or null where it is absent. -DRK_BLAS_ONLY (RNNKIT_FUSED_ARCH=portable) makes every one
+// null: the path of a BLAS without them, checked on this machine.
+#ifdef RK_BLAS_ONLY
+#define RK_MKL(f) static_cast<decltype(&f)>(nullptr)
+#else
+#define RK_MKL(f) (&f)
+#endif
+
+// Sets this thread's BLAS threads (MKL only), returns the previous setting (0: none was set).
+inline int blas_threads_local(int n) {
+  const auto set = RK_MKL(MKL_Set_Num_Threads_Local);
+  return set ? set(n) : 0;
+}
+
 // b (cols × rows, leading dimension ldb) = aᵀ, a (rows × cols, lda), all row-major.
+template <typename S>
+inline void transpose_loop(int rows, int cols, const S* a, int lda, S* b, int ldb) {
+  constexpr int tile = 16;  // tiles keep both sides' lines in L1
+  for (int i0 = 0; i0 < rows; i0 += tile)
+    for (int j0 = 0; j0 < cols; j0 += tile)
+      for (int i = i0; i < std::min(rows, i0 + tile); ++i)
+        for (int j = j0; j < std::min(cols, j0 + tile); ++j) b[int64_t(j) * ldb + i] = a[int64_t(i) * lda + j];
+}
 inline void transpose(int rows, int cols, const float* a, int lda, float* b, int ldb) {
-  MKL_Somatcopy('R', 'T', rows, cols, 1.0f, a, lda, b, ldb);
+  if (const auto omatcopy = RK_MKL(MKL_Somatcopy)) omatcopy('R', 'T', rows, cols, 1.0f, a, lda, b, ldb);
+  else transpose_loop(rows, cols, a, lda, b, ldb);
 }
 inline void transpose(int rows, int cols, const double* a, int lda, double* b, int ldb) {
-  MKL_Domatcopy('R', 'T', rows, cols, 1.0, a, lda, b, ldb);
+  if (const auto omatcopy = RK_MKL(MKL_Domatcopy)) omatcopy('R', 'T', rows, cols, 1.0, a, lda, b, ldb);
+  else transpose_loop(rows, cols, a, lda, b, ldb);
 }
 
 // The recurrent product C (n × N) = A (n × K) · W (K × N), all row-major, with W fixed for the whole loop;
@@ -102,16 +127,19 @@ struct RecurrentWeight<float> {
   const float* w; float* packed = nullptr; int K, N; bool trans;
   RecurrentWeight(const float* w, int K, int N, int rows, bool trans = false) : w(w), K(K), N(N), trans(trans) {
     if (rows < 8) return;  // a matrix-vector product: MKL's plain call (gemv) is faster than packed there
-    size_t bytes = cblas_sgemm_pack_get_size(B_MATRIX, rows, N, K);
+    const auto size = RK_MKL(cblas_sgemm_pack_get_size);
+    const auto pack = RK_MKL(cblas_sgemm_pack);
+    if (!size || !pack || !RK_MKL(cblas_sgemm_compute)) return;  // not MKL: the plain sgemm
+    size_t bytes = size(B_MATRIX, rows, N, K);
     packed = static_cast<float*>(std::aligned_alloc(64, (bytes + 63) / 64 * 64));
-    cblas_sgemm_pack(ROW_MAJOR, B_MATRIX, trans ? TRANS : NO_TRANS, rows, N, K, 1.0f, w, trans ? K : N, packed);
+    pack(ROW_MAJOR, B_MATRIX, trans ? TRANS : NO_TRANS, rows, N, K, 1.0f, w, trans ? K : N, packed);
   }
   ~RecurrentWeight() { std::free(packed); }
   RecurrentWeight(const RecurrentWeight&) = delete;
   RecurrentWeight& operator=(const RecurrentWeight&) = delete;
   void mul(int n, const float* a, float beta, float* c) const {
     if (n <= 0) return;
-    if (packed) cblas_sgemm_compute(ROW_MAJOR, NO_TRANS, PACKED, n, N, K, a, K, packed, N, beta, c, N);
+    if (packed) RK_MKL(cblas_sgemm_compute)(ROW_MAJOR, NO_TRANS, PACKED, n, N, K, a, K, packed, N, beta, c, N);
     else gemm(trans ? 'T' : 'N', 'N', N, n, K, 1.0f, w, trans ? K : N, a, K, beta, c, N);
   }
 };

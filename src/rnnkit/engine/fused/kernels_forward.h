@@ -137,14 +137,14 @@ struct Slice {
   Slice(const S* w_hh, int G, int H, int j0, int len) : K(H), N(G * len) {
     const int padded = (N + NB - 1) / NB * NB;
     w = static_cast<S*>(std::aligned_alloc(64, sizeof(S) * std::max<int64_t>(1, int64_t(padded) * K)));
-    const int previous = MKL_Set_Num_Threads_Local(1);  // threaded omatcopy: up to 100× slower, measured
+    const int previous = blas_threads_local(1);  // threaded omatcopy: up to 100× slower, measured
     for (int col = 0; col < N;) {  // runs of w_hh rows that stay in one block and one gate
       const int m = std::min(NB - col % NB, len - col % len);
       const S* src = w_hh + (int64_t(col / len) * H + j0 + col % len) * H;
       transpose(m, K, src, H, w + int64_t(col / NB) * NB * K + col % NB, NB);
       col += m;
     }
-    MKL_Set_Num_Threads_Local(previous);
+    blas_threads_local(previous);
     S* last = w + int64_t(padded - NB) * K;  // the last block: its spare columns are zeros
     for (int k = 0; N < padded && k < K; ++k) std::fill(last + int64_t(k) * NB + N % NB, last + (k + 1) * NB, S(0));
   }

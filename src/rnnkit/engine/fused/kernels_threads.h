@@ -63,9 +63,9 @@ inline bool& forked() {
 template <typename F>
 void run_team(int parts, F&& body) {
   auto each = [&body](int p, int n) {
-    const int previous = MKL_Set_Num_Threads_Local(1);
+    const int previous = blas_threads_local(1);
     body(p, n);
-    MKL_Set_Num_Threads_Local(previous);
+    blas_threads_local(previous);
   };
   using Each = decltype(each);
   if (parts > 1 && !forked() && GOMP_parallel && omp_get_thread_num && omp_get_num_threads) {
@@ -86,9 +86,9 @@ void run_team(int parts, F&& body) {
 template <typename F>
 void run_chunks(int chunks, int threads, F&& body) {
   if (chunks <= 1) {
-    int previous = threads > 0 ? MKL_Set_Num_Threads_Local(threads) : -1;
+    int previous = threads > 0 ? blas_threads_local(threads) : -1;
     body(0);
-    if (previous >= 0) MKL_Set_Num_Threads_Local(previous);
+    if (previous >= 0) blas_threads_local(previous);
     return;
   }
   run_team(chunks, [&body, chunks](int p, int n) {
