@@ -4,7 +4,7 @@ import pytest
 import torch
 
 from rnnkit.models.classifier import RNNClassifier
-from rnnkit.models.config import ClassifierConfig, from_dict
+from rnnkit.models.config import ClassifierConfig, classifier_config_from_saved, from_dict
 from rnnkit.models.ngrams import BIGRAM_MULTIPLIER, NgramBag, bigram_buckets
 
 VOCAB, BUCKETS = 30, 17
@@ -105,4 +105,7 @@ def test_config_checks_and_old_configs_load():
         ClassifierConfig(ngram_buckets=0)
     old = {k: v for k, v in ClassifierConfig().__dict__.items() if not k.startswith("ngram")}
     assert from_dict(ClassifierConfig, old).ngrams == "none"
-    assert RNNClassifier(ClassifierConfig(), VOCAB, 3).ngrams is None
+    # A checkpoint saved before the field existed had no n-gram path, whatever today's default is.
+    assert classifier_config_from_saved(old).ngrams == "none"
+    assert classifier_config_from_saved({**old, "ngrams": "logits"}).ngrams == "logits"
+    assert RNNClassifier(ClassifierConfig(ngrams="none"), VOCAB, 3).ngrams is None

@@ -88,6 +88,15 @@ def from_dict(cls, data: dict):
     return cls(**data)
 
 
+# Fields added after classifiers were first saved, with the value every earlier checkpoint was trained with: a
+# saved config that lacks one gets this value, not today's default (which may differ), so old models still load.
+CLASSIFIER_FIELDS_BEFORE = {"ngrams": "none"}
+
+
+def classifier_config_from_saved(data: dict) -> ClassifierConfig:
+    return from_dict(ClassifierConfig, {**CLASSIFIER_FIELDS_BEFORE, **data})
+
+
 @dataclass
 class LanguageModelConfig(RecurrentStackConfig):
     """Embedding → recurrent stack (one direction) → locked dropout → Linear, optionally tied."""
