@@ -4,7 +4,8 @@
     .venv/bin/python benchmarks/classify_bbc.py batching      # tokens/s: length buckets vs random batches (≈ 2 min)
 
 `accuracy` trains exactly what `rnnkit train` trains (every choice made on the validation
-split) and prints the test accuracy, which is read only once, at the end. `batching`
+split) and prints the test accuracy, which is read only once, at the end, beside a TF-IDF +
+linear SVM's on the same split (benchmarks/linear_baseline.py; C chosen on validation). `batching`
 times training steps of the default model on length-bucketed batches and on random
 batches of the same examples, interleaved in one process, counting real (non-pad) tokens.
 """
@@ -18,6 +19,7 @@ import time
 
 import numpy as np
 import torch
+from linear_baseline import compare, summary_row, svm_baseline
 
 from rnnkit.api.classifier import CLASSIFIER_TRAIN_DEFAULTS, build_tokenizer, train_classifier
 from rnnkit.api.data_config import ClassifierDataConfig, load_classification_data
@@ -32,6 +34,13 @@ def accuracy(out: str) -> None:
     _, summary = train_classifier(ClassifierDataConfig(), out, overwrite=True)  # a benchmark is rerun
     summary["wall_seconds"] = round(time.monotonic() - start, 1)
     print(json.dumps(summary, indent=2))
+    # The linear baseline on the same split, in the same run (its C chosen on validation).
+    splits, _ = load_classification_data(ClassifierDataConfig())
+    parts = {part: [(e.text, e.label) for e in getattr(splits, part)] for part in ("train", "valid", "test")}
+    svm = svm_baseline(parts)
+    print(f"TF-IDF + LinearSVC (C={svm['C']}): valid {svm['valid']:.3f}, test {svm['test']:.3f}")
+    print(f"rnnkit: valid {summary['valid_accuracy']:.3f}, test {summary['test_accuracy']:.3f}; "
+          f"{summary_row([compare(summary['test_accuracy'], svm['test'], len(splits.test))])} (test)")
 
 
 def batching(steps: int) -> None:

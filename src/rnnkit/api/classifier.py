@@ -23,7 +23,7 @@ from rnnkit.data import EncodedDataset, Example, Vocabulary, stratified_folds
 from rnnkit.data.tokenizers import CharTokenizer, WordTokenizer
 from rnnkit.evaluation import classification_report, format_report, write_report
 from rnnkit.models.classifier import EnsembleClassifier, RNNClassifier, build_classifier
-from rnnkit.models.config import ClassifierConfig, from_dict
+from rnnkit.models.config import ClassifierConfig, classifier_config_from_saved
 from rnnkit.models.pretrained import glove_words, init_embedding_from_glove, wants_glove
 from rnnkit.tasks.classification import ClassificationTask
 from rnnkit.training import TrainConfig, Trainer, save_checkpoint
@@ -57,7 +57,7 @@ class Classifier:
     @classmethod
     def load(cls, path: str | Path, map_location: str = "cpu") -> Classifier:
         state, meta, vocab, tokenizer = open_checkpoint(path, KIND, map_location)
-        model = build_classifier(from_dict(ClassifierConfig, meta["model_config"]), len(vocab), len(meta["labels"]),
+        model = build_classifier(classifier_config_from_saved(meta["model_config"]), len(vocab), len(meta["labels"]),
                                  vocab.pad_id)
         model.load_state_dict(state)
         return cls(model, tokenizer, vocab, list(meta["labels"]), meta.get("max_length"), meta)

@@ -9,6 +9,7 @@
     rnnkit export MODEL --format onnx [--int8] [--out FILE]
     rnnkit serve RUN_OR_MODEL [...] [--host 127.0.0.1] [--port 8000]
     rnnkit inspect MODEL "text" [--out inspect] [--span START:END]
+    rnnkit engine-report
 """
 
 from __future__ import annotations

@@ -9,6 +9,7 @@ from torch import Tensor, nn
 
 from rnnkit.models.config import ClassifierConfig
 from rnnkit.models.encoder import Encoder
+from rnnkit.models.ngrams import NgramBag
 from rnnkit.models.pooling import parse_pooling, pool
 
 
@@ -18,7 +19,8 @@ class RNNClassifier(nn.Module):
     Embedding → recurrent stack → pooling over valid steps (last, mean, max,
     combinable) → dropout → Linear. With ``pool_embeddings`` each step's feature is
     [h_t; e_t] (E = embedding size), so the pooled vector also holds the bag of
-    embeddings itself: F = dirs·H (+ E).
+    embeddings itself: F = dirs·H (+ E). With ``ngrams`` a bag of unigrams and hashed bigrams
+    (``NgramBag``) either adds its own score to the logits or joins the pooled vector.
     """
 
     def __init__(self, config: ClassifierConfig, vocab_size: int, num_classes: int, pad_id: int = 0):
@@ -28,7 +30,14 @@ class RNNClassifier(nn.Module):
         self.parts = parse_pooling(config.pooling)
         self.dropout = nn.Dropout(config.dropout)
         features = self.encoder.output_size + (config.embedding_dim if config.pool_embeddings else 0)
-        self.head = nn.Linear(features * len(self.parts), num_classes)
+        features *= len(self.parts)
+        self.ngrams = None
+        if config.ngrams != "none":
+            logits = config.ngrams == "logits"
+            self.ngrams = NgramBag(vocab_size, config.ngram_buckets, num_classes if logits else config.ngram_dim,
+                                   pad_id, zero_init=logits)
+            features += 0 if logits else config.ngram_dim
+        self.head = nn.Linear(features, num_classes)
 
     def forward(self, ids: Tensor, lengths: Tensor) -> Tensor:
         embedded = self.encoder.embed(ids)
@@ -41,7 +50,11 @@ class RNNClassifier(nn.Module):
             embedded = embedded * valid.unsqueeze(2).to(embedded.dtype)
             last = embedded[torch.arange(ids.shape[0], device=ids.device), lengths - 1]
             outputs, h_last = torch.cat([outputs, embedded], dim=2), torch.cat([h_last, last], dim=1)
-        return self.head(self.dropout(pool(outputs, lengths, h_last, self.parts)))
+        pooled = pool(outputs, lengths, h_last, self.parts)
+        if self.config.ngrams == "features":
+            pooled = torch.cat([pooled, self.ngrams(ids, lengths)], dim=1)
+        logits = self.head(self.dropout(pooled))
+        return logits + self.ngrams(ids, lengths) if self.config.ngrams == "logits" else logits
 
 
 class EnsembleClassifier(nn.Module):

@@ -8,6 +8,7 @@ from rnnkit.models.pooling import parse_pooling
 from rnnkit.validation import check_choice, check_positive_int, check_probability
 
 CELLS = ("lstm", "gru", "rnn", "rnn_relu")
+NGRAM_PATHS = ("none", "logits", "features")
 
 
 def _help(text: str, **kw):
@@ -58,6 +59,12 @@ class ClassifierConfig(EncoderConfig):
     dropout: float = _help("dropout before the classifier layer", default=0.3)
     pool_embeddings: bool = _help("pool each token's embedding next to its recurrent state (a direct bag-of-words "
                                   "path beside the recurrence, as in Lai et al.'s RCNN)", default=False)
+    ngrams: str = _help("a bag of word unigrams and hashed bigrams beside the recurrence (fastText-style): 'logits' "
+                        "adds a linear n-gram score to each class's logit, 'features' joins a learned n-gram "
+                        "vector to the pooled states before the classifier layer; 'none' leaves it out",
+                        default="none")
+    ngram_buckets: int = _help("hash buckets for the bigrams of the n-gram path", default=262144)
+    ngram_dim: int = _help("size of the n-gram vector with ngrams=features", default=32)
     ensemble: int = _help("train this many models with successive seeds and average their probabilities",
                           default=1)
     cross_fit: bool = _help("with ensemble N >= 2: pool the training and validation data and cut them into N "
@@ -69,6 +76,9 @@ class ClassifierConfig(EncoderConfig):
         parse_pooling(self.pooling)
         check_probability("dropout", self.dropout)
         check_positive_int("ensemble", self.ensemble)
+        check_choice("ngrams", self.ngrams, NGRAM_PATHS)
+        check_positive_int("ngram_buckets", self.ngram_buckets)
+        check_positive_int("ngram_dim", self.ngram_dim)
         if self.cross_fit and self.ensemble < 2:
             raise ValueError(f"cross_fit needs ensemble >= 2 (one member per fold), got ensemble={self.ensemble}")
 
@@ -80,6 +90,15 @@ def from_dict(cls, data: dict):
     if unknown:
         raise ValueError(f"{cls.__name__} has no field(s) {unknown}")
     return cls(**data)
+
+
+# Fields added after classifiers were first saved, with the value every earlier checkpoint was trained with: a
+# saved config that lacks one gets this value, not today's default (which may differ), so old models still load.
+CLASSIFIER_FIELDS_BEFORE = {"ngrams": "none"}
+
+
+def classifier_config_from_saved(data: dict) -> ClassifierConfig:
+    return from_dict(ClassifierConfig, {**CLASSIFIER_FIELDS_BEFORE, **data})
 
 
 @dataclass

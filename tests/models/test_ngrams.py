@@ -1,0 +1,111 @@
+"""The n-gram path beside the recurrence: the bag's arithmetic, padding invariance, shapes, and that it learns."""
+
+import pytest
+import torch
+
+from rnnkit.models.classifier import RNNClassifier
+from rnnkit.models.config import ClassifierConfig, classifier_config_from_saved, from_dict
+from rnnkit.models.ngrams import BIGRAM_MULTIPLIER, NgramBag, bigram_buckets
+
+VOCAB, BUCKETS = 30, 17
+
+
+def _net(ngrams, **kw):
+    torch.manual_seed(0)
+    config = ClassifierConfig(embedding_dim=6, hidden_size=5, embedding_dropout=0.0, dropout=0.0, ngrams=ngrams,
+                              ngram_buckets=BUCKETS, ngram_dim=4, **kw)
+    net = RNNClassifier(config, vocab_size=VOCAB, num_classes=3, pad_id=0).double().eval()
+    with torch.no_grad():  # the logit path starts at zero; random rows make the test see it
+        net.ngrams.table.weight.normal_()
+    return net
+
+
+def test_bag_is_sum_of_unigram_and_bigram_rows_over_sqrt_count():
+    torch.manual_seed(0)
+    bag = NgramBag(VOCAB, BUCKETS, 3, pad_id=0).double()
+    ids, lengths = torch.tensor([[3, 7, 9, 0, 0]]), torch.tensor([3])
+    w = bag.table.weight
+    rows = [w[3], w[7], w[9]] + [w[VOCAB + (a * BIGRAM_MULTIPLIER + b) % BUCKETS] for a, b in ((3, 7), (7, 9))]
+    expected = torch.stack(rows).sum(0) / 5 ** 0.5
+    torch.testing.assert_close(bag(ids, lengths)[0], expected, rtol=0, atol=1e-12)
+
+
+def test_bigram_hash_keeps_order_and_range():
+    ids = torch.tensor([[3, 7, 3], [100_000, 99_999, 5]])
+    hashed = bigram_buckets(ids, BUCKETS)
+    assert hashed.shape == (2, 2) and int(hashed.min()) >= 0 and int(hashed.max()) < BUCKETS
+    assert hashed[0, 0] != hashed[0, 1]  # (3, 7) and (7, 3)
+
+
+@pytest.mark.parametrize("ngrams", ["logits", "features"])
+@pytest.mark.parametrize("pooling", ["max+mean", "last"])
+def test_ngram_paths_are_padding_invariant(ngrams, pooling):
+    net = _net(ngrams, pooling=pooling)
+    ids = torch.tensor([[3, 7, 9, 4, 0, 0, 0], [5, 6, 7, 8, 9, 10, 11]])
+    lengths = torch.tensor([4, 7])
+    with torch.no_grad():
+        together = net(ids, lengths)
+        alone = net(ids[:1, :4], lengths[:1])
+        # Garbage ids past the length must not matter either.
+        noisy = net(torch.tensor([[3, 7, 9, 4, 12, 13, 14], [3, 7, 9, 4, 29, 1, 2]]), torch.tensor([4, 4]))
+    assert together.shape == (2, 3)
+    # The bag on its own does not even index its table past the length: ids out of any range are fine there.
+    with torch.no_grad():
+        bag_noisy = net.ngrams(torch.tensor([[3, 7, 9, 4, 10**6, -5]]), torch.tensor([4]))
+        torch.testing.assert_close(bag_noisy, net.ngrams(ids[:1, :4], lengths[:1]), rtol=0, atol=1e-12)
+    torch.testing.assert_close(together[:1], alone, rtol=0, atol=1e-12)
+    torch.testing.assert_close(noisy, alone.expand(2, 3), rtol=0, atol=1e-12)
+
+
+def test_shapes_and_what_each_path_adds():
+    logits, features = _net("logits"), _net("features")
+    assert logits.ngrams.table.weight.shape == (VOCAB + BUCKETS, 3)
+    assert features.ngrams.table.weight.shape == (VOCAB + BUCKETS, 4)
+    assert logits.head.in_features == 2 * 5 * 2  # the head is the plain model's
+    assert features.head.in_features == 2 * 5 * 2 + 4
+    ids, lengths = torch.tensor([[3, 7, 9, 0]]), torch.tensor([3])
+    with torch.no_grad():
+        logits.head.weight.zero_()
+        logits.head.bias.zero_()
+        # With the recurrent part's head silenced, the logits are the bag's score alone.
+        torch.testing.assert_close(logits(ids, lengths), logits.ngrams(ids, lengths))
+    fresh = RNNClassifier(ClassifierConfig(ngrams="logits", ngram_buckets=BUCKETS), VOCAB, 3)
+    assert not fresh.ngrams.table.weight.any()  # a linear model's weights start at zero
+
+
+def test_word_order_reaches_the_bag_through_bigrams():
+    net = _net("logits")
+    with torch.no_grad():
+        a = net.ngrams(torch.tensor([[3, 7, 9]]), torch.tensor([3]))
+        b = net.ngrams(torch.tensor([[9, 7, 3]]), torch.tensor([3]))
+    assert not torch.allclose(a, b)
+
+
+def test_bag_alone_learns_a_task_only_bigrams_can_solve():
+    # Both classes use the same words as often ("3 7 3 7 ..." against "7 3 7 3 ..."): only the bigram counts
+    # (4 x "3 7" and 3 x "7 3", or the other way round) tell them apart.
+    torch.manual_seed(0)
+    bag = NgramBag(VOCAB, 1 << 10, 2, pad_id=0, zero_init=True)
+    ids = torch.tensor([[3, 7] * 4, [7, 3] * 4] * 8)
+    labels = torch.tensor([0, 1] * 8)
+    lengths = torch.full((16,), 8)
+    opt = torch.optim.Adam(bag.parameters(), lr=0.1)
+    for _ in range(100):
+        loss = torch.nn.functional.cross_entropy(bag(ids, lengths), labels)
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+    assert (bag(ids, lengths).argmax(1) == labels).all() and loss.item() < 0.1
+
+
+def test_config_checks_and_old_configs_load():
+    with pytest.raises(ValueError, match="ngrams must be one of"):
+        ClassifierConfig(ngrams="trigrams")
+    with pytest.raises(ValueError, match="ngram_buckets"):
+        ClassifierConfig(ngram_buckets=0)
+    old = {k: v for k, v in ClassifierConfig().__dict__.items() if not k.startswith("ngram")}
+    assert from_dict(ClassifierConfig, old).ngrams == "none"
+    # A checkpoint saved before the field existed had no n-gram path, whatever today's default is.
+    assert classifier_config_from_saved(old).ngrams == "none"
+    assert classifier_config_from_saved({**old, "ngrams": "logits"}).ngrams == "logits"
+    assert RNNClassifier(ClassifierConfig(ngrams="none"), VOCAB, 3).ngrams is None
