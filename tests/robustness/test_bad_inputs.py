@@ -256,7 +256,7 @@ CASES = [
     Case("predict-stdin-not-utf8", ["predict", "{clf}", "-"], stdin=b"a goal\ncaf\xe9\n",
          words=("standard input", "UTF-8")),
     Case("predict-blank-text", ["predict", "{clf}", "   "], words=("texts[0]", "empty")),
-    Case("predict-with-lm", ["predict", "{lm}", "hello"], words=("language_model", "not a classifier")),
+    Case("predict-with-lm", ["predict", "{lm}", "hello"], words=("language model", "not a classifier")),
     Case("predict-stdin-runs", ["predict", "{clf}", "-", "--top-k", "3"], stdin="a goal\n\nbank shares\n", code=0,
          absent=()),
     # -- train-lm -----------------------------------------------------------------------------------------------
