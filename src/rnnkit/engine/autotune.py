@@ -43,7 +43,7 @@ ENV = "RNNKIT_AUTOTUNE"
 # weighing more than it does on real sequences, and the FLOP cap keeps a large LM's first call cheap.
 TIMED_STEPS, MIN_STEPS = 32, 16
 TIMED_FLOPS = 2e9
-MIN_ROUNDS, MAX_ROUNDS = 2, 10
+MIN_ROUNDS, MAX_ROUNDS = 3, 10
 BUDGET_S = 0.04  # rounds stop once every candidate has had about this long in total (after MIN_ROUNDS)
 DROP = 1.5  # a candidate this many times slower than the best is not timed again
 TIE = 0.03
@@ -184,9 +184,9 @@ def timed_steps(layer, x: Tensor, train: bool) -> int:
 def measure(backends: list, layer, x: Tensor, lengths: Tensor | None, train: bool) -> dict[str, float]:
     """Fastest seconds per call of each back end, on a detached copy of at most ``TIMED_STEPS`` steps.
 
-    After the warm-up, rounds alternate the candidates; one slower than ``DROP``× the best so far stops being
-    timed (it has lost: more rounds only cost time), and rounds stop after ``MIN_ROUNDS`` once ``BUDGET_S``
-    per candidate is spent.
+    After the warm-up, rounds alternate the candidates; after ``MIN_ROUNDS`` (the best of that many samples: a
+    shared machine preempts some), one slower than ``DROP``× the best stops being timed (it has lost), and
+    rounds stop once ``BUDGET_S`` per candidate is spent.
     """
     steps = timed_steps(layer, x, train)
     xs = x[:steps].detach().clone()
@@ -204,9 +204,11 @@ def measure(backends: list, layer, x: Tensor, lengths: Tensor | None, train: boo
                 elapsed = time.perf_counter() - start
                 best[name] = min(best[name], elapsed)
                 total += elapsed
+            if rounds + 1 < MIN_ROUNDS:
+                continue  # one preempted sample must not decide: every candidate gets MIN_ROUNDS
             fastest = min(best.values())
             running = {n: c for n, c in running.items() if best[n] <= DROP * fastest}
-            if rounds + 1 >= MIN_ROUNDS and (len(running) < 2 or total >= BUDGET_S * len(calls)):
+            if len(running) < 2 or total >= BUDGET_S * len(calls):
                 break
     return best
 
