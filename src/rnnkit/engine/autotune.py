@@ -46,6 +46,8 @@ TIMED_FLOPS = 2e9
 MIN_ROUNDS, MAX_ROUNDS = 3, 10
 BUDGET_S = 0.04  # rounds stop once every candidate has had about this long in total (after MIN_ROUNDS)
 DROP = 1.5  # a candidate this many times slower than the best is not timed again
+WARM_DROP = 4.0  # nor one whose warm-up call took this many times the fastest warm-up
+CAP_S = 1.0  # rounds stop after this long (each running candidate timed at least once)
 TIE = 0.03
 FORMAT = 1
 
@@ -194,9 +196,15 @@ def measure(backends: list, layer, x: Tensor, lengths: Tensor | None, train: boo
     best = {b.name: math.inf for b in backends}
     with torch.random.fork_rng(devices=[]):
         calls = {b.name: _timer(b, layer, xs, ls, train) for b in backends}
-        for call in calls.values():
+        warm = {}
+        for name, call in calls.items():
+            start = time.perf_counter()
             call()  # warm-up: first-touch allocations, a back end's one-off set-up
-        total, running = 0.0, dict(calls)
+            warm[name] = time.perf_counter() - start
+        # Far behind already (first-touch costs are not 4×): e.g. torch's per-op threads on an oversubscribed
+        # machine, a scheduler tick per op. Timing it MIN_ROUNDS times more would cost seconds.
+        running = {n: c for n, c in calls.items() if warm[n] <= WARM_DROP * min(warm.values())}
+        total, began = 0.0, time.perf_counter()
         for rounds in range(MAX_ROUNDS):
             for name, call in running.items():
                 start = time.perf_counter()
@@ -204,6 +212,8 @@ def measure(backends: list, layer, x: Tensor, lengths: Tensor | None, train: boo
                 elapsed = time.perf_counter() - start
                 best[name] = min(best[name], elapsed)
                 total += elapsed
+            if time.perf_counter() - began > CAP_S:
+                break  # a slow machine: decide on what was measured
             if rounds + 1 < MIN_ROUNDS:
                 continue  # one preempted sample must not decide: every candidate gets MIN_ROUNDS
             fastest = min(best.values())
