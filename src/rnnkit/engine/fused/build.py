@@ -44,6 +44,9 @@ SOURCES = (SOURCE, *(SOURCE.with_name(h) for h in ("kernels_extras.h", "kernels_
 # ^ everything the build reads: the cache key
 # -ffast-math lets gcc call glibc's vectorised exp/tanh (libmvec); the kernels never rely on NaN/inf checks.
 BASE_FLAGS = ["-O3", "-ffast-math", "-fopenmp-simd", "-fPIC", "-shared", "-fvisibility=hidden", "-std=c++17"]
+COMPILE_ONLY_FLAGS = ("-ffast-math",)  # never on the link line: see _compile
+# Part of the cache key: a change to how the library is built (not only its flags) must rebuild it.
+BUILD_RECIPE = "compile, then link without -ffast-math"
 X86 = platform.machine() in ("x86_64", "AMD64", "i686", "i386")
 ARCHS = {"native": ["-march=native"], "avx2": ["-march=x86-64-v3"],
          "portable": [*(["-march=x86-64", "-mtune=generic"] if X86 else []), "-DRK_BLAS_ONLY"]}
@@ -78,7 +81,7 @@ def cpu_model() -> str:
 def _cache_name(compiler: str) -> str:
     key = hashlib.sha256()
     parts = [path.read_bytes() for path in SOURCES]
-    parts += [" ".join(flags()).encode(), compiler.encode(), torch.__version__.encode(), platform.machine().encode(),
+    parts += [" ".join(flags()).encode(), BUILD_RECIPE.encode(), compiler.encode(), torch.__version__.encode(), platform.machine().encode(),
               cpu_model().encode()]
     for part in parts:
         key.update(part)
@@ -87,11 +90,17 @@ def _cache_name(compiler: str) -> str:
 
 def _compile(compiler: str, target: Path) -> None:
     torch_lib = Path(torch.__file__).parent / "lib"
-    cmd = [compiler, *flags(), "-o", str(target), str(SOURCE), f"-L{torch_lib}", "-ltorch_cpu",
-           f"-Wl,-rpath,{torch_lib}", "-lmvec", "-lm"]
-    done = subprocess.run(cmd, capture_output=True, text=True, timeout=300)
-    if done.returncode != 0:
-        raise RuntimeError(f"{' '.join(cmd)} failed ({done.returncode}):\n{done.stderr.strip()[-2000:]}")
+    obj = target.with_suffix(".o")
+    # Compiled and linked in two steps: -ffast-math on the link line makes gcc (< 13, even with -shared) link
+    # crtfastmath.o, whose constructor turns on flush-to-zero and denormals-are-zero for the whole process when
+    # the library loads, silently changing every float computation of the user's program (Python's included).
+    link_flags = [flag for flag in flags() if flag not in COMPILE_ONLY_FLAGS]
+    for cmd in ([compiler, *flags(), "-c", "-o", str(obj), str(SOURCE)],
+                [compiler, *link_flags, "-o", str(target), str(obj), f"-L{torch_lib}", "-ltorch_cpu",
+                 f"-Wl,-rpath,{torch_lib}", "-lmvec", "-lm"]):
+        done = subprocess.run(cmd, capture_output=True, text=True, timeout=300)
+        if done.returncode != 0:
+            raise RuntimeError(f"{' '.join(cmd)} failed ({done.returncode}):\n{done.stderr.strip()[-2000:]}")
 
 
 def _dlopen(fd: int) -> ctypes.CDLL:
