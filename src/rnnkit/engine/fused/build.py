@@ -81,7 +81,8 @@ def cpu_model() -> str:
 def _cache_name(compiler: str) -> str:
     key = hashlib.sha256()
     parts = [path.read_bytes() for path in SOURCES]
-    parts += [" ".join(flags()).encode(), BUILD_RECIPE.encode(), compiler.encode(), torch.__version__.encode(), platform.machine().encode(),
+    parts += [" ".join(flags()).encode(), BUILD_RECIPE.encode(),
+              compiler.encode(), torch.__version__.encode(), platform.machine().encode(),
               cpu_model().encode()]
     for part in parts:
         key.update(part)
