@@ -26,6 +26,7 @@ from rnnkit.models.config import ClassifierConfig, from_dict
 from rnnkit.models.pretrained import glove_available, glove_words, init_embedding_from_glove
 from rnnkit.tasks.classification import ClassificationTask
 from rnnkit.training import TrainConfig, Trainer, save_checkpoint
+from rnnkit.training.distributed import current_world, setup_world
 
 KIND = "classifier"
 # Chosen on BBC News' validation split: the validation accuracy peaks within 5-8 epochs of a cosine schedule.
@@ -33,7 +34,8 @@ CLASSIFIER_TRAIN_DEFAULTS = {"epochs": 10, "patience": 3}
 
 
 def _log(message: str) -> None:
-    print(message, file=sys.stderr, flush=True)
+    if current_world().is_main:  # under torchrun, rank 0 speaks for all
+        print(message, file=sys.stderr, flush=True)
 
 
 class Classifier:
@@ -118,12 +120,16 @@ def build_vocabulary(train: list[Example], tokenizer, config: ClassifierDataConf
 
 def train_classifier(data: str | ClassifierDataConfig = "bbc-news", out_dir: str | Path = "runs/classifier",
                      model: ClassifierConfig | None = None, train: TrainConfig | None = None,
-                     label_smoothing: float = 0.0, device: str = "cpu", **data_options) -> tuple[Classifier, dict]:
+                     label_smoothing: float = 0.0, device: str = "cpu", autocast: str | None = None,
+                     **data_options) -> tuple[Classifier, dict]:
     """Train, keep the best model by validation accuracy, report on test; return (classifier, summary).
 
     ``data`` is a bundled name, a path, or a full ``ClassifierDataConfig``; ``data_options``
-    set its other fields (e.g. ``text_columns="title,description"``).
+    set its other fields (e.g. ``text_columns="title,description"``). Under torchrun every process
+    calls this; ``train.batch_size`` is the global batch and rank 0 alone writes and reports
+    (the other ranks return an empty summary).
     """
+    world = setup_world(device, autocast)
     data_config = data if isinstance(data, ClassifierDataConfig) else ClassifierDataConfig(data=data, **data_options)
     model_config = model or ClassifierConfig()
     train_config = train or TrainConfig(**CLASSIFIER_TRAIN_DEFAULTS)
@@ -161,12 +167,12 @@ def train_classifier(data: str | ClassifierDataConfig = "bbc-news", out_dir: str
             net.encoder.frozen_rows.copy_(known)
             _log(f"embeddings: GloVe 6B 50d for {int(known.sum())} of {len(vocab)} tokens"
                  + (" (kept fixed)" if model_config.freeze_pretrained else ""))
-        net.to(device)
+        net.to(world.device)
         task = ClassificationTask(member_train, member_valid, labels, train_config.batch_size, data_config.max_length,
-                                  seed=seed, pad_id=vocab.pad_id, label_smoothing=label_smoothing)
+                                  seed=seed, pad_id=vocab.pad_id, label_smoothing=label_smoothing, world=world)
         single = Classifier(net, tokenizer, vocab, labels, data_config.max_length)
         save = (lambda _, c=single, d=member_dir: c.save(d / "model")) if len(plan) == 1 else None
-        results.append(Trainer(net, task, member_config, member_dir, save_best=save).fit())
+        results.append(Trainer(net, task, member_config, member_dir, save_best=save, world=world).fit())
         members.append(net)
         histories.extend(results[-1].history)
         if model_config.cross_fit:
@@ -177,6 +183,8 @@ def train_classifier(data: str | ClassifierDataConfig = "bbc-news", out_dir: str
                              "embeddings": "glove" if use_glove else "random"})
     result = results[0]
     train_seconds = time.monotonic() - start
+    if not world.is_main:
+        return classifier, {}
 
     if model_config.cross_fit:
         # The ensemble has seen the validation split: report each member on the fold it never trained on.

@@ -17,6 +17,7 @@ import torch
 from rnnkit.api.checkpoints import open_checkpoint
 from rnnkit.data import DataError, TextSplits, Vocabulary, load_bundled
 from rnnkit.data.bundled import bundled_names
+from rnnkit.data.mmap_stream import build_cache, open_cache, text_bytes
 from rnnkit.data.tokenizers import CharTokenizer, WordTokenizer
 from rnnkit.evaluation import plot_training_curves, write_report
 from rnnkit.generation import SamplingConfig, generate_pieces
@@ -24,12 +25,15 @@ from rnnkit.models.config import LanguageModelConfig, from_dict
 from rnnkit.models.language_model import RNNLanguageModel
 from rnnkit.tasks.language_model import LanguageModelTask, score_ids
 from rnnkit.training import TrainConfig, Trainer, save_checkpoint
+from rnnkit.training.distributed import World, setup_world
 from rnnkit.validation import check_choice, check_positive_int, check_probability
 
 KIND = "language_model"
 # A 30-minute budget on 2 cores: the schedule's decay ends when the time does (see training.schedule.Horizon).
 LM_TRAIN_DEFAULTS = dict(batch_size=64, lr=2e-3, epochs=50, patience=None, warmup=100.0, max_time=1800.0,
                          eval_every=250, weight_decay=0.01)
+# mmap="auto" streams texts larger than this through a memory-mapped token-id cache instead of reading them whole.
+MMAP_AUTO_BYTES = 256 << 20
 
 
 def _help(text: str, **kw):
@@ -51,9 +55,12 @@ class CorpusConfig:
     random_length: bool = _help("vary the window length around bptt", default=False)
     eval_streams: int = _help("during training, score validation as this many side-by-side streams "
                               "(1 = exact, slowest); the final figures are always exact", default=16)
+    mmap: str = _help("encode the text piece by piece into a token-id file in the run folder and train from it "
+                      "memory-mapped: on, off, or auto (texts over 256 MB)", default="auto")
 
     def __post_init__(self):
         check_choice("tokenizer", self.tokenizer, {"char", "word"})
+        check_choice("mmap", self.mmap, {"auto", "on", "off"})
         check_probability("valid_fraction", self.valid_fraction)
         for name in ("min_freq", "bptt", "eval_streams"):
             check_positive_int(name, getattr(self, name))
@@ -145,35 +152,43 @@ class LanguageModel:
 
 def train_language_model(data: str | CorpusConfig = "shakespeare", out_dir: str | Path = "runs/lm",
                          model: LanguageModelConfig | None = None, train: TrainConfig | None = None,
-                         device: str = "cpu", **corpus_options) -> tuple[LanguageModel, dict]:
+                         device: str = "cpu", autocast: str | None = None, **corpus_options
+                         ) -> tuple[LanguageModel, dict]:
+    """Train a language model and report on validation (and test); return (model, summary).
+
+    Under torchrun every process calls this; ``train.batch_size`` streams are shared among them and
+    rank 0 alone writes and reports (the other ranks return an empty summary).
+    """
     corpus = data if isinstance(data, CorpusConfig) else CorpusConfig(data=data, **corpus_options)
     model_config = model or LanguageModelConfig()
     train_config = train or TrainConfig(**LM_TRAIN_DEFAULTS)
     out_dir = Path(out_dir)
+    world = setup_world(device, autocast)
     start = time.monotonic()
-    splits = load_corpus(corpus)
     tokenizer = CharTokenizer() if corpus.tokenizer == "char" else WordTokenizer(lowercase=corpus.lowercase)
-    train_tokens = tokenizer.tokenize(splits.train)
-    vocab = Vocabulary.build([train_tokens], min_freq=corpus.min_freq, max_size=corpus.max_vocab)
-    as_ids = lambda text: torch.tensor(vocab.encode(tokenizer.tokenize(text)), dtype=torch.long)  # noqa: E731
-    train_ids, valid_ids = torch.tensor(vocab.encode(train_tokens), dtype=torch.long), as_ids(splits.valid)
-    print(f"corpus {splits.name}: {train_ids.numel()} train / {valid_ids.numel()} valid tokens, "
-          f"vocabulary {len(vocab)}", file=sys.stderr, flush=True)
+    vocab, name, train_ids, valid_ids, test_ids = _corpus_ids(corpus, tokenizer, out_dir, world)
+    if world.is_main:
+        print(f"corpus {name}: {train_ids.numel()} train / {valid_ids.numel()} valid tokens, "
+              f"vocabulary {len(vocab)}", file=sys.stderr, flush=True)
     torch.manual_seed(train_config.seed)
     net = RNNLanguageModel(model_config, len(vocab), vocab.pad_id)
-    net.to(device)
+    net.to(world.device)
     lm = LanguageModel(net, tokenizer, vocab, {"corpus_config": asdict(corpus), "train_config": asdict(train_config)})
     task = LanguageModelTask(train_ids, valid_ids, train_config.batch_size, corpus.bptt, corpus.random_length,
-                             seed=train_config.seed, unit=corpus.tokenizer, eval_streams=corpus.eval_streams)
-    result = Trainer(net, task, train_config, out_dir, save_best=lambda _: lm.save(out_dir / "model")).fit()
+                             seed=train_config.seed, unit=corpus.tokenizer, eval_streams=corpus.eval_streams,
+                             world=world)
+    result = Trainer(net, task, train_config, out_dir, save_best=lambda _: lm.save(out_dir / "model"),
+                     world=world).fit()
+    if not world.is_main:
+        return lm, {}
     seconds = time.monotonic() - start
     summary = {"stopped": result.reason, "train_seconds": round(seconds, 1), "steps": result.steps,
                **{k: v for k, v in (result.best or {}).items() if k.startswith("valid_")}}
     # The reported figures read each split as one stream with the state carried (exact, slower than training-time
     # validation, which may score several streams side by side).
     summary.update({f"final_valid_{k}": v for k, v in task.metrics(*score_ids(net, valid_ids)).items()})
-    if splits.test:
-        test = task.metrics(*score_ids(net, as_ids(splits.test)))
+    if test_ids is not None and test_ids.numel() > 1:
+        test = task.metrics(*score_ids(net, test_ids))
         summary.update({f"test_{k}": v for k, v in test.items()})
     rates = [h["tokens_per_s"] for h in result.history if h.get("tokens_per_s")]
     summary["train_tokens_per_s"] = round(sum(rates) / len(rates), 1) if rates else None
@@ -185,3 +200,25 @@ def train_language_model(data: str | CorpusConfig = "shakespeare", out_dir: str 
         plot_training_curves(result.history, out_dir / "report" / "valid_vs_time.png",
                              metrics=["train_loss", f"valid_{task.monitor}"], x="elapsed")
     return lm, summary
+
+
+def _corpus_ids(corpus: CorpusConfig, tokenizer, out_dir: Path, world: World):
+    """(vocabulary, corpus name, train, valid and test ids or None): read whole, or memory-mapped from a cache."""
+    path = Path(corpus.data)
+    streamed = corpus.mmap == "on" or (corpus.mmap == "auto" and path.exists()
+                                       and text_bytes(path) > MMAP_AUTO_BYTES)
+    if streamed:
+        if not path.exists():
+            raise DataError(corpus.data, message="mmap='on' needs a text file or folder (not a bundled corpus)")
+        # Rank 0 writes the cache (an error there is raised on every rank), then every rank maps it.
+        folder = world.on_main(lambda: build_cache(
+            out_dir / "token-ids", corpus.data, tokenizer, corpus.min_freq, corpus.max_vocab, corpus.valid_fraction,
+            corpus.valid_data, corpus.test_data))
+        cached = open_cache(folder)
+        return cached.vocab, path.name, cached.train, cached.valid, cached.test
+    splits = load_corpus(corpus)
+    train_tokens = tokenizer.tokenize(splits.train)
+    vocab = Vocabulary.build([train_tokens], min_freq=corpus.min_freq, max_size=corpus.max_vocab)
+    as_ids = lambda text: torch.tensor(vocab.encode(tokenizer.tokenize(text)), dtype=torch.long)  # noqa: E731
+    test = as_ids(splits.test) if splits.test else None
+    return vocab, splits.name, torch.tensor(vocab.encode(train_tokens), dtype=torch.long), as_ids(splits.valid), test

@@ -9,6 +9,7 @@ import sys
 from rnnkit.api.classifier import CLASSIFIER_TRAIN_DEFAULTS as TRAIN_DEFAULTS  # noqa: E402
 from rnnkit.api.data_config import ClassifierDataConfig
 from rnnkit.cli.options import add_dataclass_arguments, dataclass_from_args
+from rnnkit.cli.runtime import add_runtime_arguments, runtime_options
 from rnnkit.models.config import ClassifierConfig
 from rnnkit.training import TrainConfig
 
@@ -35,6 +36,7 @@ def register(verbs, preset: str | None = None) -> None:
     add_dataclass_arguments(train, ClassifierDataConfig, title="data", defaults=data_over)
     add_dataclass_arguments(train, ClassifierConfig, title="model", defaults=model_over)
     add_dataclass_arguments(train, TrainConfig, title="training", defaults={**TRAIN_DEFAULTS, **train_over})
+    add_runtime_arguments(train)
     train.set_defaults(run=run_train)
 
     ev = verbs.add_parser("eval", help="evaluate a model on a labelled file, or a language model on a text file",
@@ -67,8 +69,10 @@ def run_train(args: argparse.Namespace) -> int:
     data = dataclass_from_args(ClassifierDataConfig, args)
     model = dataclass_from_args(ClassifierConfig, args)
     train = dataclass_from_args(TrainConfig, args)
-    _, summary = train_classifier(data, args.out, model=model, train=train, label_smoothing=args.label_smoothing)
-    print(json.dumps(summary))
+    _, summary = train_classifier(data, args.out, model=model, train=train, label_smoothing=args.label_smoothing,
+                                  **runtime_options(args))
+    if summary:  # under torchrun only rank 0 has one
+        print(json.dumps(summary))
     return 0
 
 

@@ -8,6 +8,7 @@ import sys
 
 from rnnkit.api.language_model import LM_TRAIN_DEFAULTS, CorpusConfig
 from rnnkit.cli.options import add_dataclass_arguments, dataclass_from_args
+from rnnkit.cli.runtime import add_runtime_arguments, runtime_options
 from rnnkit.generation import SamplingConfig
 from rnnkit.models.config import LanguageModelConfig
 from rnnkit.training import TrainConfig
@@ -21,6 +22,7 @@ def register(verbs) -> None:
     add_dataclass_arguments(tr, CorpusConfig, title="corpus")
     add_dataclass_arguments(tr, LanguageModelConfig, title="model")
     add_dataclass_arguments(tr, TrainConfig, title="training", defaults=LM_TRAIN_DEFAULTS)
+    add_runtime_arguments(tr)
     tr.set_defaults(run=run_train_lm)
 
     gen = verbs.add_parser("generate", help="sample text from a language model, streamed as it is produced")
@@ -40,8 +42,9 @@ def run_train_lm(args: argparse.Namespace) -> int:
     corpus = dataclass_from_args(CorpusConfig, args)
     model = dataclass_from_args(LanguageModelConfig, args)
     train = dataclass_from_args(TrainConfig, args)
-    _, summary = train_language_model(corpus, args.out, model=model, train=train)
-    print(json.dumps(summary))
+    _, summary = train_language_model(corpus, args.out, model=model, train=train, **runtime_options(args))
+    if summary:  # under torchrun only rank 0 has one
+        print(json.dumps(summary))
     return 0
 
 

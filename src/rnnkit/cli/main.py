@@ -14,6 +14,7 @@ import argparse
 import sys
 
 from rnnkit.cli import classify_verbs, lm_verbs
+from rnnkit.training.distributed import shutdown_world
 
 
 def build_parser(preset: str | None = None) -> argparse.ArgumentParser:
@@ -40,6 +41,8 @@ def main(argv: list[str] | None = None) -> int:
         # Bad input is reported in one line naming what was wrong; no traceback from deep inside.
         print(f"rnnkit {args.verb}: error: {err}", file=sys.stderr)
         return 2
+    finally:
+        shutdown_world()  # leave torchrun's process group, if this run joined one
 
 
 if __name__ == "__main__":

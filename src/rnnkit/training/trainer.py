@@ -23,6 +23,10 @@ are never poisoned).
 
 The trainer never moves tensors between devices: the task puts batches on the
 model's device.
+
+Under torchrun (``world``, see ``distributed.py``) each rank steps on its share of the
+global batch through DistributedDataParallel; losses, stop decisions and evaluations
+are shared so every rank takes the same steps, and rank 0 alone logs and saves.
 """
 
 from __future__ import annotations
@@ -39,6 +43,7 @@ from torch import nn
 from torch.nn.utils import clip_grad_norm_
 
 from rnnkit.training.config import TrainConfig
+from rnnkit.training.distributed import NullStream, World, current_world, reduce_step
 from rnnkit.training.optim import make_optimizer
 from rnnkit.training.progress import Progress, format_summary
 from rnnkit.training.runlog import RunLog
@@ -158,6 +163,7 @@ class Trainer:
         out_dir: where ``log.jsonl`` (and ``best/`` via ``save_best``) go; None writes nothing.
         save_best: called with ``out_dir / "best"`` whenever the monitored metric improves,
             while the model holds the new best weights (e.g. to write a checkpoint).
+        world: the processes training together (default: the process group joined, if any).
     """
 
     def __init__(
@@ -167,6 +173,7 @@ class Trainer:
         config: TrainConfig,
         out_dir: str | Path | None = None,
         save_best: Callable[[Path], None] | None = None,
+        world: World | None = None,
     ):
         if not isinstance(model, nn.Module):
             raise TypeError(f"model must be a torch.nn.Module, got {type(model).__name__}")
@@ -182,6 +189,7 @@ class Trainer:
         self.config = config
         self.out_dir = Path(out_dir) if out_dir is not None else None
         self.save_best = save_best
+        self.world = world if world is not None else current_world()
 
     # -- evaluation -----------------------------------------------------------
     def evaluate(self, split: str = "valid") -> dict[str, float]:
@@ -209,14 +217,17 @@ class Trainer:
     def fit(self) -> TrainResult:
         """Train until the epochs run out or a stop condition fires; return the history and the best record."""
         config = self.config
-        seed_everything(config.seed)
+        # Ranks draw different dropout masks; the weights they start from are rank 0's (DDP broadcasts them).
+        seed_everything(config.seed + self.world.rank)
+        self._train_model = self.world.wrap(self.model)
         self._optimizer = make_optimizer(self.model, config)
         self._parameters = [p for group in self._optimizer.param_groups for p in group["params"]]
         self._scheduler = None
         self._state = state = _RunState(start=time.monotonic())
         self._window = _Window()
-        self._log = RunLog(self.out_dir / "log.jsonl") if self.out_dir is not None else None
-        self._progress = Progress(config.progress)
+        main = self.world.is_main
+        self._log = RunLog(self.out_dir / "log.jsonl") if self.out_dir is not None and main else None
+        self._progress = Progress(config.progress) if main else Progress(False, NullStream())
         try:
             reason = self._train_loop()
         except KeyboardInterrupt:
@@ -224,6 +235,7 @@ class Trainer:
             reason = INTERRUPTED
         finally:
             self._progress.end_epoch()
+            self._train_model = self.model  # drops the DDP wrapper (and its gradient hooks)
         if state.best_state is not None:
             self.model.load_state_dict(state.best_state)
         self.model.eval()
@@ -251,6 +263,7 @@ class Trainer:
                 hook(self.model, epoch)
             batches = self.task.train_batches(epoch)
             length = _length(batches)
+            self.world.check_same_length(length)
             if self._scheduler is None:
                 # Later epochs are assumed to be as long as the first.
                 state.total_steps = length * config.epochs if length else None
@@ -286,22 +299,29 @@ class Trainer:
         limit, steps = self.config.max_time, self.config.max_steps
         if steps is not None and self._state.step >= steps:
             return True
-        return limit is not None and time.monotonic() - self._state.start >= limit
+        return limit is not None and self._elapsed() >= limit
+
+    def _elapsed(self) -> float:
+        """Seconds since ``fit`` began; with several ranks the slowest one's, so all take the same decisions."""
+        return self.world.all_max(time.monotonic() - self._state.start)
 
     def _step(self, batch: Any) -> bool:
         """One optimiser update; False (and no update) if the loss or gradient norm is not finite."""
         state, window = self._state, self._window
         started = time.perf_counter()
         self._optimizer.zero_grad(set_to_none=True)
-        result = self.task.train_step(self.model, batch)
+        with self.world.autocast_context():
+            result = self.task.train_step(self._train_model, batch)
         if not isinstance(result, StepResult):
             raise TypeError(f"task.train_step must return a StepResult, got {type(result).__name__}")
         result.validate()
-        # .item() synchronises with the device, which also makes the step timing honest.
-        loss = float(result.loss.detach())
+        # .item() synchronises with the device, which also makes the step timing honest. With several ranks: the
+        # global figures, and the scale that makes the averaged gradient the global batch's.
+        totals = reduce_step(self.world, batch, result)
+        loss, result = totals.loss, totals.result
         if not math.isfinite(loss):
             return False
-        result.loss.backward()
+        (result.loss if totals.scale == 1.0 else result.loss * totals.scale).backward()
         grad_norm = None
         if self.config.clip_norm is not None:
             grad_norm = float(clip_grad_norm_(self._parameters, self.config.clip_norm))
@@ -323,7 +343,7 @@ class Trainer:
         limit, state = self.config.max_time, self._state
         if limit is None or state.step < HORIZON_MIN_STEPS:
             return
-        elapsed = time.monotonic() - state.start
+        elapsed = self._elapsed()
         projected = max(state.step + 1, int(state.step * limit / max(elapsed, 1e-9)))
         if state.total_steps is None or projected < state.total_steps:
             self._horizon.total_steps = projected
@@ -342,7 +362,7 @@ class Trainer:
     def _evaluate(self) -> bool:
         """Evaluate on "valid", record it, track the best; True if patience has run out."""
         state, window, monitor = self._state, self._window, self.task.monitor
-        metrics = self.evaluate("valid")
+        metrics = self.world.on_main(lambda: self.evaluate("valid"))
         record: dict[str, Any] = {"epoch": state.epoch + 1, "step": state.step, "train_loss": window.loss}
         if window.accuracy is not None:
             record["train_accuracy"] = window.accuracy
@@ -364,7 +384,7 @@ class Trainer:
             state.best_record = record
             state.best_state = {key: value.detach().clone() for key, value in self.model.state_dict().items()}
             state.bad_evals = 0
-            if self.save_best is not None:
+            if self.save_best is not None and self.world.is_main:
                 self.save_best(self.out_dir / "best")
         else:
             state.bad_evals += 1
