@@ -39,7 +39,7 @@ from rnnkit.data.tokenizers import CharTokenizer
 from rnnkit.data.vocab import Vocabulary
 
 PIECE_BYTES = 1 << 21
-# Provisional ids are handled in runs of this many (a few MB of int32 and int64 at a time).
+# Provisional ids (uint32) are handled in runs of this many.
 RUN = 1 << 21
 FORMAT = 1
 UNICODE_SIZE = 0x110000
@@ -61,13 +61,14 @@ def text_bytes(path: str | os.PathLike) -> int:
     return sum(f.stat().st_size for f in text_files(path))
 
 
-def iter_pieces(files: list[Path], piece_bytes: int = PIECE_BYTES) -> Iterator[str]:
+def iter_pieces(files: list[Path], piece_bytes: int | None = None) -> Iterator[str]:
     """The files' text in pieces, each ending at whitespace; files joined by a blank line, as ``read_text`` does."""
+    piece_bytes = piece_bytes or PIECE_BYTES
     for number, path in enumerate(files):
         if number:
             yield "\n\n"
         decoder = codecs.getincrementaldecoder("utf-8")()
-        carry, offset, lines, seen = "", 0, 0, False
+        carry, offset, seen = "", 0, False
         with open(path, "rb") as handle:
             while True:
                 raw = handle.read(piece_bytes)
@@ -76,10 +77,9 @@ def iter_pieces(files: list[Path], piece_bytes: int = PIECE_BYTES) -> Iterator[s
                     text = decoder.decode(raw, final=not raw)
                 except UnicodeDecodeError as err:
                     where = offset - len(pending) + err.start
-                    line = lines + (pending + raw)[: err.start].count(b"\n") + 1
-                    raise DataError(str(path), line, None, f"bytes that are not UTF-8 at offset {where}") from err
+                    raise DataError(str(path), _line_at(path, where), None,
+                                    f"bytes that are not UTF-8 at offset {where}") from err
                 offset += len(raw)
-                lines += raw.count(b"\n")
                 text = carry + text
                 seen = seen or not text.isspace() and bool(text)
                 if not raw:
@@ -95,6 +95,19 @@ def iter_pieces(files: list[Path], piece_bytes: int = PIECE_BYTES) -> Iterator[s
             raise DataError(str(path), message="the file is empty")
 
 
+def _line_at(path: Path, offset: int) -> int:
+    """1-based line of byte ``offset`` (only computed for an error message)."""
+    lines = 1
+    with open(path, "rb") as handle:
+        while offset > 0:
+            raw = handle.read(min(offset, PIECE_BYTES))
+            if not raw:
+                break
+            lines += raw.count(b"\n")
+            offset -= len(raw)
+    return lines
+
+
 class _Provisional:
     """Provisional ids of a tokenizer's tokens: a character's code point, else the order of first appearance."""
 
@@ -105,10 +118,10 @@ class _Provisional:
 
     def ids(self, piece: str) -> np.ndarray:
         if self.chars:
-            return np.frombuffer(piece.encode("utf-32-le"), dtype=np.uint32).astype(np.int32)
+            return np.frombuffer(piece.encode("utf-32-le"), dtype=np.uint32)
         tokens = self.tokenizer.tokenize(piece)
         index = self.index
-        return np.fromiter((index.setdefault(t, len(index)) for t in tokens), dtype=np.int32, count=len(tokens))
+        return np.fromiter((index.setdefault(t, len(index)) for t in tokens), dtype=np.uint32, count=len(tokens))
 
     @property
     def size(self) -> int:
@@ -127,7 +140,7 @@ def _runs(path: Path, start: int, stop: int) -> Iterator[np.ndarray]:
     with open(path, "rb") as handle:
         handle.seek(start * 4)
         for first in range(start, stop, RUN):
-            yield np.fromfile(handle, dtype=np.int32, count=min(RUN, stop - first))
+            yield np.fromfile(handle, dtype=np.uint32, count=min(RUN, stop - first))
 
 
 def cache_key(paths: list[str | None], settings: dict) -> str:
@@ -159,7 +172,7 @@ def build_cache(folder: str | os.PathLike, data: str, tokenizer, min_freq: int =
         return target
     target.mkdir(parents=True, exist_ok=True)
     coder = _Provisional(tokenizer)
-    scratch = target / "provisional.i32"
+    scratch = target / "provisional.u32"
     total = 0
     with open(scratch, "wb") as out:
         for piece in iter_pieces(text_files(data)):
@@ -172,7 +185,8 @@ def build_cache(folder: str | os.PathLike, data: str, tokenizer, min_freq: int =
         raise ValueError(f"{data} is too short to hold out valid_fraction={valid_fraction} ({total} tokens)")
     counts = np.zeros(coder.size, dtype=np.int64)
     for run in _runs(scratch, 0, cut):
-        counts += np.bincount(run, minlength=coder.size)
+        seen_here = np.bincount(run)  # as long as the largest id in the run: short for ASCII text
+        counts[: seen_here.size] += seen_here
     seen = np.flatnonzero(counts)
     tokens = coder.tokens(seen)
     vocab = Vocabulary.build(dict(zip(tokens, counts[seen].tolist(), strict=True)), min_freq=min_freq,
