@@ -17,7 +17,7 @@ import torch
 from rnnkit.api.checkpoints import open_checkpoint
 from rnnkit.data import DataError, TextSplits, Vocabulary, load_bundled
 from rnnkit.data.bundled import bundled_names
-from rnnkit.data.mmap_stream import build_cache, open_cache, text_bytes
+from rnnkit.data.mmap_stream import build_cache, open_cache, text_bytes, text_files
 from rnnkit.data.tokenizers import CharTokenizer, WordTokenizer
 from rnnkit.evaluation import plot_training_curves, write_report
 from rnnkit.generation import SamplingConfig, generate_pieces
@@ -70,14 +70,8 @@ class CorpusConfig:
 
 def read_text(path: str) -> str:
     """A UTF-8 text file, or every .txt file of a folder in sorted order joined by a blank line."""
-    p = Path(path)
-    if not p.exists():
-        raise DataError(path, message="no such file or folder")
-    files = sorted(p.glob("*.txt")) if p.is_dir() else [p]
-    if not files:
-        raise DataError(path, message="the folder holds no .txt files")
     texts = []
-    for f in files:
+    for f in text_files(path):
         raw = f.read_bytes()
         try:
             text = raw.decode("utf-8")
