@@ -65,7 +65,8 @@ def run_job(spec: dict, world: World = SINGLE) -> dict:
     """Train one spec; return the final weights, the history and the reason the run ended."""
     net, task = (_classifier_job if spec["kind"] == "classifier" else _lm_job)(spec, world)
     config = TrainConfig(epochs=spec.get("epochs", 2), batch_size=spec["batch_size"], lr=0.02, warmup=0.2,
-                         patience=None, eval_every=spec.get("eval_every"), progress=False, seed=spec["seed"])
+                         patience=None, eval_every=spec.get("eval_every"), progress=False, seed=spec["seed"],
+                         max_time=spec.get("max_time"))
     result = Trainer(net, task, config, world=world).fit()
     return {"state": {k: v.clone() for k, v in net.state_dict().items()}, "history": result.history,
             "steps": result.steps}
