@@ -10,7 +10,7 @@ How the trainer stays equal to one process with the same global batch:
   same number of batches (a rank short of examples gets a padding batch, weighted zero);
 * the loss: each rank's batch mean is rescaled to ``its examples × N / all ranks' examples`` before
   backward, so after DDP averages the gradients they are those of the mean over the whole global batch,
-  however unevenly the examples (or tokens) fell (``reduce_step``, one all-reduce of four numbers);
+  however unevenly the examples (or tokens) fell (``reduce_step``, one all-reduce of five numbers);
 * decisions every rank must take alike (stop on time, a non-finite loss, early stopping) come from
   figures all ranks share: reduced, or computed on rank 0 and broadcast (``on_main``);
 * rank 0 alone logs, draws progress, saves checkpoints and writes reports.
@@ -62,8 +62,8 @@ class World:
     def wrap(self, model: nn.Module) -> nn.Module:
         """The model the training steps call: ``DistributedDataParallel`` around it when there are several ranks.
 
-        Buffers are not broadcast every step: rnnkit's buffers (e.g. the frozen-row mask) never change in
-        training, and every rank built them alike.
+        Buffers are synced once, when DDP wraps the model, not before every forward: rnnkit's buffers (e.g.
+        the frozen-row mask) never change in training.
         """
         if not self.distributed:
             return model
