@@ -43,7 +43,9 @@ model's device.
 
 Under torchrun (``world``, see ``distributed.py``) each rank steps on its share of the
 global batch through DistributedDataParallel; losses, stop decisions and evaluations
-are shared so every rank takes the same steps, and rank 0 alone logs and saves.
+are shared so every rank takes the same steps, and rank 0 alone logs and saves. A signal to any rank stops
+all at the same step; the saved state holds each rank's generators and task state, every rank loads it
+before DDP wraps the model, and it resumes only with as many ranks as saved it.
 """
 
 from __future__ import annotations
