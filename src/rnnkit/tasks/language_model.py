@@ -82,7 +82,9 @@ class LanguageModelTask:
 
     def state_dict(self) -> dict:
         """The batcher's state and the hidden state carried into the next window (needed to resume exactly)."""
-        return {"batcher": self.batcher.state_dict(), "hidden": self.state}
+        # On the CPU: under torchrun each rank's state is gathered to rank 0, which may not see this rank's GPU.
+        hidden = None if self.state is None else _to_device(self.state, "cpu")
+        return {"batcher": self.batcher.state_dict(), "hidden": hidden}
 
     def load_state_dict(self, state: dict) -> None:
         self.batcher.load_state_dict(state["batcher"])

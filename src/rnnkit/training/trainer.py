@@ -267,7 +267,10 @@ class Trainer:
 
     # -- saving and resuming ----------------------------------------------------
     def state_dict(self) -> dict[str, Any]:
-        """Everything ``fit`` needs to continue this run exactly: valid between steps of a running ``fit``."""
+        """Everything ``fit`` needs to continue this run exactly: valid between steps of a running ``fit``.
+
+        Under torchrun this gathers every rank's generators and task state: call it on every rank at once.
+        """
         state = self._state
         saved = {name: getattr(state, name) for name in _RunState.SAVED}
         saved["elapsed"] = time.monotonic() - state.start
