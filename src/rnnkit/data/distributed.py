@@ -39,32 +39,40 @@ def shard(batch: list[int], rank: int, size: int) -> list[int]:
     return mine if mine else PaddingBatch(batch[-1:])
 
 
-class ShardedBatches:
+class _Shard:
+    """What a rank's share passes on to the global batches it is cut from: epoch, length and saved state."""
+
+    def __init__(self, source, rank: int, size: int):
+        _check_rank(rank, size)
+        self.source, self.rank, self.size = source, rank, size
+
+    def set_epoch(self, epoch: int) -> None:
+        self.source.set_epoch(epoch)
+
+    def state_dict(self) -> dict:
+        """The global batches' state: every rank's share follows from it (a resumed run keeps its world size)."""
+        return self.source.state_dict()
+
+    def load_state_dict(self, state: dict) -> None:
+        self.source.load_state_dict(state)
+
+    def __len__(self) -> int:
+        return len(self.source)
+
+
+class ShardedBatches(_Shard):
     """Rank ``rank``'s part of every batch of ``sampler`` (e.g. a ``BucketBatchSampler``) of global batches."""
 
     def __init__(self, sampler, rank: int, size: int):
-        _check_rank(rank, size)
-        self.sampler, self.rank, self.size = sampler, rank, size
-
-    def set_epoch(self, epoch: int) -> None:
-        self.sampler.set_epoch(epoch)
-
-    def state_dict(self) -> dict:
-        """The global sampler's state: every rank's share follows from it (a resumed run keeps its world size)."""
-        return self.sampler.state_dict()
-
-    def load_state_dict(self, state: dict) -> None:
-        self.sampler.load_state_dict(state)
-
-    def __len__(self) -> int:
-        return len(self.sampler)
+        super().__init__(sampler, rank, size)
+        self.sampler = sampler
 
     def __iter__(self) -> Iterator[list[int]]:
         for batch in self.sampler:
             yield shard(list(batch), self.rank, self.size)
 
 
-class ShardedStreams:
+class ShardedStreams(_Shard):
     """Rank ``rank``'s streams (rows r, r+N, ...) of every ``(x, y)`` window of a ``StreamBatcher``."""
 
     def __init__(self, batcher, rank: int, size: int):
@@ -72,20 +80,8 @@ class ShardedStreams:
         if batcher.batch_size < size:
             raise ValueError(f"batch_size={batcher.batch_size} streams cannot be shared by {size} processes: "
                              f"give batch_size >= {size} (the global batch, split across the processes)")
-        self.batcher, self.rank, self.size = batcher, rank, size
-
-    def set_epoch(self, epoch: int) -> None:
-        self.batcher.set_epoch(epoch)
-
-    def state_dict(self) -> dict:
-        """The global batcher's state: every rank's share follows from it (a resumed run keeps its world size)."""
-        return self.batcher.state_dict()
-
-    def load_state_dict(self, state: dict) -> None:
-        self.batcher.load_state_dict(state)
-
-    def __len__(self) -> int:
-        return len(self.batcher)
+        super().__init__(batcher, rank, size)
+        self.batcher = batcher
 
     def __iter__(self):
         rows = slice(self.rank, None, self.size)
