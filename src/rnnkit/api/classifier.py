@@ -27,6 +27,7 @@ from rnnkit.models.config import ClassifierConfig, classifier_config_from_saved
 from rnnkit.models.pretrained import glove_words, init_embedding_from_glove, wants_glove
 from rnnkit.tasks.classification import ClassificationTask
 from rnnkit.training import TrainConfig, Trainer, save_checkpoint
+from rnnkit.training.distributed import World, current_world, setup_world
 from rnnkit.training.rundir import RunDiverged, RunFolder, abandon, check_result
 
 KIND = "classifier"
@@ -35,7 +36,8 @@ CLASSIFIER_TRAIN_DEFAULTS = {"epochs": 10, "patience": 3}
 
 
 def _log(message: str) -> None:
-    print(message, file=sys.stderr, flush=True)
+    if current_world().is_main:  # under torchrun, rank 0 speaks for all
+        print(message, file=sys.stderr, flush=True)
 
 
 class Classifier:
@@ -120,8 +122,8 @@ def build_vocabulary(train: list[Example], tokenizer, config: ClassifierDataConf
 
 def train_classifier(data: str | ClassifierDataConfig = "bbc-news", out_dir: str | Path = "runs/classifier",
                      model: ClassifierConfig | None = None, train: TrainConfig | None = None,
-                     label_smoothing: float = 0.0, device: str = "cpu", overwrite: bool = False,
-                     resume: bool = False, **data_options) -> tuple[Classifier, dict]:
+                     label_smoothing: float = 0.0, device: str = "cpu", autocast: str | None = None,
+                     overwrite: bool = False, resume: bool = False, **data_options) -> tuple[Classifier, dict]:
     """Train, keep the best model by validation accuracy, report on test; return (classifier, summary).
 
     ``data`` is a bundled name, a path, or a full ``ClassifierDataConfig``; ``data_options``
@@ -132,23 +134,28 @@ def train_classifier(data: str | ClassifierDataConfig = "bbc-news", out_dir: str
     continues the interrupted run of ``out_dir`` (same settings) from its last training state.
     Raises ``RunInterrupted`` on SIGINT/SIGTERM (the state is saved) and ``RunDiverged`` on a
     non-finite loss (after publishing the best validated model, if there is one).
+
+    Under torchrun every process calls this; ``train.batch_size`` is the global batch and rank 0 alone
+    writes and reports (the other ranks return an empty summary). A run saved by N processes resumes
+    with N processes.
     """
+    world = setup_world(device, autocast)
     data_config = data if isinstance(data, ClassifierDataConfig) else ClassifierDataConfig(data=data, **data_options)
     model_config = model or ClassifierConfig()
     train_config = train or TrainConfig(**CLASSIFIER_TRAIN_DEFAULTS)
     check_classifier_run(data_config, model_config, out_dir, label_smoothing)
     settings = {"data": asdict(data_config), "model": asdict(model_config), "train": asdict(train_config),
                 "label_smoothing": label_smoothing}
-    run = RunFolder(out_dir, overwrite=overwrite, resume=resume, command="rnnkit train").open(settings)
+    run = RunFolder(out_dir, overwrite=overwrite, resume=resume, command="rnnkit train").open_in(world, settings)
     try:
-        return _train_classifier(run, data_config, model_config, train_config, label_smoothing, device)
+        return _train_classifier(run, data_config, model_config, train_config, label_smoothing, world)
     except BaseException:
         abandon(run)
         raise
 
 
 def _train_classifier(run: RunFolder, data_config: ClassifierDataConfig, model_config: ClassifierConfig,
-                      train_config: TrainConfig, label_smoothing: float, device: str) -> tuple[Classifier, dict]:
+                      train_config: TrainConfig, label_smoothing: float, world: World) -> tuple[Classifier, dict]:
     out_dir = run.path
     start = time.monotonic()
     splits, skipped = load_classification_data(data_config, seed=train_config.seed)
@@ -183,13 +190,13 @@ def _train_classifier(run: RunFolder, data_config: ClassifierDataConfig, model_c
             net.encoder.frozen_rows.copy_(known)
             _log(f"embeddings: GloVe 6B 50d for {int(known.sum())} of {len(vocab)} tokens"
                  + (" (kept fixed)" if model_config.freeze_pretrained else ""))
-        net.to(device)
+        net.to(world.device)
         task = ClassificationTask(member_train, member_valid, labels, train_config.batch_size, data_config.max_length,
-                                  seed=seed, pad_id=vocab.pad_id, label_smoothing=label_smoothing)
+                                  seed=seed, pad_id=vocab.pad_id, label_smoothing=label_smoothing, world=world)
         single = Classifier(net, tokenizer, vocab, labels, data_config.max_length)
         save = (lambda _, c=single, d=member_dir: c.save(d / "model")) if len(plan) == 1 else None
         state_path = run.state_path(None if len(plan) == 1 else f"member-{i}")
-        trainer = Trainer(net, task, member_config, member_dir, save_best=save, state_path=state_path)
+        trainer = Trainer(net, task, member_config, member_dir, save_best=save, state_path=state_path, world=world)
         if run.resume and state_path.is_file():
             trainer.load_state(state_path)
         results.append(trainer.fit())
@@ -204,6 +211,8 @@ def _train_classifier(run: RunFolder, data_config: ClassifierDataConfig, model_c
                              "embeddings": "glove" if use_glove else "random"})
     result = results[0]
     train_seconds = time.monotonic() - start
+    if not world.is_main:
+        return classifier, {}
 
     if model_config.cross_fit:
         # The ensemble has seen the validation split: report each member on the fold it never trained on.

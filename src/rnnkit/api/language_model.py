@@ -18,6 +18,7 @@ from rnnkit.api.checkpoints import open_checkpoint
 from rnnkit.api.preflight import check_corpus_sizes, check_language_model_run
 from rnnkit.data import DataError, TextSplits, Vocabulary, load_bundled
 from rnnkit.data.bundled import bundled_names
+from rnnkit.data.mmap_stream import build_cache, open_cache, text_bytes, text_files
 from rnnkit.data.tokenizers import CharTokenizer, WordTokenizer
 from rnnkit.evaluation import plot_training_curves, write_report
 from rnnkit.generation import SamplingConfig, generate_pieces
@@ -25,6 +26,7 @@ from rnnkit.models.config import LanguageModelConfig, from_dict
 from rnnkit.models.language_model import RNNLanguageModel
 from rnnkit.tasks.language_model import LanguageModelTask, score_ids
 from rnnkit.training import TrainConfig, Trainer, save_checkpoint
+from rnnkit.training.distributed import World, setup_world
 from rnnkit.training.rundir import RunDiverged, RunFolder, abandon, check_result
 from rnnkit.validation import check_choice, check_positive_int, check_probability
 
@@ -33,6 +35,8 @@ KIND = "language_model"
 # The training state is saved every few seconds: a killed run loses little (the save takes milliseconds).
 LM_TRAIN_DEFAULTS = dict(batch_size=64, lr=2e-3, epochs=50, patience=None, warmup=100.0, max_time=1800.0,
                          eval_every=250, weight_decay=0.01, checkpoint_every="5s")
+# mmap="auto" streams texts larger than this through a memory-mapped token-id cache instead of reading them whole.
+MMAP_AUTO_BYTES = 256 << 20
 
 
 def _help(text: str, **kw):
@@ -54,9 +58,12 @@ class CorpusConfig:
     random_length: bool = _help("vary the window length around bptt", default=False)
     eval_streams: int = _help("during training, score validation as this many side-by-side streams "
                               "(1 = exact, slowest); the final figures are always exact", default=16)
+    mmap: str = _help("encode the text piece by piece into a token-id file in the run folder and train from it "
+                      "memory-mapped: on, off, or auto (texts over 256 MB)", default="auto")
 
     def __post_init__(self):
         check_choice("tokenizer", self.tokenizer, {"char", "word"})
+        check_choice("mmap", self.mmap, {"auto", "on", "off"})
         check_probability("valid_fraction", self.valid_fraction)
         for name in ("min_freq", "bptt", "eval_streams"):
             check_positive_int(name, getattr(self, name))
@@ -68,14 +75,8 @@ class CorpusConfig:
 
 def read_text(path: str) -> str:
     """A UTF-8 text file, or every .txt file of a folder in sorted order joined by a blank line."""
-    p = Path(path)
-    if not p.exists():
-        raise DataError(path, message="no such file or folder")
-    files = sorted(p.glob("*.txt")) if p.is_dir() else [p]
-    if not files:
-        raise DataError(path, message="the folder holds no .txt files")
     texts = []
-    for f in files:
+    for f in text_files(path):
         raw = f.read_bytes()
         try:
             text = raw.decode("utf-8")
@@ -152,59 +153,61 @@ class LanguageModel:
 
 def train_language_model(data: str | CorpusConfig = "shakespeare", out_dir: str | Path = "runs/lm",
                          model: LanguageModelConfig | None = None, train: TrainConfig | None = None,
-                         device: str = "cpu", overwrite: bool = False, resume: bool = False,
-                         **corpus_options) -> tuple[LanguageModel, dict]:
+                         device: str = "cpu", autocast: str | None = None, overwrite: bool = False,
+                         resume: bool = False, **corpus_options) -> tuple[LanguageModel, dict]:
     """Train on a corpus, keep the best model by validation bits per character (or perplexity), report.
 
-    Output safety and ``overwrite`` / ``resume`` work as for ``train_classifier``.
+    Output safety and ``overwrite`` / ``resume`` work as for ``train_classifier``. Under torchrun every
+    process calls this; ``train.batch_size`` streams are shared among them and rank 0 alone writes and
+    reports (the other ranks return an empty summary).
     """
     corpus = data if isinstance(data, CorpusConfig) else CorpusConfig(data=data, **corpus_options)
     model_config = model or LanguageModelConfig()
     train_config = train or TrainConfig(**LM_TRAIN_DEFAULTS)
     check_language_model_run(corpus, model_config, out_dir)
+    world = setup_world(device, autocast)
     settings = {"corpus": asdict(corpus), "model": asdict(model_config), "train": asdict(train_config)}
-    run = RunFolder(out_dir, overwrite=overwrite, resume=resume, command="rnnkit train-lm").open(settings)
+    run = RunFolder(out_dir, overwrite=overwrite, resume=resume, command="rnnkit train-lm").open_in(world, settings)
     try:
-        return _train_language_model(run, corpus, model_config, train_config, device)
+        return _train_language_model(run, corpus, model_config, train_config, world)
     except BaseException:
         abandon(run)
         raise
 
 
 def _train_language_model(run: RunFolder, corpus: CorpusConfig, model_config: LanguageModelConfig,
-                          train_config: TrainConfig, device: str) -> tuple[LanguageModel, dict]:
+                          train_config: TrainConfig, world: World) -> tuple[LanguageModel, dict]:
     out_dir = run.path
     start = time.monotonic()
-    splits = load_corpus(corpus)
     tokenizer = CharTokenizer() if corpus.tokenizer == "char" else WordTokenizer(lowercase=corpus.lowercase)
-    train_tokens = tokenizer.tokenize(splits.train)
-    vocab = Vocabulary.build([train_tokens], min_freq=corpus.min_freq, max_size=corpus.max_vocab)
-    as_ids = lambda text: torch.tensor(vocab.encode(tokenizer.tokenize(text)), dtype=torch.long)  # noqa: E731
-    train_ids, valid_ids = torch.tensor(vocab.encode(train_tokens), dtype=torch.long), as_ids(splits.valid)
-    test_ids = as_ids(splits.test) if splits.test else None
+    vocab, name, train_ids, valid_ids, test_ids = _corpus_ids(corpus, tokenizer, out_dir, world)
     check_corpus_sizes(corpus, train_ids.numel(), valid_ids.numel(), train_config.batch_size,
                        None if test_ids is None else test_ids.numel())
-    print(f"corpus {splits.name}: {train_ids.numel()} train / {valid_ids.numel()} valid tokens, "
-          f"vocabulary {len(vocab)}", file=sys.stderr, flush=True)
+    if world.is_main:
+        print(f"corpus {name}: {train_ids.numel()} train / {valid_ids.numel()} valid tokens, "
+              f"vocabulary {len(vocab)}", file=sys.stderr, flush=True)
     torch.manual_seed(train_config.seed)
     net = RNNLanguageModel(model_config, len(vocab), vocab.pad_id)
-    net.to(device)
+    net.to(world.device)
     lm = LanguageModel(net, tokenizer, vocab, {"corpus_config": asdict(corpus), "train_config": asdict(train_config)})
     task = LanguageModelTask(train_ids, valid_ids, train_config.batch_size, corpus.bptt, corpus.random_length,
-                             seed=train_config.seed, unit=corpus.tokenizer, eval_streams=corpus.eval_streams)
+                             seed=train_config.seed, unit=corpus.tokenizer, eval_streams=corpus.eval_streams,
+                             world=world)
     trainer = Trainer(net, task, train_config, out_dir, save_best=lambda _: lm.save(out_dir / "model"),
-                      state_path=run.state_path())
+                      state_path=run.state_path(), world=world)
     if run.resume:
         trainer.load_state(run.state_path())
     result = trainer.fit()
     diverged = check_result(run, result)
+    if not world.is_main:
+        return lm, {}
     seconds = time.monotonic() - start
     summary = {"stopped": result.reason, "train_seconds": round(seconds, 1), "steps": result.steps,
                **{k: v for k, v in (result.best or {}).items() if k.startswith("valid_")}}
     # The reported figures read each split as one stream with the state carried (exact, slower than training-time
     # validation, which may score several streams side by side).
     summary.update({f"final_valid_{k}": v for k, v in task.metrics(*score_ids(net, valid_ids)).items()})
-    if test_ids is not None:
+    if test_ids is not None and test_ids.numel() > 1:
         test = task.metrics(*score_ids(net, test_ids))
         summary.update({f"test_{k}": v for k, v in test.items()})
     rates = [h["tokens_per_s"] for h in result.history if h.get("tokens_per_s")]
@@ -221,3 +224,25 @@ def _train_language_model(run: RunFolder, corpus: CorpusConfig, model_config: La
     if diverged:
         raise RunDiverged(diverged)
     return lm, summary
+
+
+def _corpus_ids(corpus: CorpusConfig, tokenizer, out_dir: Path, world: World):
+    """(vocabulary, corpus name, train, valid and test ids or None): read whole, or memory-mapped from a cache."""
+    path = Path(corpus.data)
+    streamed = corpus.mmap == "on" or (corpus.mmap == "auto" and path.exists()
+                                       and text_bytes(path) > MMAP_AUTO_BYTES)
+    if streamed:
+        if not path.exists():
+            raise DataError(corpus.data, message="mmap='on' needs a text file or folder (not a bundled corpus)")
+        # Rank 0 writes the cache (an error there is raised on every rank), then every rank maps it.
+        folder = world.on_main(lambda: build_cache(
+            out_dir / "token-ids", corpus.data, tokenizer, corpus.min_freq, corpus.max_vocab, corpus.valid_fraction,
+            corpus.valid_data, corpus.test_data))
+        cached = open_cache(folder)
+        return cached.vocab, path.name, cached.train, cached.valid, cached.test
+    splits = load_corpus(corpus)
+    train_tokens = tokenizer.tokenize(splits.train)
+    vocab = Vocabulary.build([train_tokens], min_freq=corpus.min_freq, max_size=corpus.max_vocab)
+    as_ids = lambda text: torch.tensor(vocab.encode(tokenizer.tokenize(text)), dtype=torch.long)  # noqa: E731
+    test = as_ids(splits.test) if splits.test else None
+    return vocab, splits.name, torch.tensor(vocab.encode(train_tokens), dtype=torch.long), as_ids(splits.valid), test

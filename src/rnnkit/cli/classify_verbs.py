@@ -11,6 +11,7 @@ from rnnkit.api.data_config import ClassifierDataConfig
 from rnnkit.cli.export_verbs import add_runtime_argument, load_for_runtime
 from rnnkit.cli.options import add_dataclass_arguments, dataclass_from_args
 from rnnkit.cli.run_flags import add_run_flags, report_stopped, run_settings
+from rnnkit.cli.runtime import add_runtime_arguments, runtime_options
 from rnnkit.models.config import ClassifierConfig
 from rnnkit.training import TrainConfig
 
@@ -41,6 +42,7 @@ def register(verbs, preset: str | None = None) -> None:
     add_dataclass_arguments(train, ClassifierConfig, title="model", defaults=model_over)
     add_dataclass_arguments(train, TrainConfig, title="training", defaults={**TRAIN_DEFAULTS, **train_over})
     add_run_flags(train, TRAIN_SECTIONS, ("label_smoothing",))
+    add_runtime_arguments(train)
     train.set_defaults(run=run_train)
 
     ev = verbs.add_parser("eval", help="evaluate a model on a labelled file, or a language model on a text file",
@@ -77,10 +79,11 @@ def run_train(args: argparse.Namespace) -> int:
     try:
         _, summary = train_classifier(configs["data"], out, model=configs["model"], train=configs["train"],
                                       label_smoothing=scalars["label_smoothing"], overwrite=args.overwrite,
-                                      resume=args.resume is not None)
+                                      resume=args.resume is not None, **runtime_options(args))
     except RunStopped as stopped:
         return report_stopped("train", stopped)
-    print(json.dumps(summary))
+    if summary:  # under torchrun only rank 0 has one
+        print(json.dumps(summary))
     return 0
 
 

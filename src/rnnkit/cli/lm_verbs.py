@@ -10,6 +10,7 @@ from rnnkit.api.language_model import LM_TRAIN_DEFAULTS, CorpusConfig
 from rnnkit.cli.export_verbs import add_runtime_argument, load_for_runtime
 from rnnkit.cli.options import add_dataclass_arguments
 from rnnkit.cli.run_flags import add_run_flags, report_stopped, run_settings
+from rnnkit.cli.runtime import add_runtime_arguments, runtime_options
 from rnnkit.generation import SamplingConfig
 from rnnkit.models.config import LanguageModelConfig
 from rnnkit.training import TrainConfig
@@ -26,6 +27,7 @@ def register(verbs) -> None:
     add_dataclass_arguments(tr, LanguageModelConfig, title="model")
     add_dataclass_arguments(tr, TrainConfig, title="training", defaults=LM_TRAIN_DEFAULTS)
     add_run_flags(tr, TRAIN_SECTIONS)
+    add_runtime_arguments(tr)
     tr.set_defaults(run=run_train_lm)
 
     gen = verbs.add_parser("generate", help="sample text from a language model, streamed as it is produced")
@@ -47,10 +49,12 @@ def run_train_lm(args: argparse.Namespace) -> int:
     out, configs, _ = run_settings(args, TRAIN_SECTIONS)
     try:
         _, summary = train_language_model(configs["corpus"], out, model=configs["model"], train=configs["train"],
-                                          overwrite=args.overwrite, resume=args.resume is not None)
+                                          overwrite=args.overwrite, resume=args.resume is not None,
+                                          **runtime_options(args))
     except RunStopped as stopped:
         return report_stopped("train-lm", stopped)
-    print(json.dumps(summary))
+    if summary:  # under torchrun only rank 0 has one
+        print(json.dumps(summary))
     return 0
 
 

@@ -66,7 +66,8 @@ class StreamBatcher:
             raise ValueError(f"ids has {ids.numel()} tokens, too few for batch_size={batch_size}: each stream needs "
                              f"at least 2 (an input and its next token)")
         self._total = ids.numel()
-        self.streams = ids[: stream_length * batch_size].long().reshape(batch_size, stream_length)
+        # A view, not a copy: a memory-mapped corpus stays on disk; windows become int64 as they are cut.
+        self.streams = ids[: stream_length * batch_size].reshape(batch_size, stream_length)
         self.random_length = random_length
         self.seed = seed
         self.epoch = 0
@@ -134,5 +135,6 @@ class StreamBatcher:
         start = 0
         for t in self.window_lengths():
             # contiguous(): callers may write into x / y (e.g. masking) without touching the corpus.
-            yield (self.streams[:, start:start + t].contiguous(), self.streams[:, start + 1:start + 1 + t].contiguous())
+            yield (self.streams[:, start:start + t].contiguous().long(),
+                   self.streams[:, start + 1:start + 1 + t].contiguous().long())
             start += t

@@ -7,6 +7,7 @@ import torch
 from torch import nn
 
 from rnnkit.data import BucketBatchSampler, EncodedDataset, pad_batch
+from rnnkit.data.distributed import ShardedBatches
 from rnnkit.evaluation import classification_report
 from rnnkit.training import StepResult
 
@@ -17,12 +18,15 @@ class ClassificationTask:
 
     def __init__(self, train: EncodedDataset, valid: EncodedDataset | None, labels: list[str], batch_size: int,
                  max_length: int | None, seed: int = 0, pad_id: int = 0, label_smoothing: float = 0.0,
-                 eval_batch_size: int = 64):
+                 eval_batch_size: int = 64, world=None):
         self.train, self.valid, self.labels = train, valid, labels
         self.max_length, self.pad_id = max_length, pad_id
         self.eval_batch_size = eval_batch_size
         lengths = [min(len(s), max_length or len(s)) for s in train.ids]
         self.sampler = BucketBatchSampler(lengths, batch_size, shuffle=True, seed=seed)
+        if world is not None and world.distributed:
+            # batch_size is the global batch: this process trains on its share of each (rnnkit.data.distributed).
+            self.sampler = ShardedBatches(self.sampler, world.rank, world.size)
         self.loss_fn = nn.CrossEntropyLoss(label_smoothing=label_smoothing)
         self.splits = {"valid": valid}
 

@@ -13,6 +13,7 @@ from torch import Tensor
 from torch.nn import functional as F
 
 from rnnkit.data import StreamBatcher
+from rnnkit.data.distributed import ShardedStreams
 from rnnkit.models.language_model import detach_state
 from rnnkit.training import StepResult
 
@@ -39,7 +40,8 @@ def score_ids(model, ids: Tensor, window: int = 1000, streams: int = 1) -> tuple
     y_all = ids[1: streams * length + 1].view(streams, length).to(device)
     state = None
     for start in range(0, length, window):
-        x, y = x_all[:, start:start + window], y_all[:, start:start + window]
+        # .long(): memory-mapped corpora keep their ids in 16 or 32 bits.
+        x, y = x_all[:, start:start + window].long(), y_all[:, start:start + window].long()
         logits, state = model(x, state)
         if logits.dtype not in (torch.float32, torch.float64):
             logits = logits.float()  # half-precision logits would lose the sum's accuracy
@@ -60,8 +62,11 @@ class LanguageModelTask:
 
     def __init__(self, train_ids: Tensor, valid_ids: Tensor | None, batch_size: int, bptt: int,
                  random_length: bool = False, seed: int = 0, unit: str = "char", eval_window: int = 1000,
-                 eval_streams: int = 1):
+                 eval_streams: int = 1, world=None):
         self.batcher = StreamBatcher(train_ids, batch_size, bptt, random_length=random_length, seed=seed)
+        if world is not None and world.distributed:
+            # batch_size streams in all: this process carries its share of them (rnnkit.data.distributed).
+            self.batcher = ShardedStreams(self.batcher, world.rank, world.size)
         self.splits = {"valid": valid_ids}
         self.unit = unit
         self.monitor = "bits_per_char" if unit == "char" else "perplexity"
@@ -77,7 +82,9 @@ class LanguageModelTask:
 
     def state_dict(self) -> dict:
         """The batcher's state and the hidden state carried into the next window (needed to resume exactly)."""
-        return {"batcher": self.batcher.state_dict(), "hidden": self.state}
+        # On the CPU: under torchrun each rank's state is gathered to rank 0, which may not see this rank's GPU.
+        hidden = None if self.state is None else _to_device(self.state, "cpu")
+        return {"batcher": self.batcher.state_dict(), "hidden": hidden}
 
     def load_state_dict(self, state: dict) -> None:
         self.batcher.load_state_dict(state["batcher"])

@@ -61,6 +61,7 @@ class RunFolder:
         self.overwrite, self.resume, self.command = overwrite, resume, command
         self.path: Path | None = None
         self._lock = None
+        self.follower = False  # another process (torchrun's rank 0) owns the folder: never create, lock or move it
 
     @property
     def state_dir(self) -> Path:
@@ -104,6 +105,17 @@ class RunFolder:
         (self.path / SETTINGS_FILE).write_text(text + "\n", encoding="utf-8")
         return self
 
+    def open_in(self, world, settings: dict[str, Any]) -> RunFolder:
+        """``open`` for a run of ``world`` (see ``training.distributed``): rank 0 alone checks, creates or adopts
+        and locks the staging folder; the other ranks follow it (its path is broadcast), and an error there is
+        raised on every rank."""
+        if not world.distributed:
+            return self.open(settings)
+        path = world.on_main(lambda: str(self.open(settings).path))
+        if not world.is_main:
+            self.path, self.follower = Path(path), True
+        return self
+
     def _check_settings(self, settings: dict[str, Any]) -> None:
         saved = read_settings(self.path)
         now, before = _flatten(settings), _flatten(saved)
@@ -132,6 +144,8 @@ class RunFolder:
         The state goes after the rename: a crash in between leaves a complete run with a spare ``resume/``
         folder, never a complete run in a staging folder that looks like an abandoned one.
         """
+        if self.follower:
+            return self.out
         backup = None
         if self.out.is_dir() and any(self.out.iterdir()):
             if not (self.overwrite or self.resume):
@@ -156,7 +170,7 @@ class RunFolder:
 
     def discard(self) -> None:
         """Delete the staging folder (a run that leaves nothing worth keeping)."""
-        if self.path is not None:
+        if self.path is not None and not self.follower:
             shutil.rmtree(self.path, ignore_errors=True)
         self.release()
 

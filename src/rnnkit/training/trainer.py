@@ -40,6 +40,12 @@ re-estimated from the resumed run's pace.
 
 The trainer never moves tensors between devices: the task puts batches on the
 model's device.
+
+Under torchrun (``world``, see ``distributed.py``) each rank steps on its share of the
+global batch through DistributedDataParallel; losses, stop decisions and evaluations
+are shared so every rank takes the same steps, and rank 0 alone logs and saves. A signal to any rank stops
+all at the same step; the saved state holds each rank's generators and task state, every rank loads it
+before DDP wraps the model, and it resumes only with as many ranks as saved it.
 """
 
 from __future__ import annotations
@@ -56,6 +62,7 @@ from torch import nn
 from torch.nn.utils import clip_grad_norm_
 
 from rnnkit.training.config import TrainConfig
+from rnnkit.training.distributed import NullStream, World, current_world, reduce_step
 from rnnkit.training.optim import make_optimizer
 from rnnkit.training.progress import Progress, format_summary
 from rnnkit.training.runlog import RunLog
@@ -204,7 +211,8 @@ class Trainer:
         save_best: called with ``out_dir / "best"`` whenever the monitored metric improves,
             while the model holds the new best weights (e.g. to write a checkpoint).
         state_path: file the resumable training state is written to every ``config.checkpoint_every``
-            and when SIGINT/SIGTERM stops the run; None saves none.
+            and when SIGINT/SIGTERM stops the run; None saves none. With several ranks, rank 0 writes it.
+        world: the processes training together (default: the process group joined, if any).
     """
 
     def __init__(
@@ -215,6 +223,7 @@ class Trainer:
         out_dir: str | Path | None = None,
         save_best: Callable[[Path], None] | None = None,
         state_path: str | Path | None = None,
+        world: World | None = None,
     ):
         if not isinstance(model, nn.Module):
             raise TypeError(f"model must be a torch.nn.Module, got {type(model).__name__}")
@@ -232,6 +241,7 @@ class Trainer:
         self.save_best = save_best
         self.state_path = Path(state_path) if state_path is not None else None
         self._resume: dict[str, Any] | None = None
+        self.world = world if world is not None else current_world()
 
     # -- evaluation -----------------------------------------------------------
     def evaluate(self, split: str = "valid") -> dict[str, float]:
@@ -257,11 +267,18 @@ class Trainer:
 
     # -- saving and resuming ----------------------------------------------------
     def state_dict(self) -> dict[str, Any]:
-        """Everything ``fit`` needs to continue this run exactly: valid between steps of a running ``fit``."""
+        """Everything ``fit`` needs to continue this run exactly: valid between steps of a running ``fit``.
+
+        Under torchrun this gathers every rank's generators and task state: call it on every rank at once.
+        """
         state = self._state
         saved = {name: getattr(state, name) for name in _RunState.SAVED}
         saved["elapsed"] = time.monotonic() - state.start
         task_state = getattr(self.task, "state_dict", None)
+        task_state = task_state() if callable(task_state) else None
+        rng = {"now": rng_state(), "epoch_start": state.epoch_rng}
+        # Under torchrun the generators and the task's state (an LM's carried hidden state) are each rank's own.
+        ranks = self.world.all_gather({"rng": rng, "task": task_state}) if self.world.distributed else None
         return {
             "config": asdict(self.config),
             "trainer": saved,
@@ -270,8 +287,10 @@ class Trainer:
             "optimizer": self._optimizer.state_dict(),
             "scheduler": self._scheduler.state_dict() if self._scheduler is not None else None,
             "best_model": state.best_state,
-            "task": task_state() if callable(task_state) else None,
-            "rng": {"now": rng_state(), "epoch_start": state.epoch_rng},
+            "task": task_state,
+            "rng": rng,
+            "world_size": self.world.size,
+            "ranks": ranks,
         }
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
@@ -285,6 +304,14 @@ class Trainer:
         if changed:
             detail = ", ".join(f"{key} (saved {saved.get(key)!r}, now {current.get(key)!r})" for key in changed)
             raise ValueError(f"cannot resume with different training settings: {detail}")
+        size = state.get("world_size", 1)
+        if size != self.world.size:
+            raise ValueError(f"cannot resume with {self.world.size} process(es) a run saved by {size}: each process's "
+                             f"random generators and data position are its own; resume it with {size}")
+        if size > 1:
+            # This rank's own generators and task state (the rest is the same on every rank).
+            mine = state["ranks"][self.world.rank]
+            state = {**state, "rng": mine["rng"], "task": mine["task"]}
         if state.get("task") is not None and not callable(getattr(self.task, "load_state_dict", None)):
             raise TypeError(f"the saved run has task state, but {type(self.task).__name__} has no load_state_dict()")
         self._resume = state
@@ -296,7 +323,12 @@ class Trainer:
     def _save_state(self) -> None:
         started = time.monotonic()
         if self.state_path is not None:
-            self._state.checkpoint = save_state(self.state_path, self.state_dict())
+            state = self.state_dict()  # a collective under torchrun: every rank takes part
+            if self.world.is_main:
+                save_state(self.state_path, state)
+            # The others go on once the file is complete, so a rank that stops next never sees a stale one.
+            self.world.barrier()
+            self._state.checkpoint = self.state_path
         self._state.last_save = time.monotonic()
         self._state.save_seconds = self._state.last_save - started
 
@@ -309,13 +341,16 @@ class Trainer:
         if kind == "steps":
             return not epoch_end and self._state.step % every == 0
         wait = max(every, SAVE_SPACING * self._state.save_seconds)
-        return not epoch_end and time.monotonic() - self._state.last_save >= wait
+        due = not epoch_end and time.monotonic() - self._state.last_save >= wait
+        # Each rank has its own clock: one due is enough, so all save (a collective) at the same step.
+        return self.world.all_max(float(due)) > 0 if self.world.distributed else due
 
     # -- the run ------------------------------------------------------------------
     def fit(self) -> TrainResult:
         """Train until the epochs run out or a stop condition fires; return the history and the best record."""
         config = self.config
-        seed_everything(config.seed)
+        # Ranks draw different dropout masks; the weights they start from are rank 0's (DDP broadcasts them).
+        seed_everything(config.seed + self.world.rank)
         self._optimizer = make_optimizer(self.model, config)
         self._parameters = [p for group in self._optimizer.param_groups for p in group["params"]]
         self._scheduler = None
@@ -324,14 +359,18 @@ class Trainer:
         resume, self._resume = self._resume, None
         if resume is not None:
             self._restore(resume)
-        self._log = RunLog(self.out_dir / "log.jsonl") if self.out_dir is not None else None
+        # After the restore: every rank holds the saved weights before DDP broadcasts rank 0's.
+        self._train_model = self.world.wrap(self.model)
+        main = self.world.is_main
+        self._log = RunLog(self.out_dir / "log.jsonl") if self.out_dir is not None and main else None
         if self._log is not None:
             # A resumed run's log is its saved history: records written after the checkpoint are redone.
             for record in state.history:
                 self._log.write(record)
-        self._progress = Progress(config.progress)
+        self._progress = Progress(config.progress) if main else Progress(False, NullStream())
         state.last_save = time.monotonic()
         self._stop = StopRequests()
+        self._signal: int | None = None
         try:
             with self._stop:
                 reason = self._train_loop(resume)
@@ -340,6 +379,7 @@ class Trainer:
             reason = INTERRUPTED
         finally:
             self._progress.end_epoch()
+            self._train_model = self.model  # drops the DDP wrapper (and its gradient hooks)
         if state.best_state is not None:
             self.model.load_state_dict(state.best_state)
         self.model.eval()
@@ -353,7 +393,7 @@ class Trainer:
             steps=state.step,
             elapsed=time.monotonic() - state.start,
             checkpoint=state.checkpoint,
-            signal=self._stop.requested,
+            signal=self._signal if self._signal is not None else self._stop.requested,
         )
 
     def _restore(self, resume: dict[str, Any]) -> None:
@@ -395,6 +435,7 @@ class Trainer:
                 hook(self.model, epoch)
             batches = self.task.train_batches(epoch)
             length = _length(batches)
+            self.world.check_same_length(length)
             if self._scheduler is None:
                 self._make_scheduler(length, resume)
             if skip:
@@ -416,7 +457,7 @@ class Trainer:
                     return self._finish(EARLY_STOPPING)
                 if self._out_of_time():
                     return self._finish(MAX_TIME)
-                if self._stop.requested is not None:
+                if self._stop_agreed():
                     return self._interrupted()
                 if self._checkpoint_due(epoch_end=False):
                     self._save_state()
@@ -426,7 +467,7 @@ class Trainer:
             if config.eval_every is None and self._evaluate():
                 return self._finish(EARLY_STOPPING)
             state.epoch_done = True
-            if self._stop.requested is not None:
+            if self._stop_agreed():
                 return self._interrupted()
             if self._checkpoint_due(epoch_end=True):
                 self._save_state()
@@ -453,6 +494,15 @@ class Trainer:
             for group, lr in zip(self._optimizer.param_groups, self._scheduler.get_last_lr(), strict=True):
                 group["lr"] = lr
 
+    def _stop_agreed(self) -> bool:
+        """A signal asked this process, or (under torchrun) any rank, to stop: every rank stops at this same step,
+        so the saved state is consistent and no rank is left waiting in a collective."""
+        requested = self.world.all_max(float(self._stop.requested or 0)) if self.world.distributed \
+            else self._stop.requested or 0
+        if requested:
+            self._signal = int(requested)
+        return bool(requested)
+
     def _interrupted(self) -> str:
         """A signal asked to stop: save a resumable state (between steps, where it is consistent)."""
         self._progress.end_epoch()
@@ -472,22 +522,29 @@ class Trainer:
         limit, steps = self.config.max_time, self.config.max_steps
         if steps is not None and self._state.step >= steps:
             return True
-        return limit is not None and time.monotonic() - self._state.start >= limit
+        return limit is not None and self._elapsed() >= limit
+
+    def _elapsed(self) -> float:
+        """Seconds since ``fit`` began; with several ranks the slowest one's, so all take the same decisions."""
+        return self.world.all_max(time.monotonic() - self._state.start)
 
     def _step(self, batch: Any) -> bool:
         """One optimiser update; False (and no update) if the loss or gradient norm is not finite."""
         state, window = self._state, self._window
         started = time.perf_counter()
         self._optimizer.zero_grad(set_to_none=True)
-        result = self.task.train_step(self.model, batch)
+        with self.world.autocast_context():
+            result = self.task.train_step(self._train_model, batch)
         if not isinstance(result, StepResult):
             raise TypeError(f"task.train_step must return a StepResult, got {type(result).__name__}")
         result.validate()
-        # .item() synchronises with the device, which also makes the step timing honest.
-        loss = float(result.loss.detach())
+        # .item() synchronises with the device, which also makes the step timing honest. With several ranks: the
+        # global figures, and the scale that makes the averaged gradient the global batch's.
+        totals = reduce_step(self.world, batch, result)
+        loss, result = totals.loss, totals.result
         if not math.isfinite(loss):
             return False
-        result.loss.backward()
+        (result.loss if totals.scale == 1.0 else result.loss * totals.scale).backward()
         grad_norm = None
         if self.config.clip_norm is not None:
             grad_norm = float(clip_grad_norm_(self._parameters, self.config.clip_norm))
@@ -509,7 +566,7 @@ class Trainer:
         limit, state = self.config.max_time, self._state
         if limit is None or state.step < HORIZON_MIN_STEPS:
             return
-        elapsed = time.monotonic() - state.start
+        elapsed = self._elapsed()
         projected = max(state.step + 1, int(state.step * limit / max(elapsed, 1e-9)))
         if state.total_steps is None or projected < state.total_steps:
             self._horizon.total_steps = state.horizon = projected
@@ -528,7 +585,7 @@ class Trainer:
     def _evaluate(self) -> bool:
         """Evaluate on "valid", record it, track the best; True if patience has run out."""
         state, window, monitor = self._state, self._window, self.task.monitor
-        metrics = self.evaluate("valid")
+        metrics = self.world.on_main(lambda: self.evaluate("valid"))
         record: dict[str, Any] = {"epoch": state.epoch + 1, "step": state.step, "train_loss": window.loss}
         if window.accuracy is not None:
             record["train_accuracy"] = window.accuracy
@@ -551,7 +608,7 @@ class Trainer:
             state.best_record = record
             state.best_state = {key: value.detach().clone() for key, value in self.model.state_dict().items()}
             state.bad_evals = 0
-            if self.save_best is not None:
+            if self.save_best is not None and self.world.is_main:
                 self.save_best(self.out_dir / "best")
         else:
             state.bad_evals += 1
