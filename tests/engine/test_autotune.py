@@ -88,7 +88,7 @@ def test_new_kind_is_timed_once_and_recorded(timed):
     assert stat.S_IMODE(os.stat(path).st_mode) == 0o600
     doc = json.loads(path.read_text())
     (key, entry), = doc["decisions"].items()
-    assert "LSTMCell | train | batch 2-3 | hidden 8 | layers 1 | dirs 1 | float32" in key
+    assert "LSTMCell | train | batch 2-3 | steps 2-15 | hidden 8 | layers 1 | dirs 1 | float32" in key
     assert entry["backend"] == "native" and entry["static"] == "fused" and entry["ms"] == {"fused": 3.0, "native": 1.0}
     autotune.forget()  # another process: reads the file, times nothing
     assert _chosen(layer, x) == "native" and len(calls) == 1
@@ -134,10 +134,25 @@ def test_key_names_every_dimension():
     layer = rnnkit.GRU(4, 8, 2, bidirectional=True, zoneout=0.1).double()
     x = torch.randn(5, 40, 4, dtype=torch.float64)
     key = autotune.decision_key(layer, x, torch.full((40,), 5), train=False)
-    assert key == (f"GRUCell(zoneout=0.1) | infer | batch 32-63 | hidden 8 | layers 2 | dirs 2 | float64 | "
-                   f"threads {torch.get_num_threads()} | lengths")
+    assert key == (f"GRUCell(zoneout=0.1) | infer | batch 32-63 | steps 2-15 | hidden 8 | layers 2 | dirs 2 | "
+                   f"float64 | threads {torch.get_num_threads()} | lengths")
     assert [autotune.batch_class(b) for b in (1, 2, 3, 4, 7, 8, 64, 127)] == \
         ["1", "2-3", "2-3", "4-7", "4-7", "8-15", "64-127", "64-127"]
+    assert [autotune.steps_class(t) for t in (1, 2, 15, 16, 400)] == ["1", "2-15", "2-15", "16+", "16+"]
+
+
+def test_one_step_calls_are_their_own_kind(timed):
+    """Generation calls one step at a time: per-call cost ranks the back ends there, not the per-step cost."""
+    calls = timed({"fused": 3.0, "native": 1.0})
+    layer = rnnkit.LSTM(4, 8)
+    with torch.no_grad():
+        assert _chosen(layer, torch.randn(1, 1, 4)) == "native"
+    calls_after_one_step = len(calls)
+    timed({"fused": 1.0, "native": 3.0})
+    with torch.no_grad():
+        assert _chosen(layer, torch.randn(20, 1, 4)) == "fused"  # same batch class, 20 steps: timed anew
+        assert _chosen(layer, torch.randn(1, 1, 4)) == "native"  # the one-step decision is kept
+    assert calls_after_one_step == 1 and len(calls) == 2
 
 
 @pytest.mark.parametrize("kind", ["lstm", "gru"])
