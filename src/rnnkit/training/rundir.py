@@ -88,7 +88,11 @@ class RunFolder:
                                      f".{self.out.name}.staging-* folder with a saved training state beside it")
             self.path = max(resumable, key=lambda p: _newest_state(p))
             self._take_lock()
-            self._check_settings(settings)
+            try:
+                self._check_settings(settings)
+            except BaseException:
+                self.release()  # refused: the interrupted run stays resumable, by this process too
+                raise
             return self
         if resumable and not self.overwrite:
             raise RunFolderError(f"--out {self.out} has an interrupted run ({resumable[0].name}); continue it with "
@@ -101,8 +105,12 @@ class RunFolder:
         self.out.parent.mkdir(parents=True, exist_ok=True)
         self.path = Path(tempfile.mkdtemp(prefix=f".{self.out.name}.staging-", dir=self.out.parent))
         self._take_lock()
-        text = json.dumps(settings, indent=2, allow_nan=False)
-        (self.path / SETTINGS_FILE).write_text(text + "\n", encoding="utf-8")
+        try:
+            text = json.dumps(settings, indent=2, allow_nan=False)
+            (self.path / SETTINGS_FILE).write_text(text + "\n", encoding="utf-8")
+        except BaseException:
+            self.discard()  # nothing worth keeping yet; no locked, settings-less staging folder is left behind
+            raise
         return self
 
     def open_in(self, world, settings: dict[str, Any]) -> RunFolder:
