@@ -18,11 +18,9 @@ renames it into place only when everything (model, report, log) is written, so
 from __future__ import annotations
 
 import json
-import os
 import shutil
 import signal
 import tempfile
-import uuid
 from pathlib import Path
 from typing import Any
 
@@ -31,7 +29,7 @@ try:
 except ImportError:  # Windows: no advisory locks; concurrent runs to one --out are then not detected
     fcntl = None
 
-from rnnkit.training.checkpoint import _fsync_dir
+from rnnkit.training.checkpoint import _swap_in
 from rnnkit.training.state import STATE_FILE
 
 SETTINGS_FILE = "run.json"
@@ -154,22 +152,10 @@ class RunFolder:
         """
         if self.follower:
             return self.out
-        backup = None
-        if self.out.is_dir() and any(self.out.iterdir()):
-            if not (self.overwrite or self.resume):
-                raise RunFolderError(f"--out {self.out} appeared while this run trained; the finished run is kept "
-                                     f"in {self.path}")
-            backup = self.out.with_name(f".{self.out.name}.old-{uuid.uuid4().hex[:8]}")
-            os.replace(self.out, backup)
-        try:
-            os.replace(self.path, self.out)
-        except BaseException:
-            if backup is not None:
-                os.replace(backup, self.out)
-            raise
-        if backup is not None:
-            shutil.rmtree(backup, ignore_errors=True)
-        _fsync_dir(self.out.parent)
+        if self.out.is_dir() and any(self.out.iterdir()) and not (self.overwrite or self.resume):
+            raise RunFolderError(f"--out {self.out} appeared while this run trained; the finished run is kept "
+                                 f"in {self.path}")
+        _swap_in(self.path, self.out)  # an old run is kept aside until the new one is in place
         shutil.rmtree(self.out / RESUME_DIR, ignore_errors=True)
         for name in (SETTINGS_FILE, LOCK_FILE):
             (self.out / name).unlink(missing_ok=True)
