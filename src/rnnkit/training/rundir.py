@@ -31,12 +31,14 @@ except ImportError:  # Windows: no advisory locks; concurrent runs to one --out 
 
 from rnnkit.training.checkpoint import _swap_in
 from rnnkit.training.state import STATE_FILE
+from rnnkit.training.trainer import INTERRUPTED, NON_FINITE, RESUMABLE_CHANGES
 
 SETTINGS_FILE = "run.json"
 RESUME_DIR = "resume"
 LOCK_FILE = ".lock"
-# Settings a resumed run may change: they alter no number of the result.
-CHANGEABLE_ON_RESUME = ("train.progress", "train.checkpoint_every")
+# Settings a resumed run may change: they alter no number of the result (the trainer's own list, so the two
+# checks of a resumed run's settings cannot disagree).
+CHANGEABLE_ON_RESUME = tuple(f"train.{name}" for name in RESUMABLE_CHANGES)
 
 
 class RunFolderError(ValueError):
@@ -248,8 +250,6 @@ class RunDiverged(RunStopped):
 def check_result(run: RunFolder, result) -> str | None:
     """After one ``Trainer.fit``: raise ``RunInterrupted`` (state kept for resume) or ``RunDiverged`` with nothing
     validated (staging discarded); return a message to raise once published for a diverged run with a best model."""
-    from rnnkit.training.trainer import INTERRUPTED, NON_FINITE
-
     if result.reason == INTERRUPTED:
         code = 128 + (result.signal or signal.SIGINT)
         if run.path is not None and any(run.state_dir.glob("*.pt")):
