@@ -201,3 +201,23 @@ def test_settings_that_cannot_be_saved_leave_no_staging_folder(tmp_path):
     with pytest.raises(ValueError):
         RunFolder(out).open({"lr": float("nan")})
     assert _leftovers(out) == [] and not out.exists()
+
+
+def test_ctrl_c_after_training_says_how_to_resume(tmp_path, data, capsys, monkeypatch):
+    # The signal handler is the trainer's only while it trains: Ctrl-C in the final scoring is a KeyboardInterrupt.
+    import rnnkit.api.classifier as api
+
+    out = tmp_path / "run"
+    real = api.write_report
+
+    def interrupted(*args, **kwargs):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(api, "write_report", interrupted)
+    assert main(_train_args(data, out)) == 128 + signal.SIGINT
+    assert f"--resume {out}" in _error_line(capsys)
+    assert not out.exists()
+    monkeypatch.setattr(api, "write_report", real)
+    assert main(["train", "--resume", str(out), "--no-progress"]) == 0
+    _report_matches_model(out)
+    assert _leftovers(out) == []

@@ -170,8 +170,8 @@ def train_language_model(data: str | CorpusConfig = "shakespeare", out_dir: str 
     run = RunFolder(out_dir, overwrite=overwrite, resume=resume, command="rnnkit train-lm").open_in(world, settings)
     try:
         return _train_language_model(run, corpus, model_config, train_config, world)
-    except BaseException:
-        abandon(run)
+    except BaseException as error:
+        abandon(run, error)
         raise
 
 

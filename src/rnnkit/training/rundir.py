@@ -267,9 +267,16 @@ def check_result(run: RunFolder, result) -> str | None:
     return f"{where}; kept the best validated model (epoch {result.best_epoch}) in {run.out}"
 
 
-def abandon(run: RunFolder) -> None:
-    """A run failed: keep its staging folder if it holds a resumable state, else remove it."""
+def abandon(run: RunFolder, error: BaseException | None = None) -> None:
+    """A run failed with ``error``: keep its staging folder if it holds a resumable state, else remove it.
+
+    Ctrl-C after training (during the final scoring or the report) lands here rather than in the trainer: the
+    state is kept, so it becomes a ``RunInterrupted`` that says how to continue, as one inside training does.
+    """
     if run.path is not None and run.path.is_dir() and any(run.state_dir.glob("*.pt")):
         run.release()
+        if isinstance(error, KeyboardInterrupt):
+            raise RunInterrupted(f"interrupted; the training state is saved, continue with: {run.command} --resume "
+                                 f"{run.out}", 128 + signal.SIGINT) from error
     else:
         run.discard()
