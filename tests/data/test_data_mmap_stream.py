@@ -154,3 +154,25 @@ def test_train_lm_from_a_memory_mapped_corpus(tmp_path):
     assert list((tmp_path / "run" / "token-ids").glob("*/meta.json"))
     assert summary["steps"] == 3 and lm.vocab == _in_memory(str(text), CharTokenizer())[0]
     assert summary["final_valid_bits_per_char"] == pytest.approx(summary["valid_bits_per_char"], rel=1e-5)
+
+
+def test_a_run_replacing_another_reuses_its_token_id_cache(tmp_path, monkeypatch):
+    # Each run writes into a fresh staging folder: without reuse, --overwrite would encode the whole corpus again.
+    text = tmp_path / "t.txt"
+    text.write_text(TEXT * 3, encoding="utf-8")
+    model = LanguageModelConfig(embedding_dim=8, hidden_size=8, num_layers=1, dropout=0.0)
+    train = TrainConfig(epochs=1, batch_size=4, max_steps=3, eval_every=3, progress=False, patience=None)
+    corpus = CorpusConfig(data=str(text), bptt=16, mmap="on", eval_streams=1)
+    _, first = train_language_model(corpus, tmp_path / "run", model=model, train=train)
+    before = {p.relative_to(tmp_path / "run"): p.read_bytes() for p in (tmp_path / "run" / "token-ids").rglob("*")
+              if p.is_file()}
+
+    def no_encoding(*args, **kwargs):
+        raise AssertionError("the corpus was encoded again")
+
+    monkeypatch.setattr(mmap_stream, "iter_pieces", no_encoding)
+    _, second = train_language_model(corpus, tmp_path / "run", model=model, train=train, overwrite=True)
+    after = {p.relative_to(tmp_path / "run"): p.read_bytes() for p in (tmp_path / "run" / "token-ids").rglob("*")
+             if p.is_file()}
+    assert after == before and len(before) >= 2
+    assert second["final_valid_bits_per_char"] == first["final_valid_bits_per_char"]

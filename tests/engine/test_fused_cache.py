@@ -176,3 +176,20 @@ def test_refused_library_is_rebuilt_atomically(home, good, monkeypatch):
     assert stat.S_IMODE(os.stat(home / good[0]).st_mode) == 0o700
     lib, problem = build._load_cached(good[0])
     assert problem is None and lib is not None
+
+
+def test_a_cache_that_cannot_be_written_still_gives_the_kernels(home, good, monkeypatch):
+    """A full disk (or a read-only cache) at the copy into the cache: the library just built is still used."""
+    def compile_copy(compiler, target):
+        target.write_bytes(good[1])
+
+    def full_disk(name, data, mode=0o600):
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(build, "_compile", compile_copy)
+    monkeypatch.setattr(build, "_state", {})
+    monkeypatch.setattr(cache, "write", full_disk)
+    with pytest.warns(UserWarning, match="could not be kept in .*No space left on device"):
+        lib = build.load()
+    assert lib is not None and build.failure() is None
+    assert lib.rk_forward_f32 is not None

@@ -60,3 +60,17 @@ def test_onnx_runtime_errors_are_one_line(saved_classifier, saved_language_model
     assert "holds a language model, not a classifier" in capsys.readouterr().err
     assert main(["export", str(saved_classifier), "--out", "x.txt"]) == 2
     assert "out must name a .onnx file" in capsys.readouterr().err
+
+
+def test_a_saved_model_is_read_once_per_command(saved_classifier, saved_language_model, capsys, monkeypatch):
+    # The kind comes from config.json: predict and generate read the weights file once, not once to learn the kind
+    # and again to load.
+    from rnnkit.training import checkpoint
+
+    opened, real = [], checkpoint.safe_open
+    monkeypatch.setattr(checkpoint, "safe_open", lambda path, *a, **k: opened.append(path) or real(path, *a, **k))
+    _run(capsys, "predict", str(saved_classifier), "the match")
+    _run(capsys, "generate", str(saved_language_model), "--prompt", "ab", "-n", "3", "--temperature", "0")
+    assert len(opened) == 2
+    assert main(["predict", str(saved_classifier.parent / "nothing"), "x"]) == 2
+    assert "no checkpoint directory at" in capsys.readouterr().err

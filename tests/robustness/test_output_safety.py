@@ -19,7 +19,8 @@ from rnnkit.cli.main import main
 from rnnkit.models.config import ClassifierConfig
 from rnnkit.tasks.classification import ClassificationTask
 from rnnkit.training import TrainConfig
-from rnnkit.training.rundir import RunDiverged, RunFolder
+from rnnkit.training.rundir import RunDiverged, RunFolder, RunFolderError
+from rnnkit.training.state import save_state
 from tests.robustness.run_data import signal_during_step, write_labelled_csv
 
 
@@ -180,3 +181,43 @@ def test_diverged_run_keeps_only_the_best_validated_model(tmp_path, data, monkey
     log = [json.loads(line) for line in (out / "log.jsonl").read_text().splitlines()]
     assert len(log) == 1 and log[0]["improved"]
     assert all(torch.isfinite(t).all() for t in load_file(out / "model" / "model.safetensors").values())
+
+
+def test_a_refused_resume_lets_go_of_the_run(tmp_path):
+    # The refusal's traceback (kept by a notebook, or here by pytest.raises) must not keep the lock held.
+    out = tmp_path / "run"
+    first = RunFolder(out).open({"a": 1})
+    save_state(first.state_path(), {"x": 1})
+    first.release()
+    with pytest.raises(RunFolderError, match="a: saved 1, now 2") as refused:
+        RunFolder(out, resume=True).open({"a": 2})
+    again = RunFolder(out, resume=True).open({"a": 1})
+    assert again.path == first.path and refused.value is not None
+    again.release()
+
+
+def test_settings_that_cannot_be_saved_leave_no_staging_folder(tmp_path):
+    out = tmp_path / "run"
+    with pytest.raises(ValueError):
+        RunFolder(out).open({"lr": float("nan")})
+    assert _leftovers(out) == [] and not out.exists()
+
+
+def test_ctrl_c_after_training_says_how_to_resume(tmp_path, data, capsys, monkeypatch):
+    # The signal handler is the trainer's only while it trains: Ctrl-C in the final scoring is a KeyboardInterrupt.
+    import rnnkit.api.classifier as api
+
+    out = tmp_path / "run"
+    real = api.write_report
+
+    def interrupted(*args, **kwargs):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(api, "write_report", interrupted)
+    assert main(_train_args(data, out)) == 128 + signal.SIGINT
+    assert f"--resume {out}" in _error_line(capsys)
+    assert not out.exists()
+    monkeypatch.setattr(api, "write_report", real)
+    assert main(["train", "--resume", str(out), "--no-progress"]) == 0
+    _report_matches_model(out)
+    assert _leftovers(out) == []

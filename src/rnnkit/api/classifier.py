@@ -149,8 +149,8 @@ def train_classifier(data: str | ClassifierDataConfig = "bbc-news", out_dir: str
     run = RunFolder(out_dir, overwrite=overwrite, resume=resume, command="rnnkit train").open_in(world, settings)
     try:
         return _train_classifier(run, data_config, model_config, train_config, label_smoothing, world)
-    except BaseException:
-        abandon(run)
+    except BaseException as error:
+        abandon(run, error)
         raise
 
 

@@ -170,8 +170,8 @@ def train_language_model(data: str | CorpusConfig = "shakespeare", out_dir: str 
     run = RunFolder(out_dir, overwrite=overwrite, resume=resume, command="rnnkit train-lm").open_in(world, settings)
     try:
         return _train_language_model(run, corpus, model_config, train_config, world)
-    except BaseException:
-        abandon(run)
+    except BaseException as error:
+        abandon(run, error)
         raise
 
 
@@ -180,7 +180,7 @@ def _train_language_model(run: RunFolder, corpus: CorpusConfig, model_config: La
     out_dir = run.path
     start = time.monotonic()
     tokenizer = CharTokenizer() if corpus.tokenizer == "char" else WordTokenizer(lowercase=corpus.lowercase)
-    vocab, name, train_ids, valid_ids, test_ids = _corpus_ids(corpus, tokenizer, out_dir, world)
+    vocab, name, train_ids, valid_ids, test_ids = _corpus_ids(corpus, tokenizer, out_dir, world, run.out)
     check_corpus_sizes(corpus, train_ids.numel(), valid_ids.numel(), train_config.batch_size,
                        None if test_ids is None else test_ids.numel())
     if world.is_main:
@@ -226,8 +226,11 @@ def _train_language_model(run: RunFolder, corpus: CorpusConfig, model_config: La
     return lm, summary
 
 
-def _corpus_ids(corpus: CorpusConfig, tokenizer, out_dir: Path, world: World):
-    """(vocabulary, corpus name, train, valid and test ids or None): read whole, or memory-mapped from a cache."""
+def _corpus_ids(corpus: CorpusConfig, tokenizer, out_dir: Path, world: World, previous: Path | None = None):
+    """(vocabulary, corpus name, train, valid and test ids or None): read whole, or memory-mapped from a cache.
+
+    ``previous``: the ``--out`` this run will replace; a token-id cache of the same files there is reused (the run
+    itself writes into a new staging folder, so it would otherwise encode the whole corpus again)."""
     path = Path(corpus.data)
     streamed = corpus.mmap == "on" or (corpus.mmap == "auto" and path.exists()
                                        and text_bytes(path) > MMAP_AUTO_BYTES)
@@ -237,7 +240,7 @@ def _corpus_ids(corpus: CorpusConfig, tokenizer, out_dir: Path, world: World):
         # Rank 0 writes the cache (an error there is raised on every rank), then every rank maps it.
         folder = world.on_main(lambda: build_cache(
             out_dir / "token-ids", corpus.data, tokenizer, corpus.min_freq, corpus.max_vocab, corpus.valid_fraction,
-            corpus.valid_data, corpus.test_data))
+            corpus.valid_data, corpus.test_data, reuse=None if previous is None else previous / "token-ids"))
         cached = open_cache(folder)
         return cached.vocab, path.name, cached.train, cached.valid, cached.test
     splits = load_corpus(corpus)

@@ -31,13 +31,9 @@ def load_for_runtime(path: str, runtime: str, kind: str | None = None):
 
         predictor = load_onnx(path)
     else:
-        from rnnkit.api.checkpoints import resolve_model_path
-        from rnnkit.api.classifier import Classifier
-        from rnnkit.api.language_model import LanguageModel
-        from rnnkit.training import load_checkpoint
+        from rnnkit.api.checkpoints import load_saved_model
 
-        _, meta = load_checkpoint(resolve_model_path(path))
-        predictor = (LanguageModel if meta.get("kind") == "language_model" else Classifier).load(path)
+        _, predictor = load_saved_model(path)
     found = "language_model" if type(predictor).__name__ == "LanguageModel" else "classifier"
     if kind is not None and found != kind:
         raise ValueError(f"{path} holds a {found.replace('_', ' ')}, not a {kind.replace('_', ' ')}")

@@ -26,6 +26,7 @@ import codecs
 import hashlib
 import json
 import os
+import shutil
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -160,15 +161,19 @@ def _ids_dtype(vocab_size: int):
 
 
 def build_cache(folder: str | os.PathLike, data: str, tokenizer, min_freq: int = 1, max_vocab: int | None = None,
-                valid_fraction: float = 0.05, valid_data: str | None = None, test_data: str | None = None) -> Path:
+                valid_fraction: float = 0.05, valid_data: str | None = None, test_data: str | None = None,
+                reuse: str | os.PathLike | None = None) -> Path:
     """Encode ``data`` (and the validation / test texts) into ``folder/<key>/``; return that cache folder.
 
-    An existing complete cache of the same files and settings is reused as it is.
+    An existing complete cache of the same files and settings is reused as it is: in ``folder``, or in
+    ``reuse`` (another run's cache folder, e.g. the run a new one replaces), whose files are then linked in.
     """
     settings = {"tokenizer": tokenizer.to_config(), "min_freq": min_freq, "max_vocab": max_vocab,
                 "valid_fraction": None if valid_data else valid_fraction}
     target = Path(folder) / cache_key([data, valid_data, test_data], settings)
     if (target / "meta.json").exists():
+        return target
+    if reuse is not None and _link_cache(Path(reuse) / target.name, target):
         return target
     target.mkdir(parents=True, exist_ok=True)
     coder = _Provisional(tokenizer)
@@ -208,6 +213,27 @@ def build_cache(folder: str | os.PathLike, data: str, tokenizer, min_freq: int =
     partial.write_text(json.dumps(meta))
     partial.replace(target / "meta.json")
     return target
+
+
+def _link_cache(source: Path, target: Path) -> bool:
+    """Hard-link (or copy) the complete cache ``source`` to ``target``, ``meta.json`` last; False if it cannot."""
+    if not (source / "meta.json").is_file():
+        return False
+    try:
+        target.mkdir(parents=True, exist_ok=True)
+        for path in sorted(source.glob("*.ids")):
+            (target / path.name).unlink(missing_ok=True)
+            try:
+                os.link(path, target / path.name)  # the files are only ever mapped read-only: sharing is safe
+            except OSError:
+                shutil.copyfile(path, target / path.name)  # another file system, or no hard links there
+        partial = target / "meta.json.partial"
+        shutil.copyfile(source / "meta.json", partial)
+        partial.replace(target / "meta.json")
+    except OSError:
+        shutil.rmtree(target, ignore_errors=True)
+        return False
+    return True
 
 
 def _encode(path: str, tokenizer, vocab: Vocabulary, char_lookup: np.ndarray | None, dtype, out_path: Path) -> int:

@@ -50,23 +50,15 @@ class ExportResult:
 
 def _load(source):
     """(kind, Classifier | LanguageModel) from a saved folder or an already loaded object."""
-    from rnnkit.api.checkpoints import resolve_model_path
+    from rnnkit.api.checkpoints import load_saved_model
     from rnnkit.api.classifier import Classifier
     from rnnkit.api.language_model import LanguageModel
-    from rnnkit.training import load_checkpoint
 
     if isinstance(source, Classifier):
         return "classifier", source
     if isinstance(source, LanguageModel):
         return "language_model", source
-    path = resolve_model_path(source)
-    _, meta = load_checkpoint(path)
-    kind = meta.get("kind")
-    if kind == "classifier":
-        return kind, Classifier.load(path)
-    if kind == "language_model":
-        return kind, LanguageModel.load(path)
-    raise ExportError(f"{path} holds a {kind!r} model; export knows classifiers and language models")
+    return load_saved_model(source, error=ExportError)
 
 
 def default_output(source, int8: bool) -> Path:

@@ -6,11 +6,10 @@ import re
 from dataclasses import dataclass
 from pathlib import Path
 
-from rnnkit.api.checkpoints import resolve_model_path
+from rnnkit.api.checkpoints import load_saved_model, resolve_model_path
 from rnnkit.api.classifier import Classifier
 from rnnkit.api.language_model import LanguageModel
 from rnnkit.serve.errors import ServeError
-from rnnkit.training import load_checkpoint
 
 CLASSIFIER, LANGUAGE_MODEL = "classifier", "language_model"
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.\-]{0,63}$")
@@ -45,14 +44,7 @@ class ServedModel:
 def load_model(path: str | Path, name: str | None = None) -> ServedModel:
     """A classifier or language model folder (or a run folder holding ``model/``), whichever it holds."""
     folder = resolve_model_path(path)
-    _, meta = load_checkpoint(folder)
-    kind = meta.get("kind")
-    if kind == CLASSIFIER:
-        model = Classifier.load(folder)
-    elif kind == LANGUAGE_MODEL:
-        model = LanguageModel.load(folder)
-    else:
-        raise ValueError(f"{folder} holds a {kind!r} model; rnnkit serve serves classifiers and language models")
+    kind, model = load_saved_model(folder)
     # A run folder's checkpoint lives in run/model/: name it after the run, not "model".
     default = folder.resolve().name if folder.resolve().name != "model" else folder.resolve().parent.name
     return ServedModel(name or default, kind, model, str(folder))

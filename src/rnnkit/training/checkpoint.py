@@ -114,6 +114,16 @@ def load_checkpoint(
     return state_dict, meta
 
 
+def read_meta(directory: str | Path) -> dict[str, Any]:
+    """The ``meta`` of a checkpoint without reading its weights (e.g. which kind of model it holds)."""
+    directory = Path(directory)
+    if not directory.is_dir():
+        raise FileNotFoundError(f"no checkpoint directory at {directory}{_backup_hint(directory)}")
+    if not (directory / CONFIG_FILE).is_file():
+        raise FileNotFoundError(f"checkpoint file missing: {directory / CONFIG_FILE}")
+    return _read_config(directory / CONFIG_FILE)
+
+
 def _read_config(path: Path) -> dict[str, Any]:
     try:
         meta = json.loads(path.read_text(encoding="utf-8"))

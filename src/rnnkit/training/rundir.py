@@ -18,11 +18,9 @@ renames it into place only when everything (model, report, log) is written, so
 from __future__ import annotations
 
 import json
-import os
 import shutil
 import signal
 import tempfile
-import uuid
 from pathlib import Path
 from typing import Any
 
@@ -31,14 +29,16 @@ try:
 except ImportError:  # Windows: no advisory locks; concurrent runs to one --out are then not detected
     fcntl = None
 
-from rnnkit.training.checkpoint import _fsync_dir
+from rnnkit.training.checkpoint import _swap_in
 from rnnkit.training.state import STATE_FILE
+from rnnkit.training.trainer import INTERRUPTED, NON_FINITE, RESUMABLE_CHANGES
 
 SETTINGS_FILE = "run.json"
 RESUME_DIR = "resume"
 LOCK_FILE = ".lock"
-# Settings a resumed run may change: they alter no number of the result.
-CHANGEABLE_ON_RESUME = ("train.progress", "train.checkpoint_every")
+# Settings a resumed run may change: they alter no number of the result (the trainer's own list, so the two
+# checks of a resumed run's settings cannot disagree).
+CHANGEABLE_ON_RESUME = tuple(f"train.{name}" for name in RESUMABLE_CHANGES)
 
 
 class RunFolderError(ValueError):
@@ -88,7 +88,11 @@ class RunFolder:
                                      f".{self.out.name}.staging-* folder with a saved training state beside it")
             self.path = max(resumable, key=lambda p: _newest_state(p))
             self._take_lock()
-            self._check_settings(settings)
+            try:
+                self._check_settings(settings)
+            except BaseException:
+                self.release()  # refused: the interrupted run stays resumable, by this process too
+                raise
             return self
         if resumable and not self.overwrite:
             raise RunFolderError(f"--out {self.out} has an interrupted run ({resumable[0].name}); continue it with "
@@ -101,8 +105,12 @@ class RunFolder:
         self.out.parent.mkdir(parents=True, exist_ok=True)
         self.path = Path(tempfile.mkdtemp(prefix=f".{self.out.name}.staging-", dir=self.out.parent))
         self._take_lock()
-        text = json.dumps(settings, indent=2, allow_nan=False)
-        (self.path / SETTINGS_FILE).write_text(text + "\n", encoding="utf-8")
+        try:
+            text = json.dumps(settings, indent=2, allow_nan=False)
+            (self.path / SETTINGS_FILE).write_text(text + "\n", encoding="utf-8")
+        except BaseException:
+            self.discard()  # nothing worth keeping yet; no locked, settings-less staging folder is left behind
+            raise
         return self
 
     def open_in(self, world, settings: dict[str, Any]) -> RunFolder:
@@ -146,22 +154,10 @@ class RunFolder:
         """
         if self.follower:
             return self.out
-        backup = None
-        if self.out.is_dir() and any(self.out.iterdir()):
-            if not (self.overwrite or self.resume):
-                raise RunFolderError(f"--out {self.out} appeared while this run trained; the finished run is kept "
-                                     f"in {self.path}")
-            backup = self.out.with_name(f".{self.out.name}.old-{uuid.uuid4().hex[:8]}")
-            os.replace(self.out, backup)
-        try:
-            os.replace(self.path, self.out)
-        except BaseException:
-            if backup is not None:
-                os.replace(backup, self.out)
-            raise
-        if backup is not None:
-            shutil.rmtree(backup, ignore_errors=True)
-        _fsync_dir(self.out.parent)
+        if self.out.is_dir() and any(self.out.iterdir()) and not (self.overwrite or self.resume):
+            raise RunFolderError(f"--out {self.out} appeared while this run trained; the finished run is kept "
+                                 f"in {self.path}")
+        _swap_in(self.path, self.out)  # an old run is kept aside until the new one is in place
         shutil.rmtree(self.out / RESUME_DIR, ignore_errors=True)
         for name in (SETTINGS_FILE, LOCK_FILE):
             (self.out / name).unlink(missing_ok=True)
@@ -254,8 +250,6 @@ class RunDiverged(RunStopped):
 def check_result(run: RunFolder, result) -> str | None:
     """After one ``Trainer.fit``: raise ``RunInterrupted`` (state kept for resume) or ``RunDiverged`` with nothing
     validated (staging discarded); return a message to raise once published for a diverged run with a best model."""
-    from rnnkit.training.trainer import INTERRUPTED, NON_FINITE
-
     if result.reason == INTERRUPTED:
         code = 128 + (result.signal or signal.SIGINT)
         if run.path is not None and any(run.state_dir.glob("*.pt")):
@@ -273,9 +267,16 @@ def check_result(run: RunFolder, result) -> str | None:
     return f"{where}; kept the best validated model (epoch {result.best_epoch}) in {run.out}"
 
 
-def abandon(run: RunFolder) -> None:
-    """A run failed: keep its staging folder if it holds a resumable state, else remove it."""
+def abandon(run: RunFolder, error: BaseException | None = None) -> None:
+    """A run failed with ``error``: keep its staging folder if it holds a resumable state, else remove it.
+
+    Ctrl-C after training (during the final scoring or the report) lands here rather than in the trainer: the
+    state is kept, so it becomes a ``RunInterrupted`` that says how to continue, as one inside training does.
+    """
     if run.path is not None and run.path.is_dir() and any(run.state_dir.glob("*.pt")):
         run.release()
+        if isinstance(error, KeyboardInterrupt):
+            raise RunInterrupted(f"interrupted; the training state is saved, continue with: {run.command} --resume "
+                                 f"{run.out}", 128 + signal.SIGINT) from error
     else:
         run.discard()

@@ -40,8 +40,3 @@ class StopRequests:
         self.requested = number
         print(f"\n{signal.Signals(number).name} received: stopping after the current step "
               "(Ctrl-C again to stop at once)", file=sys.stderr, flush=True)
-
-    @property
-    def exit_code(self) -> int:
-        """The shell's convention for a process ended by a signal: 128 + its number."""
-        return 128 + (self.requested or signal.SIGINT)

@@ -143,9 +143,14 @@ def _build(compiler: str, name: str) -> ctypes.CDLL:
             lib = _dlopen(fd)
         finally:
             os.close(fd)
-    # The record first: a reader that sees the new library with the old record only rebuilds.
-    cache.write(name + ".sha256", f"{hashlib.sha256(data).hexdigest()}  {name}\n".encode())
-    cache.write(name, data, mode=0o700)
+    try:
+        # The record first: a reader that sees the new library with the old record only rebuilds.
+        cache.write(name + ".sha256", f"{hashlib.sha256(data).hexdigest()}  {name}\n".encode())
+        cache.write(name, data, mode=0o700)
+    except OSError as err:
+        # A full disk or a read-only cache: the library is built and loaded, so this process still uses it.
+        warnings.warn(f"rnnkit: the fused kernels could not be kept in {cache.directory()} ({err}); they are used "
+                      "now and rebuilt by the next process", stacklevel=3)
     return lib
 
 
