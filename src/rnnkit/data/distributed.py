@@ -65,10 +65,9 @@ class ShardedBatches(_Shard):
 
     def __init__(self, sampler, rank: int, size: int):
         super().__init__(sampler, rank, size)
-        self.sampler = sampler
 
     def __iter__(self) -> Iterator[list[int]]:
-        for batch in self.sampler:
+        for batch in self.source:
             yield shard(list(batch), self.rank, self.size)
 
 
@@ -76,14 +75,12 @@ class ShardedStreams(_Shard):
     """Rank ``rank``'s streams (rows r, r+N, ...) of every ``(x, y)`` window of a ``StreamBatcher``."""
 
     def __init__(self, batcher, rank: int, size: int):
-        _check_rank(rank, size)
+        super().__init__(batcher, rank, size)
         if batcher.batch_size < size:
             raise ValueError(f"batch_size={batcher.batch_size} streams cannot be shared by {size} processes: "
                              f"give batch_size >= {size} (the global batch, split across the processes)")
-        super().__init__(batcher, rank, size)
-        self.batcher = batcher
 
     def __iter__(self):
         rows = slice(self.rank, None, self.size)
-        for x, y in self.batcher:
+        for x, y in self.source:
             yield x[rows].contiguous(), y[rows].contiguous()
