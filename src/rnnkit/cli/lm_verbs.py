@@ -7,10 +7,10 @@ import json
 import sys
 
 from rnnkit.api.language_model import LM_TRAIN_DEFAULTS, CorpusConfig
-from rnnkit.cli.export_verbs import add_runtime_argument, load_for_runtime
+from rnnkit.cli.export_verbs import add_inference_runtime_argument, load_for_runtime
 from rnnkit.cli.options import add_dataclass_arguments
 from rnnkit.cli.run_flags import add_run_flags, report_stopped, run_settings
-from rnnkit.cli.runtime import add_runtime_arguments, runtime_options
+from rnnkit.cli.runtime import add_device_arguments, runtime_options
 from rnnkit.generation import SamplingConfig
 from rnnkit.models.config import LanguageModelConfig
 from rnnkit.training import TrainConfig
@@ -27,7 +27,7 @@ def register(verbs) -> None:
     add_dataclass_arguments(tr, LanguageModelConfig, title="model")
     add_dataclass_arguments(tr, TrainConfig, title="training", defaults=LM_TRAIN_DEFAULTS)
     add_run_flags(tr, TRAIN_SECTIONS)
-    add_runtime_arguments(tr)
+    add_device_arguments(tr)
     tr.set_defaults(run=run_train_lm)
 
     gen = verbs.add_parser("generate", help="sample text from a language model, streamed as it is produced")
@@ -38,7 +38,7 @@ def register(verbs) -> None:
     gen.add_argument("--seed", type=int, default=None, help="seed for a reproducible sample")
     gen.add_argument("--no-prompt-echo", action="store_true", help="do not print the prompt before the sample")
     add_dataclass_arguments(gen, SamplingConfig, title="sampling")
-    add_runtime_argument(gen)
+    add_inference_runtime_argument(gen)
     gen.set_defaults(run=run_generate)
 
 
