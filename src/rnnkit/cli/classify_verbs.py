@@ -92,13 +92,15 @@ def run_eval(args: argparse.Namespace) -> int:
     from rnnkit.api.preflight import check_eval_run
     from rnnkit.evaluation import format_report, write_report
 
+    # Checked before the model is loaded (which can take a while): a wrong data path costs a second. A text
+    # for a language model passes the same checks as format=auto.
+    data = dataclass_from_args(ClassifierDataConfig, args, data=args.data)
+    check_eval_run(args.data, args.report, data.format)
     predictor = load_for_runtime(args.model, args.runtime)
     if isinstance(predictor, LanguageModel):
         from rnnkit.cli.lm_verbs import eval_language_model
 
         return eval_language_model(args, predictor)
-    data = dataclass_from_args(ClassifierDataConfig, args, data=args.data)
-    check_eval_run(args.data, args.report, data.format)
     report = predictor.evaluate_file(args.data, data)
     if args.report:
         write_report(args.report, report)

@@ -76,14 +76,10 @@ def run_generate(args: argparse.Namespace) -> int:
     return 0
 
 
-def eval_language_model(args: argparse.Namespace, lm=None) -> int:
-    """``lm``: the model already loaded (for the runtime asked for); None loads the checkpoint."""
-    from rnnkit.api.language_model import LanguageModel, read_text
-    from rnnkit.api.preflight import check_eval_run
+def eval_language_model(args: argparse.Namespace, lm) -> int:
+    """``rnnkit eval`` of ``lm``, loaded for the runtime asked for, once ``run_eval`` has checked its options."""
+    from rnnkit.api.language_model import read_text
 
-    check_eval_run(args.data, args.report, "text")
-
-    lm = lm if lm is not None else LanguageModel.load(args.model)
     metrics = lm.evaluate_text(read_text(args.data))
     if args.report:  # as for a classifier: metrics.json and report.txt
         from rnnkit.evaluation import write_report
