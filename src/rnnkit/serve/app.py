@@ -24,6 +24,7 @@ from fastapi.staticfiles import StaticFiles
 
 from rnnkit.serve.config import ServeConfig
 from rnnkit.serve.errors import ServeError, install_error_handlers
+from rnnkit.serve.fastlane import ClassifyFastLane
 from rnnkit.serve.limits import BodyLimit, RequestId
 from rnnkit.serve.schemas import (
     ERROR_RESPONSES,
@@ -146,6 +147,7 @@ def create_app(models, config: ServeConfig | None = None, service: Service | Non
     install_error_handlers(app)
     app.include_router(create_router(service))
     _page_routes(app)
+    app.add_middleware(ClassifyFastLane, service=service)  # inside the body limit and the request id
     app.add_middleware(BodyLimit, max_bytes=service.config.max_body_bytes)
     app.add_middleware(RequestId)
     return app
