@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import os
 import re
 
 import numpy as np
@@ -54,7 +55,7 @@ async def test_models_health_and_ready(app, models):
         listed = (await client.get("/v1/models")).json()["models"]
         assert [(m["name"], m["kind"]) for m in listed] == [("news", "classifier"), ("poet", "language_model")]
         assert listed[0]["labels"] == models["news"].labels and listed[0]["bidirectional"] is True
-        assert (await client.get("/healthz")).json() == {"status": "ok"}
+        assert (await client.get("/healthz")).json() == {"status": "ok", "pid": os.getpid()}
         ready = (await client.get("/readyz")).json()
         assert ready["status"] == "ready" and ready["models"] == ["news", "poet"]
 

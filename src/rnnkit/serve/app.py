@@ -13,6 +13,7 @@ the explorer page at / with its files under /static; Swagger UI at /docs from lo
 from __future__ import annotations
 
 import json
+import os
 from contextlib import asynccontextmanager
 from importlib import resources
 from pathlib import Path
@@ -82,8 +83,8 @@ def create_router(service: Service) -> APIRouter:
 
     @router.get("/healthz", tags=["health"])
     async def healthz() -> dict:
-        """The process is up."""
-        return {"status": "ok"}
+        """The process is up; ``pid`` tells which worker process answered (``rnnkit serve --workers N``)."""
+        return {"status": "ok", "pid": os.getpid()}
 
     @router.get("/readyz", tags=["health"], responses={503: ERROR_RESPONSES[503]})
     async def readyz() -> dict:
