@@ -92,7 +92,7 @@ def create_router(service: Service) -> APIRouter:
         if service.draining:
             raise ServeError(503, "shutting_down", "the server is shutting down")
         return {"status": "ready", "models": [m.name for m in service.registry],
-                "batching": service.batch_stats()}
+                "batching": service.batch_stats(), "pid": os.getpid()}
 
     return router
 
