@@ -6,6 +6,7 @@ import asyncio
 import json
 import os
 import re
+import time
 
 import numpy as np
 import pytest
@@ -310,4 +311,8 @@ async def test_a_broken_batch_worker_answers_500_and_the_server_recovers(models)
             assert assert_error(reply, 500, "internal_error")["request_id"] == f"r{i}"
         batcher.run_batch = good
         assert (await client.post("/v1/classify", json={"texts": [TEXT]})).status_code == 200
+        service.config.timeout_s = 0.05
+        batcher.run_batch = lambda texts: (time.sleep(0.3), good(texts))[1]
+        r = await client.post("/v1/classify", json={"texts": [TEXT]}, headers={"x-request-id": "slow"})
+        assert assert_error(r, 504, "timeout")["request_id"] == "slow"
     await service.close()

@@ -112,3 +112,16 @@ async def test_a_cancelled_worker_fails_what_is_queued():
     assert all(isinstance(r, WorkerDied) and "CancelledError" in str(r) for r in results), results
     assert (await asyncio.wait_for(batcher.submit(["t7"]), 5))[0, 0] == 7.0
     await batcher.close()
+
+
+async def test_a_request_that_times_out_is_dropped_from_the_queue():
+    model = Recorder(pause=0.3)
+    batcher = MicroBatcher(model, max_batch=1, max_wait_s=0.0)
+    first = asyncio.ensure_future(batcher.submit(["t0"]))
+    await asyncio.sleep(0.01)
+    with pytest.raises(TimeoutError):
+        await batcher.submit(["t1"], timeout_s=0.05)  # waits behind t0, gives up first
+    assert (await first)[0, 0] == 0.0
+    assert (await batcher.submit(["t2"], timeout_s=5))[0, 0] == 2.0
+    assert model.batches == [["t0"], ["t2"]]  # t1 never ran
+    await batcher.close()

@@ -46,3 +46,14 @@ def test_threads_per_worker_and_model_specs(classifier_dir, lm_dir):
         _specs(in_memory)
     with pytest.raises(ValueError, match="workers must be a positive integer"):
         ServeConfig(workers=0)
+
+
+def test_the_token_limit_shortcut_never_lets_a_long_text_through():
+    """Service skips counting tokens when len(text) × the tokenizer's most tokens per character is within the limit."""
+    from rnnkit.data import CharTokenizer, WordTokenizer
+    from rnnkit.serve.service import _TOKENS_PER_CHAR
+
+    tricky = ["İ" * 9, "\u0958!" * 7, "\ufb2c" * 5 + "?!" * 4, "a-b'c 1,000.5 x", "e\u0301" * 6, "\U0001d15e" * 3]
+    for tokenizer in (WordTokenizer(), WordTokenizer(lowercase=False), CharTokenizer()):
+        for text in tricky:
+            assert len(tokenizer.tokenize(text)) <= len(text) * _TOKENS_PER_CHAR[type(tokenizer)], (tokenizer, text)

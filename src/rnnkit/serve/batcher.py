@@ -20,6 +20,11 @@ import numpy as np
 log = logging.getLogger("rnnkit.serve")
 
 
+def _expire(future: asyncio.Future) -> None:
+    if not future.done():
+        future.set_exception(TimeoutError())
+
+
 class WorkerDied(RuntimeError):
     """The batcher's worker stopped with requests in hand; they fail with this rather than wait for ever."""
 
@@ -60,8 +65,23 @@ class MicroBatcher:
         self._queue = asyncio.Queue()
         self._task = asyncio.get_running_loop().create_task(self._work(), name="rnnkit-micro-batcher")
 
-    async def submit(self, texts: list[str]) -> np.ndarray:
-        """(len(texts), C) probabilities for these texts, computed in some batch."""
+    async def submit(self, texts: list[str], timeout_s: float | None = None) -> np.ndarray:
+        """(len(texts), C) probabilities for these texts, computed in some batch; TimeoutError after ``timeout_s``.
+
+        The timeout is a timer on the request's future rather than ``asyncio.wait_for``, which wraps every
+        request in a task of its own: at hundreds of requests a second that was a few percent of the loop.
+        A request that times out (or whose client left) is dropped from its batch if that has not started.
+        """
+        future = self._enqueue(texts)
+        if timeout_s is None:
+            return await future
+        timer = future.get_loop().call_later(timeout_s, _expire, future)
+        try:
+            return await future
+        finally:
+            timer.cancel()
+
+    def _enqueue(self, texts: list[str]) -> asyncio.Future:
         if self._closed:
             raise RuntimeError("the batcher is closed (the server is shutting down)")
         if self._task is None or self._task.done() or self._task.get_loop() is not asyncio.get_running_loop():
@@ -69,7 +89,7 @@ class MicroBatcher:
         loop = asyncio.get_running_loop()
         item = _Item(list(texts), loop.create_future(), loop.time())
         self._queue.put_nowait(item)
-        return await item.future
+        return item.future
 
     async def _work(self) -> None:
         queue = self._queue
