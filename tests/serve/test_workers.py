@@ -57,3 +57,17 @@ def test_the_token_limit_shortcut_never_lets_a_long_text_through():
     for tokenizer in (WordTokenizer(), WordTokenizer(lowercase=False), CharTokenizer()):
         for text in tricky:
             assert len(tokenizer.tokenize(text)) <= len(text) * _TOKENS_PER_CHAR[type(tokenizer)], (tokenizer, text)
+
+
+def test_a_worker_told_to_stop_drains_and_a_second_order_forces(classifier_dir):
+    import uvicorn
+
+    from rnnkit.serve import Service, create_app
+    from rnnkit.serve.server import DrainingServer
+
+    service = Service([str(classifier_dir)])
+    server = DrainingServer(uvicorn.Config(create_app(None, service=service)), service)
+    server.stop()  # what the parent's "stop" does in each worker: /readyz and new requests answer 503
+    assert service.draining and server.should_exit and not server.force_exit
+    server.stop(force=True)
+    assert server.force_exit
