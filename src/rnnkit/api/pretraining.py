@@ -23,8 +23,8 @@ import torch
 from rnnkit.api.encoders import ENCODER_DIR, save_encoder
 from rnnkit.data import Example, Vocabulary
 from rnnkit.models.encoder import Encoder
-from rnnkit.models.encoder_lm import EncoderLM, LMHead, lm_directions
-from rnnkit.tasks.language_model import LanguageModelTask
+from rnnkit.models.encoder_lm import EncoderLM, LMHead, SampledSoftmax, lm_directions
+from rnnkit.tasks.language_model import LanguageModelTask, SampledLanguageModelTask
 from rnnkit.training import TrainConfig, Trainer, load_checkpoint
 from rnnkit.training.checkpoint import read_meta
 from rnnkit.training.distributed import World
@@ -85,8 +85,13 @@ def pretrain_encoder(run: RunFolder, encoder: Encoder, config: PretrainConfig, t
         torch.manual_seed(train.seed)
         lm = EncoderLM(encoder, direction, config.pretrain_dropout).to(world.device)
         flip = (lambda ids: ids.flip(0)) if direction == "backward" else (lambda ids: ids)
-        task = LanguageModelTask(flip(train_ids), flip(valid_ids), streams, config.pretrain_bptt,
-                                 seed=train.seed, unit="word")
+        if config.pretrain_samples and config.pretrain_samples < len(vocab):
+            sampler = SampledSoftmax(torch.bincount(train_ids, minlength=len(vocab)), config.pretrain_samples)
+            task = SampledLanguageModelTask(flip(train_ids), flip(valid_ids), streams, config.pretrain_bptt,
+                                            seed=train.seed, unit="word", sampler=sampler)
+        else:
+            task = LanguageModelTask(flip(train_ids), flip(valid_ids), streams, config.pretrain_bptt,
+                                     seed=train.seed, unit="word")
         state_path = run.state_path(f"pretrain-{direction}")
         trainer = Trainer(lm, task, settings, run.path / "pretrain" / direction, state_path=state_path, world=world)
         if run.resume and state_path.is_file():
