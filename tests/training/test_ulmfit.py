@@ -206,21 +206,17 @@ def test_pretraining_lowers_the_held_out_lm_loss_on_a_toy_corpus(direction, samp
     assert math.isfinite(after)
 
 
-def test_sampled_softmax_equals_the_full_one_when_it_samples_every_word_once():
+def test_sampled_softmax_is_the_full_one_when_the_samples_are_every_word_once():
     torch.manual_seed(0)
-    hidden, weight, bias = torch.randn(7, 4, dtype=torch.float64), torch.randn(V, 4, dtype=torch.float64), \
-        torch.randn(V, dtype=torch.float64)
-    targets = torch.randint(0, V, (7,))
+    hidden, weight = torch.randn(7, 4, dtype=torch.float64), torch.randn(V, 4, dtype=torch.float64)
+    bias, targets = torch.randn(V, dtype=torch.float64), torch.randint(0, V, (7,))
+    # Uniform counts: every correction is the same constant and cancels; masking each position's true word among the
+    # samples leaves the V - 1 others, so the loss is exactly the full softmax's.
     sampler = SampledSoftmax(torch.ones(V), V)
-    # With uniform counts every correction is the same constant (it cancels); the masked sample of each true word
-    # leaves exactly the other V - 1 words, so if the draw covers every word once the loss is the full softmax's.
-    sampler.q = torch.ones(V)
-    generator_state = torch.get_rng_state()
-    drawn = torch.multinomial(sampler.q, V, replacement=True)
-    torch.set_rng_state(generator_state)
-    loss = sampler.loss(hidden, targets, weight, bias)
-    full = torch.nn.functional.cross_entropy(hidden @ weight.t() + bias, targets)
-    if torch.unique(drawn).numel() == V:
-        torch.testing.assert_close(loss, full)
-    else:  # duplicates count twice: the sampled loss is then larger than the full one, never smaller
-        assert float(loss) >= float(full) - 1e-12
+    loss = sampler.loss(hidden, targets, weight, bias, sampled=torch.arange(V))
+    torch.testing.assert_close(loss, torch.nn.functional.cross_entropy(hidden @ weight.t() + bias, targets))
+    # With frequent words drawn more often, their logits are lowered by the log of their expected count.
+    skewed = SampledSoftmax(torch.tensor([1000.0] + [1.0] * (V - 1)), 16)
+    assert skewed.log_expected[0] > skewed.log_expected[1]
+    assert float(skewed.q.sum()) == pytest.approx(1.0)
+    assert torch.isfinite(skewed.loss(hidden.float(), targets, weight.float(), bias.float()))

@@ -74,9 +74,13 @@ class SampledSoftmax:
         self.q = q.float()
         self.log_expected = torch.log(q * samples).float()
 
-    def loss(self, hidden: Tensor, targets: Tensor, weight: Tensor, bias: Tensor) -> Tensor:
-        """hidden (N, E) in the output matrix's space, targets (N,), weight (V, E), bias (V,) → mean loss."""
-        sampled = torch.multinomial(self.q.to(hidden.device), self.samples, replacement=True)
+    def loss(self, hidden: Tensor, targets: Tensor, weight: Tensor, bias: Tensor, sampled: Tensor | None = None
+             ) -> Tensor:
+        """hidden (N, E) in the output matrix's space, targets (N,), weight (V, E), bias (V,) → mean loss.
+
+        ``sampled``: the word ids to contrast with (default: ``samples`` drawn from the distribution)."""
+        if sampled is None:
+            sampled = torch.multinomial(self.q.to(hidden.device), self.samples, replacement=True)
         log_expected = self.log_expected.to(hidden.device)
         true = (hidden * weight[targets]).sum(1) + bias[targets] - log_expected[targets]
         others = hidden @ weight[sampled].t() + bias[sampled] - log_expected[sampled]
