@@ -13,7 +13,7 @@ Data sets that ship inside registry packages (nothing is downloaded at run time;
 
 Each downloaded set: exact duplicate texts dropped, split by hash like bbc-news (sha1 % 10: 0-1 test, 2 valid,
 rest train), written to CSV; then a bare ``train_classifier`` (the CLI's defaults, only the file paths given;
-``--variant`` adds model, training or pre-training overrides to compare) and a TF-IDF (words 1-2, sublinear tf, min_df 2) +
+``--variant`` adds model, training or pre-training overrides) and a TF-IDF (words 1-2, sublinear tf, min_df 2) +
 LinearSVC whose C is chosen on the validation split (benchmarks/linear_baseline.py), in the same run. Accuracy
 of both, rnnkit's training time, and a summary row per variant (wins/ties/losses against the SVM; a tie is the
 same number of correct examples) are printed as a table. ``--valid-only`` gives neither model the test split:

@@ -46,7 +46,7 @@ def _weights(folder, prefix=""):
 
 @pytest.fixture(scope="module")
 def pretrained(tmp_path_factory):
-    """One run with pre-training, shared by the tests that only read it: (csv paths, run folder, classifier, summary)."""
+    """One run with pre-training, shared by the tests that only read it: (csvs, run folder, classifier, summary)."""
     folder = tmp_path_factory.mktemp("pretrained")
     csvs = {}
     for name, n, seed in (("train", 240, 0), ("valid", 60, 1)):

@@ -63,8 +63,8 @@ class SampledSoftmax:
     from the unigram distribution raised to ``power``, shared by every position; every logit, the true word's and the
     sampled ones', has log(expected count of the word among the samples) subtracted (the correction that makes the
     sampled loss's gradient approach the full softmax's as the samples grow); a sample equal to the position's true
-    word is masked out. Evaluation keeps the full softmax, so the reported perplexity is exact. Samples come from torch's
-    global generator, which the trainer seeds and saves, so a resumed run draws the same ones.
+    word is masked out. Evaluation keeps the full softmax, so the reported perplexity is exact. Samples come from
+    torch's global generator, which the trainer seeds and saves, so a resumed run draws the same ones.
     """
 
     def __init__(self, counts: Tensor, samples: int, power: float = 0.75):
