@@ -248,7 +248,7 @@ def _train_classifier(run: RunFolder, data_config: ClassifierDataConfig, model_c
     net = members[0] if len(members) == 1 else EnsembleClassifier(members).eval()
     classifier = Classifier(net, tokenizer, vocab, labels, data_config.max_length,
                             {"data_config": asdict(data_config), "train_config": asdict(train_config),
-                             "embeddings": "glove" if use_glove else "random",
+                             "embeddings": "encoder" if source else "glove" if use_glove else "random",
                              **({"pretrain_config": asdict(pretrain)} if pretrain.pretrained else {})})
     result = results[0]
     train_seconds = time.monotonic() - start
