@@ -22,12 +22,14 @@ from rnnkit.models.config import ClassifierConfig, LanguageModelConfig
 from rnnkit.tasks.language_model import LanguageModelTask
 from rnnkit.training import TrainConfig
 from rnnkit.training.rundir import RunInterrupted
-from rnnkit.training.ulmfit import PretrainConfig
+from rnnkit.training.ulmfit import ULMFIT, PretrainConfig
 from tests.pipelines.conftest import make_texts
 from tests.robustness.run_data import signal_during_step
 
 SMALL = ClassifierConfig(embedding_dim=8, hidden_size=8, bidirectional=True)
-PRE = PretrainConfig(pretrain_lm=True, pretrain_epochs=2, pretrain_batch_size=8, pretrain_bptt=16, pretrain_lr=2e-2)
+# ULMFiT's fine-tuning here (gradual unfreezing makes resuming harder); the CLI test runs the default one.
+PRE = PretrainConfig(pretrain_lm=True, pretrain_epochs=2, pretrain_batch_size=8, pretrain_bptt=16, pretrain_lr=2e-2,
+                     **ULMFIT)
 TRAIN = TrainConfig(epochs=3, batch_size=16, lr=1e-2, progress=False)
 
 
@@ -86,7 +88,7 @@ def test_encoder_round_trip_into_a_new_classifier_on_another_task(pretrained, tm
     # new model is exactly the pre-trained one, its vocabulary too (the new task's own words are not added).
     clf, _ = train_classifier(ClassifierDataConfig(data=str(other), embeddings="random"), tmp_path / "second",
                               model=SMALL, train=TrainConfig(epochs=1, batch_size=16, progress=False),
-                              pretrain=PretrainConfig(encoder=str(run)))
+                              pretrain=PretrainConfig(encoder=str(run), **ULMFIT))
     assert clf.labels == ["sport", "tech"]
     assert clf.vocab.to_dict() == source.vocab.to_dict()
     reloaded = Classifier.load(tmp_path / "second")

@@ -17,7 +17,7 @@ from rnnkit.tasks.classification import ClassificationTask
 from rnnkit.tasks.language_model import LanguageModelTask, SampledLanguageModelTask
 from rnnkit.training import TrainConfig, Trainer, lr_factor, make_optimizer, make_scheduler
 from rnnkit.training.schedule import STLR_RATIO
-from rnnkit.training.ulmfit import Finetuning, PretrainConfig, layer_groups
+from rnnkit.training.ulmfit import ULMFIT, Finetuning, PretrainConfig, layer_groups
 
 V = 30
 
@@ -43,7 +43,7 @@ def _snapshot(params):
 
 def test_gradual_unfreezing_trains_only_the_groups_unfrozen_so_far():
     net = _classifier(layers=2, bidirectional=False)
-    finetune = Finetuning(net, PretrainConfig(pretrain_lm=True), lr=1e-2, weight_decay=0.1)
+    finetune = Finetuning(net, PretrainConfig(pretrain_lm=True, **ULMFIT), lr=1e-2, weight_decay=0.1)
     groups = finetune.groups
     assert len(groups) == 4  # head, recurrent layer 1, recurrent layer 0, embedding
     snapshots, trainable = [], []
@@ -90,7 +90,7 @@ def test_layer_groups_are_head_then_recurrent_layers_top_down_then_embedding():
 def test_discriminative_learning_rates_divide_by_2_6_per_group_and_keep_their_ratio_under_the_schedule():
     net = _classifier(layers=2)
     config = TrainConfig(lr=0.01, weight_decay=0.05, schedule="stlr", warmup=0.2)
-    finetune = Finetuning(net, PretrainConfig(pretrain_lm=True), config.lr, config.weight_decay)
+    finetune = Finetuning(net, PretrainConfig(pretrain_lm=True, **ULMFIT), config.lr, config.weight_decay)
     optimizer = make_optimizer(net, config, finetune.param_groups(net))
     depth_of = {id(p): k for k, g in enumerate(finetune.groups) for p in g}
     for group in optimizer.param_groups:
@@ -220,3 +220,13 @@ def test_sampled_softmax_is_the_full_one_when_the_samples_are_every_word_once():
     assert skewed.log_expected[0] > skewed.log_expected[1]
     assert float(skewed.q.sum()) == pytest.approx(1.0)
     assert torch.isfinite(skewed.loss(hidden.float(), targets, weight.float(), bias.float()))
+
+
+def test_the_default_fine_tuning_trains_every_group_at_one_rate_from_the_first_epoch():
+    net = _classifier(layers=2)
+    finetune = Finetuning(net, PretrainConfig(pretrain_lm=True), lr=0.01, weight_decay=0.0)
+    optimizer = make_optimizer(net, TrainConfig(lr=0.01), finetune.param_groups(net))
+    assert {group["lr"] for group in optimizer.param_groups} == {0.01}
+    finetune.on_epoch_start(net, 0)
+    assert all(p.requires_grad for p in net.parameters())
+    assert PretrainConfig().finetune_schedule == "cosine"

@@ -149,8 +149,8 @@ def train_classifier(data: str | ClassifierDataConfig = "bbc-news", out_dir: str
     with N processes.
 
     ``pretrain`` (``training.ulmfit.PretrainConfig``): pre-train the encoder as a language model first
-    (``pretrain_lm``), or start from a saved one (``encoder``); either way the classifier is then fine-tuned
-    ULMFiT-style (discriminative rates, slanted triangular schedule, gradual unfreezing).
+    (``pretrain_lm``), or start from a saved one (``encoder``); either way the classifier is then fine-tuned,
+    ULMFiT-style if asked (discriminative rates, slanted triangular schedule, gradual unfreezing).
     """
     world = setup_world(device, autocast)
     data_config = data if isinstance(data, ClassifierDataConfig) else ClassifierDataConfig(data=data, **data_options)
@@ -207,8 +207,9 @@ def _train_classifier(run: RunFolder, data_config: ClassifierDataConfig, model_c
                                                      unlabeled, tokenizer, vocab, source, use_glove, world)
     if pretrain.pretrained:
         train_config = replace(train_config, schedule=pretrain.finetune_schedule)
-        _log(f"fine-tuning ULMFiT-style: {train_config.schedule} schedule, learning rate / {pretrain.lr_decay} per "
-             "layer group down" + (", gradual unfreezing" if pretrain.gradual_unfreezing else ""))
+        _log(f"fine-tuning the pre-trained encoder: {train_config.schedule} schedule"
+             + (f", learning rate / {pretrain.lr_decay} per layer group down" if pretrain.lr_decay != 1 else "")
+             + (", gradual unfreezing" if pretrain.gradual_unfreezing else ""))
     members, histories, results, held_out, diverged = [], [], [], [], None
     for i, (member_train, member_valid) in enumerate(plan):
         # Member i trains with seed + i; its own log and best weights live in member-i/ when there are several.

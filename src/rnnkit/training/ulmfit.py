@@ -1,6 +1,7 @@
 """Pre-training settings and ULMFiT-style fine-tuning of a classifier whose encoder was pre-trained.
 
-Howard & Ruder (2018) fine-tune a pre-trained encoder with three devices, all here:
+Howard & Ruder (2018) fine-tune a pre-trained encoder with three devices, all here (``ULMFIT`` turns them on; the
+defaults leave them off, which validation preferred, see ``PretrainConfig``):
 
 * discriminative learning rates: the network is cut into layer groups, the classifier layer first, then each
   recurrent layer from the top, then the embedding; group k learns at ``lr / lr_decay**k`` (2.6 in the paper);
@@ -54,13 +55,17 @@ class PretrainConfig:
     pretrain_dropout: float = _help("dropout on the recurrent outputs before the language-model head", default=0.1)
     lm_valid_fraction: float = _help("share of the training texts (whole texts, never validation or test ones) held "
                                      "out to report the language model's perplexity", default=0.05)
+    # The fine-tuning defaults are the plain ones (one rate, everything trained from the first step, cosine): on the
+    # validation splits of BBC News and Rotten Tomatoes a pre-trained encoder fine-tuned so reached 0.991 and 0.789,
+    # fine-tuned with ULMFiT's three devices (2.6, gradual unfreezing, stlr) 0.972 and 0.743 (the issue notes).
     lr_decay: float = _help("fine-tuning a pre-trained encoder: each layer group below the classifier layer learns at "
                             "the rate of the group above divided by this (ULMFiT: 2.6; 1: one rate for all)",
-                            default=2.6)
+                            default=1.0)
     gradual_unfreezing: bool = _help("fine-tuning a pre-trained encoder: train the classifier layer alone in the first "
-                                     "epoch, then unfreeze one layer group more (top down) each epoch", default=True)
+                                     "epoch, then unfreeze one layer group more (top down) each epoch (ULMFiT)",
+                                     default=False)
     finetune_schedule: str = _help("learning-rate schedule when fine-tuning a pre-trained encoder (replaces "
-                                   "--schedule then; stlr: slanted triangular)", default="stlr")
+                                   "--schedule then; stlr: ULMFiT's slanted triangle)", default="cosine")
 
     def __post_init__(self):
         for name in ("pretrain_epochs", "pretrain_batch_size", "pretrain_bptt"):
@@ -92,6 +97,11 @@ class PretrainConfig:
     def pretrained(self) -> bool:
         """The classifier starts from a pre-trained encoder (and is fine-tuned ULMFiT-style)."""
         return self.pretrain_lm or self.encoder is not None
+
+
+# ULMFiT's fine-tuning, as in the paper: PretrainConfig(pretrain_lm=True, **ULMFIT), or on the command line
+# --lr-decay 2.6 --gradual-unfreezing --finetune-schedule stlr.
+ULMFIT = {"lr_decay": 2.6, "gradual_unfreezing": True, "finetune_schedule": "stlr"}
 
 
 def layer_groups(model: nn.Module) -> list[list[nn.Parameter]]:
@@ -135,4 +145,4 @@ class Finetuning:
                 parameter.requires_grad_(True)
 
 
-__all__ = ["PretrainConfig", "Finetuning", "layer_groups"]
+__all__ = ["PretrainConfig", "Finetuning", "layer_groups", "ULMFIT"]
