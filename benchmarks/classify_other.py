@@ -13,7 +13,7 @@ Data sets that ship inside registry packages (nothing is downloaded at run time;
 
 Each downloaded set: exact duplicate texts dropped, split by hash like bbc-news (sha1 % 10: 0-1 test, 2 valid,
 rest train), written to CSV; then a bare ``train_classifier`` (the CLI's defaults, only the file paths given;
-``--variant`` adds ClassifierConfig overrides to compare) and a TF-IDF (words 1-2, sublinear tf, min_df 2) +
+``--variant`` adds model, training or pre-training overrides) and a TF-IDF (words 1-2, sublinear tf, min_df 2) +
 LinearSVC whose C is chosen on the validation split (benchmarks/linear_baseline.py), in the same run. Accuracy
 of both, rnnkit's training time, and a summary row per variant (wins/ties/losses against the SVM; a tie is the
 same number of correct examples) are printed as a table. ``--valid-only`` gives neither model the test split:
@@ -129,6 +129,27 @@ def parse_variant(spec: str) -> tuple[str, dict]:
     return name, overrides
 
 
+def variant_configs(overrides: dict) -> dict:
+    """A variant's overrides as train_classifier's configs: each field goes to the config that has it (model,
+    training, pre-training), e.g. ``pretrain-lm:pretrain_lm=true,pretrain_max_time=240,seed=1``."""
+    from dataclasses import fields
+
+    from rnnkit.api.classifier import CLASSIFIER_TRAIN_DEFAULTS
+    from rnnkit.models.config import ClassifierConfig
+    from rnnkit.training import TrainConfig
+    from rnnkit.training.ulmfit import PretrainConfig
+
+    sections = {"model": ClassifierConfig, "train": TrainConfig, "pretrain": PretrainConfig}
+    names = {section: {f.name for f in fields(cls)} for section, cls in sections.items()}
+    unknown = sorted(set(overrides) - set().union(*names.values()))
+    if unknown:
+        raise SystemExit(f"--variant: no model, training or pre-training option {unknown}")
+    base = {"model": {}, "train": dict(CLASSIFIER_TRAIN_DEFAULTS), "pretrain": {}}
+    for key, value in overrides.items():
+        base[next(section for section in sections if key in names[section])][key] = value
+    return {section: cls(**base[section]) for section, cls in sections.items()}
+
+
 def write_split(folder: Path, parts) -> None:
     folder.mkdir(parents=True, exist_ok=True)
     for part, examples in parts.items():
@@ -149,13 +170,12 @@ def load_parts(name: str, args) -> dict:
 def train_row(name: str, parts: dict, folder: Path, variant: str, overrides: dict, svm: dict) -> dict:
     """Train one variant (test split given only if ``parts`` has one) and describe it."""
     from rnnkit.api.classifier import train_classifier
-    from rnnkit.models.config import ClassifierConfig
 
     start = time.monotonic()
     test_csv = str(folder / "test.csv") if "test" in parts else None
     _, summary = train_classifier(str(folder / "train.csv"), folder / f"run-{variant}",
-                                  model=ClassifierConfig(**overrides), valid_data=str(folder / "valid.csv"),
-                                  test_data=test_csv, overwrite=True)  # a benchmark is rerun into its folders
+                                  valid_data=str(folder / "valid.csv"), test_data=test_csv,
+                                  overwrite=True, **variant_configs(overrides))  # a benchmark is rerun into its folders
     return _row(name, parts, variant, summary["valid_accuracy"], summary["test_accuracy"], summary["best_epoch"],
                 svm, round(time.monotonic() - start))
 

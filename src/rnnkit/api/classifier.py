@@ -18,17 +18,22 @@ import torch
 
 from rnnkit.api.checkpoints import open_checkpoint
 from rnnkit.api.data_config import ClassifierDataConfig, load_classification_data, read_file
+from rnnkit.api.encoders import load_encoder
+from rnnkit.api.language_model import read_text
 from rnnkit.api.preflight import check_classifier_run
+from rnnkit.api.pretraining import pretrain_encoder
 from rnnkit.data import EncodedDataset, Example, Vocabulary, stratified_folds
 from rnnkit.data.tokenizers import CharTokenizer, WordTokenizer
 from rnnkit.evaluation import classification_report, format_report, write_report
 from rnnkit.models.classifier import EnsembleClassifier, RNNClassifier, build_classifier
 from rnnkit.models.config import ClassifierConfig, classifier_config_from_saved
+from rnnkit.models.encoder import Encoder
 from rnnkit.models.pretrained import glove_words, init_embedding_from_glove, wants_glove
 from rnnkit.tasks.classification import ClassificationTask
 from rnnkit.training import TrainConfig, Trainer, save_checkpoint
 from rnnkit.training.distributed import World, current_world, setup_world
 from rnnkit.training.rundir import RunDiverged, RunFolder, abandon, check_result
+from rnnkit.training.ulmfit import Finetuning, PretrainConfig
 
 KIND = "classifier"
 # Chosen on BBC News' validation split: the validation accuracy peaks within 5-8 epochs of a cosine schedule.
@@ -110,9 +115,12 @@ def build_tokenizer(config: ClassifierDataConfig):
     return WordTokenizer(lowercase=config.lowercase) if config.tokenizer == "word" else CharTokenizer()
 
 
-def build_vocabulary(train: list[Example], tokenizer, config: ClassifierDataConfig, use_glove: bool) -> Vocabulary:
-    """Training tokens (min_freq, max_vocab), plus GloVe's most frequent words if asked for."""
+def build_vocabulary(train: list[Example], tokenizer, config: ClassifierDataConfig, use_glove: bool,
+                     unlabeled: str = "") -> Vocabulary:
+    """Training tokens (and those of ``unlabeled`` text) by min_freq and max_vocab, plus GloVe's most frequent words
+    if asked for."""
     counts = Counter(t for e in train for t in tokenizer.tokenize(e.text))
+    counts.update(tokenizer.tokenize(unlabeled) if unlabeled else ())
     vocab = Vocabulary.build(counts, min_freq=config.min_freq, max_size=config.max_vocab)
     if use_glove and config.glove_words:
         extra = [w for w in glove_words(config.glove_words) if w not in vocab]
@@ -123,7 +131,8 @@ def build_vocabulary(train: list[Example], tokenizer, config: ClassifierDataConf
 def train_classifier(data: str | ClassifierDataConfig = "bbc-news", out_dir: str | Path = "runs/classifier",
                      model: ClassifierConfig | None = None, train: TrainConfig | None = None,
                      label_smoothing: float = 0.0, device: str = "cpu", autocast: str | None = None,
-                     overwrite: bool = False, resume: bool = False, **data_options) -> tuple[Classifier, dict]:
+                     overwrite: bool = False, resume: bool = False, pretrain: PretrainConfig | None = None,
+                     **data_options) -> tuple[Classifier, dict]:
     """Train, keep the best model by validation accuracy, report on test; return (classifier, summary).
 
     ``data`` is a bundled name, a path, or a full ``ClassifierDataConfig``; ``data_options``
@@ -138,24 +147,35 @@ def train_classifier(data: str | ClassifierDataConfig = "bbc-news", out_dir: str
     Under torchrun every process calls this; ``train.batch_size`` is the global batch and rank 0 alone
     writes and reports (the other ranks return an empty summary). A run saved by N processes resumes
     with N processes.
+
+    ``pretrain`` (``training.ulmfit.PretrainConfig``): pre-train the encoder as a language model first
+    (``pretrain_lm``), or start from a saved one (``encoder``); either way the classifier is then fine-tuned,
+    ULMFiT-style if asked (discriminative rates, slanted triangular schedule, gradual unfreezing).
     """
     world = setup_world(device, autocast)
     data_config = data if isinstance(data, ClassifierDataConfig) else ClassifierDataConfig(data=data, **data_options)
     model_config = model or ClassifierConfig()
     train_config = train or TrainConfig(**CLASSIFIER_TRAIN_DEFAULTS)
-    check_classifier_run(data_config, model_config, out_dir, label_smoothing)
+    pretrain = pretrain or PretrainConfig()
+    check_classifier_run(data_config, model_config, out_dir, label_smoothing, pretrain)
+    if pretrain.pretrained and world.distributed:
+        raise ValueError("pretrain_lm and encoder are not supported under torchrun yet (gradual unfreezing changes "
+                         "which parameters train); run them in one process")
     settings = {"data": asdict(data_config), "model": asdict(model_config), "train": asdict(train_config),
                 "label_smoothing": label_smoothing}
+    if pretrain != PretrainConfig():  # absent otherwise, so runs saved before these options existed still resume
+        settings["pretrain"] = asdict(pretrain)
     run = RunFolder(out_dir, overwrite=overwrite, resume=resume, command="rnnkit train").open_in(world, settings)
     try:
-        return _train_classifier(run, data_config, model_config, train_config, label_smoothing, world)
+        return _train_classifier(run, data_config, model_config, train_config, label_smoothing, world, pretrain)
     except BaseException as error:
         abandon(run, error)
         raise
 
 
 def _train_classifier(run: RunFolder, data_config: ClassifierDataConfig, model_config: ClassifierConfig,
-                      train_config: TrainConfig, label_smoothing: float, world: World) -> tuple[Classifier, dict]:
+                      train_config: TrainConfig, label_smoothing: float, world: World,
+                      pretrain: PretrainConfig) -> tuple[Classifier, dict]:
     out_dir = run.path
     start = time.monotonic()
     splits, skipped = load_classification_data(data_config, seed=train_config.seed)
@@ -163,10 +183,16 @@ def _train_classifier(run: RunFolder, data_config: ClassifierDataConfig, model_c
         _log(f"skipped {skipped} malformed records (on_error=skip)")
     for note in splits.notes:
         _log(note)
-    tokenizer = build_tokenizer(data_config)
-    use_glove = wants_glove(data_config.embeddings, model_config.embedding_dim, data_config.tokenizer)
+    source = load_encoder(pretrain.encoder, model_config) if pretrain.encoder else None
+    tokenizer = source.tokenizer if source else build_tokenizer(data_config)
+    # A pre-trained encoder brings its own embedding: GloVe would only be overwritten.
+    use_glove = source is None and wants_glove(data_config.embeddings, model_config.embedding_dim,
+                                               data_config.tokenizer)
     pooled = splits.train + splits.valid if model_config.cross_fit else splits.train
-    vocab = build_vocabulary(pooled, tokenizer, data_config, use_glove)
+    unlabeled = read_text(pretrain.unlabeled) if pretrain.unlabeled else ""
+    vocab = source.vocab if source else build_vocabulary(pooled, tokenizer, data_config, use_glove, unlabeled)
+    if source:
+        _log(f"encoder: {source.source.describe()}, its vocabulary ({len(vocab)}) and tokenizer kept")
     labels = splits.labels
     train_data = EncodedDataset.from_examples(pooled, tokenizer, vocab, labels)
     valid_data = EncodedDataset.from_examples(splits.valid, tokenizer, vocab, labels)
@@ -177,6 +203,13 @@ def _train_classifier(run: RunFolder, data_config: ClassifierDataConfig, model_c
         _log(f"cross-fitting {len(plan)} members on {len(train_data)} pooled examples "
              f"({len(plan[0][0])} train / {len(plan[0][1])} held out each)")
 
+    encoder_state, pretraining = _pretrained_encoder(run, model_config, pretrain, train_config, splits.train,
+                                                     unlabeled, tokenizer, vocab, source, use_glove, world)
+    if pretrain.pretrained:
+        train_config = replace(train_config, schedule=pretrain.finetune_schedule)
+        _log(f"fine-tuning the pre-trained encoder: {train_config.schedule} schedule"
+             + (f", learning rate / {pretrain.lr_decay} per layer group down" if pretrain.lr_decay != 1 else "")
+             + (", gradual unfreezing" if pretrain.gradual_unfreezing else ""))
     members, histories, results, held_out, diverged = [], [], [], [], None
     for i, (member_train, member_valid) in enumerate(plan):
         # Member i trains with seed + i; its own log and best weights live in member-i/ when there are several.
@@ -190,16 +223,24 @@ def _train_classifier(run: RunFolder, data_config: ClassifierDataConfig, model_c
             net.encoder.frozen_rows.copy_(known)
             _log(f"embeddings: GloVe 6B 50d for {int(known.sum())} of {len(vocab)} tokens"
                  + (" (kept fixed)" if model_config.freeze_pretrained else ""))
+        if encoder_state is not None:
+            net.encoder.load_state_dict(encoder_state)
         net.to(world.device)
+        finetune = Finetuning(net, pretrain, train_config.lr, train_config.weight_decay) if pretrain.pretrained \
+            else None
         task = ClassificationTask(member_train, member_valid, labels, train_config.batch_size, data_config.max_length,
-                                  seed=seed, pad_id=vocab.pad_id, label_smoothing=label_smoothing, world=world)
+                                  seed=seed, pad_id=vocab.pad_id, label_smoothing=label_smoothing, world=world,
+                                  epoch_hook=finetune.on_epoch_start if finetune else None)
         single = Classifier(net, tokenizer, vocab, labels, data_config.max_length)
         save = (lambda _, c=single, d=member_dir: c.save(d / "model")) if len(plan) == 1 else None
         state_path = run.state_path(None if len(plan) == 1 else f"member-{i}")
-        trainer = Trainer(net, task, member_config, member_dir, save_best=save, state_path=state_path, world=world)
+        trainer = Trainer(net, task, member_config, member_dir, save_best=save, state_path=state_path, world=world,
+                          param_groups=finetune.param_groups if finetune else None)
         if run.resume and state_path.is_file():
             trainer.load_state(state_path)
         results.append(trainer.fit())
+        if finetune:
+            finetune.release()
         diverged = check_result(run, results[-1]) or diverged
         members.append(net)
         histories.extend(results[-1].history)
@@ -208,7 +249,8 @@ def _train_classifier(run: RunFolder, data_config: ClassifierDataConfig, model_c
     net = members[0] if len(members) == 1 else EnsembleClassifier(members).eval()
     classifier = Classifier(net, tokenizer, vocab, labels, data_config.max_length,
                             {"data_config": asdict(data_config), "train_config": asdict(train_config),
-                             "embeddings": "glove" if use_glove else "random"})
+                             "embeddings": "encoder" if source else "glove" if use_glove else "random",
+                             **({"pretrain_config": asdict(pretrain)} if pretrain.pretrained else {})})
     result = results[0]
     train_seconds = time.monotonic() - start
     if not world.is_main:
@@ -228,6 +270,8 @@ def _train_classifier(run: RunFolder, data_config: ClassifierDataConfig, model_c
                "valid_accuracy": report["valid"]["accuracy"],
                "test_accuracy": report["test"]["accuracy"] if "test" in report else None,
                "train_tokens_per_s": _mean_rate(histories)}
+    if pretraining:
+        summary["pretraining"] = pretraining
     classifier.meta.update(metrics=summary)
     classifier.save(out_dir / "model")
     final = report.get("test", report["valid"])
@@ -239,6 +283,24 @@ def _train_classifier(run: RunFolder, data_config: ClassifierDataConfig, model_c
     if diverged:
         raise RunDiverged(diverged)
     return classifier, summary
+
+
+def _pretrained_encoder(run: RunFolder, model_config: ClassifierConfig, pretrain: PretrainConfig,
+                        train_config: TrainConfig, texts: list[Example], unlabeled: str, tokenizer, vocab: Vocabulary,
+                        source, use_glove: bool, world: World) -> tuple[dict | None, dict]:
+    """(the encoder weights every member starts from, or None for a fresh one; the pre-training figures)."""
+    if not pretrain.pretrained:
+        return None, {}
+    torch.manual_seed(train_config.seed)
+    encoder = Encoder(model_config, len(vocab), vocab.pad_id)
+    if source is not None:
+        source.load_into(encoder)
+    elif use_glove:
+        init_embedding_from_glove(encoder.embedding, vocab.tokens, set(vocab.special_ids))
+    encoder.to(world.device)
+    figures = pretrain_encoder(run, encoder, pretrain, train_config, texts, unlabeled, tokenizer, vocab, world) \
+        if pretrain.pretrain_lm else {}
+    return {k: v.detach().clone() for k, v in encoder.state_dict().items()}, figures
 
 
 def _member_data(train: EncodedDataset, valid: EncodedDataset, config: ClassifierConfig, seed: int

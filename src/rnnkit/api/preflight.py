@@ -27,6 +27,7 @@ from rnnkit.validation import check_probability
 if TYPE_CHECKING:  # both modules import this one
     from rnnkit.api.data_config import ClassifierDataConfig
     from rnnkit.api.language_model import CorpusConfig
+    from rnnkit.training.ulmfit import PretrainConfig
 
 _GATES = {"lstm": 4, "gru": 3, "rnn": 1, "rnn_relu": 1}
 # Float32 weights, their gradients, AdamW's two moments and the trainer's copy of the best weights.
@@ -35,15 +36,33 @@ _REPORT_BYTES = 2 << 20  # metrics, report text and two PNGs, generously
 
 
 def check_classifier_run(data: ClassifierDataConfig, model: ClassifierConfig, out_dir: str | os.PathLike,
-                         label_smoothing: float) -> None:
+                         label_smoothing: float, pretrain: PretrainConfig | None = None) -> None:
     """Everything ``train_classifier`` can check before reading the data or building the model."""
     check_probability("label_smoothing", label_smoothing)
     _check_inputs(data.data, data.valid_data, data.test_data, data.format, "classification")
+    if pretrain is not None:
+        check_pretraining(pretrain, data, model)
     wants_glove(data.embeddings, model.embedding_dim, data.tokenizer)
     vocab = (data.max_vocab or 0) + data.glove_words
     params = model.ensemble * stack_parameters(model, vocab, bidirectional=model.bidirectional)
     check_run_out(out_dir)
     check_sizes(params, out_dir, "the classifier")
+
+
+def check_pretraining(pretrain: PretrainConfig, data: ClassifierDataConfig, model: ClassifierConfig) -> None:
+    """``--pretrain-lm``, ``--unlabeled`` and ``--encoder``: readable inputs and an encoder that fits the model."""
+    from rnnkit.api.encoders import find_encoder
+    from rnnkit.models.encoder_lm import lm_directions
+
+    if pretrain.unlabeled:
+        check_input(pretrain.unlabeled, "unlabeled", "text")
+    if pretrain.pretrained and data.tokenizer != "word":
+        raise ValueError(f"{'pretrain_lm' if pretrain.pretrain_lm else 'encoder'} needs tokenizer=word (the encoder "
+                         f"is a word-level language model), got tokenizer={data.tokenizer!r}")
+    if pretrain.pretrain_lm:
+        lm_directions(model)
+    if pretrain.encoder:
+        find_encoder(pretrain.encoder, model)
 
 
 def check_language_model_run(corpus: CorpusConfig, model: LanguageModelConfig, out_dir: str | os.PathLike) -> None:

@@ -14,6 +14,7 @@ from rnnkit.cli.run_flags import add_run_flags, report_stopped, run_settings
 from rnnkit.cli.runtime import add_device_arguments, runtime_options
 from rnnkit.models.config import ClassifierConfig
 from rnnkit.training import TrainConfig
+from rnnkit.training.ulmfit import PretrainConfig
 
 PRESETS = {
     # The lesson's notebook: Embedding 64 -> LSTM 32 -> Linear on the final state, batch 16, Adam 1e-3.
@@ -25,7 +26,8 @@ PRESETS = {
 }
 
 
-TRAIN_SECTIONS = {"data": ClassifierDataConfig, "model": ClassifierConfig, "train": TrainConfig}
+TRAIN_SECTIONS = {"data": ClassifierDataConfig, "model": ClassifierConfig, "train": TrainConfig,
+                  "pretrain": PretrainConfig}
 
 
 def register(verbs, preset: str | None = None) -> None:
@@ -41,6 +43,7 @@ def register(verbs, preset: str | None = None) -> None:
     add_dataclass_arguments(train, ClassifierDataConfig, title="data", defaults=data_over)
     add_dataclass_arguments(train, ClassifierConfig, title="model", defaults=model_over)
     add_dataclass_arguments(train, TrainConfig, title="training", defaults={**TRAIN_DEFAULTS, **train_over})
+    add_dataclass_arguments(train, PretrainConfig, title="pre-training (ULMFiT)")
     add_run_flags(train, TRAIN_SECTIONS, ("label_smoothing",))
     add_device_arguments(train)
     train.set_defaults(run=run_train)
@@ -79,7 +82,8 @@ def run_train(args: argparse.Namespace) -> int:
     try:
         _, summary = train_classifier(configs["data"], out, model=configs["model"], train=configs["train"],
                                       label_smoothing=scalars["label_smoothing"], overwrite=args.overwrite,
-                                      resume=args.resume is not None, **runtime_options(args))
+                                      resume=args.resume is not None, pretrain=configs["pretrain"],
+                                      **runtime_options(args))
     except RunStopped as stopped:
         return report_stopped("train", stopped)
     if summary:  # under torchrun only rank 0 has one

@@ -18,7 +18,7 @@ class ClassificationTask:
 
     def __init__(self, train: EncodedDataset, valid: EncodedDataset | None, labels: list[str], batch_size: int,
                  max_length: int | None, seed: int = 0, pad_id: int = 0, label_smoothing: float = 0.0,
-                 eval_batch_size: int = 64, world=None):
+                 eval_batch_size: int = 64, world=None, epoch_hook=None):
         self.train, self.valid, self.labels = train, valid, labels
         self.max_length, self.pad_id = max_length, pad_id
         self.eval_batch_size = eval_batch_size
@@ -29,6 +29,11 @@ class ClassificationTask:
             self.sampler = ShardedBatches(self.sampler, world.rank, world.size)
         self.loss_fn = nn.CrossEntropyLoss(label_smoothing=label_smoothing)
         self.splits = {"valid": valid}
+        self.epoch_hook = epoch_hook  # e.g. gradual unfreezing (training.ulmfit.Finetuning.on_epoch_start)
+
+    def on_epoch_start(self, model, epoch: int) -> None:
+        if self.epoch_hook is not None:
+            self.epoch_hook(model, epoch)
 
     def train_batches(self, epoch: int):
         self.sampler.set_epoch(epoch)

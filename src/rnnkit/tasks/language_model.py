@@ -97,11 +97,16 @@ class LanguageModelTask:
         x, y = x.to(device), y.to(device)
         if getattr(self, "_state_device_unknown", False):
             self.state, self._state_device_unknown = _to_device(self.state, device), False
-        logits, state = model(x, self.state)
+        loss, correct, state = self.loss(model, x, y)
         self.state = detach_state(state)  # truncated BPTT: keep the values, cut the graph
-        loss = F.cross_entropy(logits.reshape(-1, logits.shape[-1]), y.reshape(-1))
-        correct = int((logits.argmax(-1) == y).sum())
         return StepResult(loss=loss, tokens=x.numel(), examples=y.numel(), correct=correct)
+
+    def loss(self, model, x: Tensor, y: Tensor):
+        """(mean loss, correct predictions or None, new state) of one window; the full softmax here."""
+        logits, state = model(x, self.state)
+        loss = F.cross_entropy(logits.reshape(-1, logits.shape[-1]), y.reshape(-1))
+        return loss, int((logits.argmax(-1) == y).sum()), state
+
 
     def metrics(self, nats: float, count: int) -> dict[str, float]:
         per_token = nats / count
@@ -117,3 +122,21 @@ class LanguageModelTask:
         if ids is None:
             raise ValueError(f"no {split!r} split to evaluate on")
         return self.metrics(*score_ids(model, ids, self.eval_window, self.eval_streams))
+
+
+class SampledLanguageModelTask(LanguageModelTask):
+    """Trains with a sampled softmax (``models.encoder_lm.SampledSoftmax``) and evaluates with the full one.
+
+    The model gives ``features(x, state)`` (its states in the output matrix's space), ``embedding.weight`` (the
+    tied output matrix) and ``head.bias``, as ``EncoderLM`` does.
+    """
+
+    def __init__(self, *args, sampler, **options):
+        super().__init__(*args, **options)
+        self.sampler = sampler
+
+    def loss(self, model, x: Tensor, y: Tensor):
+        features, state = model.features(x, self.state)
+        loss = self.sampler.loss(features.reshape(-1, features.shape[-1]), y.reshape(-1), model.embedding.weight,
+                                 model.head.bias)
+        return loss, None, state

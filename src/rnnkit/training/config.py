@@ -11,7 +11,7 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass, field
 
-SCHEDULES = ("cosine", "linear", "constant")
+SCHEDULES = ("cosine", "linear", "constant", "stlr")
 
 
 def _help(text: str) -> dict[str, str]:
@@ -45,7 +45,9 @@ class TrainConfig:
         metadata=_help("Linear warm-up: a fraction of total steps if < 1, else a whole number of steps."),
     )
     schedule: str = field(
-        default="cosine", metadata=_help(f"Learning-rate decay after warm-up: one of {', '.join(SCHEDULES)}.")
+        default="cosine", metadata=_help(f"Learning-rate decay after warm-up: one of {', '.join(SCHEDULES)} (stlr: "
+                                          "ULMFiT's slanted triangle, from lr/32 up to lr over the warm-up, "
+                                          "then linearly back to lr/32).")
     )
     clip_norm: float | None = field(
         default=1.0, metadata=_help("Clip the global gradient L2 norm to this value; None disables clipping.")

@@ -1,4 +1,4 @@
-"""Learning-rate schedule: linear warm-up, then cosine, linear or no decay.
+"""Learning-rate schedule: linear warm-up, then cosine, linear or no decay; or ULMFiT's slanted triangle.
 
 The schedule is a multiplier on the optimiser's base learning rate, so it is a
 ``torch.optim.lr_scheduler.LambdaLR`` over a pure function of the step number
@@ -9,6 +9,12 @@ factor for ``s = 0`` before the first step). Warm-up over ``w`` steps uses
 ``(s + 1) / w`` so the very first update already moves the weights (a factor of
 0 would waste a step) and step ``w - 1`` runs at the full rate. Decay then runs
 from the full rate at step ``w`` towards 0 at step ``total_steps``.
+
+``stlr`` is the slanted triangular schedule of Howard & Ruder (2018): the factor
+rises linearly from ``1/STLR_RATIO`` at step 0 to 1 at step ``w`` (the warm-up is
+the paper's ``cut``), then falls linearly back to ``1/STLR_RATIO`` at step
+``total_steps``. It never reaches 0, so a run fine-tuned this way keeps learning to
+its last step, a little.
 """
 
 from __future__ import annotations
@@ -21,6 +27,9 @@ from torch.optim.lr_scheduler import LambdaLR
 
 from rnnkit.training.config import SCHEDULES, TrainConfig
 
+# ULMFiT's ratio of the peak rate to the lowest one (Howard & Ruder 2018, section 3.2).
+STLR_RATIO = 32.0
+
 
 def lr_factor(step: int, *, warmup_steps: int, total_steps: int | None, schedule: str) -> float:
     """Multiplier of the base learning rate for the update numbered ``step`` (0-based).
@@ -32,6 +41,8 @@ def lr_factor(step: int, *, warmup_steps: int, total_steps: int | None, schedule
         raise ValueError(f"schedule must be one of {list(SCHEDULES)}, got {schedule!r}")
     if warmup_steps < 0:
         raise ValueError(f"warmup_steps must be >= 0, got {warmup_steps!r}")
+    if schedule == "stlr":
+        return _slanted_triangle(step, warmup_steps, total_steps)
     if step < warmup_steps:
         return (step + 1) / warmup_steps
     if schedule == "constant" or total_steps is None:
@@ -41,6 +52,16 @@ def lr_factor(step: int, *, warmup_steps: int, total_steps: int | None, schedule
     if schedule == "linear":
         return 1.0 - progress
     return 0.5 * (1.0 + math.cos(math.pi * progress))
+
+
+def _slanted_triangle(step: int, cut: int, total_steps: int | None) -> float:
+    if step < cut:
+        rise = step / cut
+    elif total_steps is None:
+        rise = 1.0
+    else:
+        rise = max(0.0, 1.0 - (step - cut) / max(1, total_steps - cut))
+    return (1.0 + rise * (STLR_RATIO - 1.0)) / STLR_RATIO
 
 
 class Horizon:

@@ -213,6 +213,8 @@ class Trainer:
         state_path: file the resumable training state is written to every ``config.checkpoint_every``
             and when SIGINT/SIGTERM stops the run; None saves none. With several ranks, rank 0 writes it.
         world: the processes training together (default: the process group joined, if any).
+        param_groups: ``param_groups(model)`` gives the optimiser's parameter groups (each with its own ``lr``,
+            e.g. discriminative fine-tuning's); the schedule scales every group's rate alike. Default: one rate.
     """
 
     def __init__(
@@ -224,6 +226,7 @@ class Trainer:
         save_best: Callable[[Path], None] | None = None,
         state_path: str | Path | None = None,
         world: World | None = None,
+        param_groups: Callable[[nn.Module], list[dict]] | None = None,
     ):
         if not isinstance(model, nn.Module):
             raise TypeError(f"model must be a torch.nn.Module, got {type(model).__name__}")
@@ -242,6 +245,7 @@ class Trainer:
         self.state_path = Path(state_path) if state_path is not None else None
         self._resume: dict[str, Any] | None = None
         self.world = world if world is not None else current_world()
+        self.param_groups = param_groups
 
     # -- evaluation -----------------------------------------------------------
     def evaluate(self, split: str = "valid") -> dict[str, float]:
@@ -351,7 +355,8 @@ class Trainer:
         config = self.config
         # Ranks draw different dropout masks; the weights they start from are rank 0's (DDP broadcasts them).
         seed_everything(config.seed + self.world.rank)
-        self._optimizer = make_optimizer(self.model, config)
+        groups = self.param_groups(self.model) if self.param_groups is not None else None
+        self._optimizer = make_optimizer(self.model, config, groups)
         self._parameters = [p for group in self._optimizer.param_groups for p in group["params"]]
         self._scheduler = None
         self._state = state = _RunState(start=time.monotonic())
