@@ -34,12 +34,15 @@ class NgramBag(nn.Module):
     it is drawn like an embedding, scaled so that a bag starts with entries of order 0.1 (the feature path).
     """
 
-    def __init__(self, vocab_size: int, buckets: int, dim: int, pad_id: int = 0, zero_init: bool = False):
+    def __init__(self, vocab_size: int, buckets: int, dim: int, pad_id: int = 0, zero_init: bool = False,
+                 sparse: bool = True):
         super().__init__()
         if buckets < 1:
             raise ValueError(f"ngram_buckets must be >= 1, got {buckets}")
         self.vocab_size, self.buckets, self.pad_id = vocab_size, buckets, pad_id
-        self.table = nn.EmbeddingBag(vocab_size + buckets, dim, mode="sum")
+        # Sparse gradients: a batch touches a few hundred of the table's rows, and the optimizer updates only
+        # those (training/sparse.py) instead of every row at every step.
+        self.table = nn.EmbeddingBag(vocab_size + buckets, dim, mode="sum", sparse=sparse)
         with torch.no_grad():
             if zero_init:
                 self.table.weight.zero_()

@@ -11,21 +11,25 @@ recurrent and output weight matrices, but it does harm elsewhere:
   just for being rare.
 
 A weight tied between an embedding and an output layer counts as an embedding.
+
+A table built with ``sparse=True`` gets a group of its own, ``sparse``, updated lazily (``sparse.py``).
 """
 
 from __future__ import annotations
 
 from torch import nn
-from torch.optim import AdamW
+from torch.optim import AdamW, Optimizer
 
 from rnnkit.training.config import TrainConfig
+from rnnkit.training.sparse import SplitAdam
 
 # Module types whose parameters are lookup tables rather than linear maps.
 EMBEDDING_TYPES: tuple[type[nn.Module], ...] = (nn.Embedding, nn.EmbeddingBag)
 
 
 def parameter_groups(model: nn.Module, weight_decay: float) -> list[dict]:
-    """Split ``model``'s trainable parameters into a decayed and a non-decayed AdamW group.
+    """Split ``model``'s trainable parameters into a decayed and a non-decayed AdamW group (and a ``sparse`` one
+    for tables with sparse gradients, also not decayed).
 
     Each parameter appears once even when shared between modules (tied weights).
     Empty groups are dropped.
@@ -37,25 +41,37 @@ def parameter_groups(model: nn.Module, weight_decay: float) -> list[dict]:
         for module in model.modules() if isinstance(module, EMBEDDING_TYPES)
         for parameter in module.parameters(recurse=False)
     }
-    decay, no_decay = [], []
+    sparse_ids = {
+        id(parameter)
+        for module in model.modules() if isinstance(module, EMBEDDING_TYPES) and module.sparse
+        for parameter in module.parameters(recurse=False)
+    }
+    decay, no_decay, sparse = [], [], []
     # model.parameters() already yields a shared parameter only once.
     for parameter in model.parameters():
         if not parameter.requires_grad:
             continue
-        if parameter.ndim < 2 or id(parameter) in embedding_ids:
+        if id(parameter) in sparse_ids:
+            sparse.append(parameter)
+        elif parameter.ndim < 2 or id(parameter) in embedding_ids:
             no_decay.append(parameter)
         else:
             decay.append(parameter)
     groups = [
         {"params": decay, "weight_decay": weight_decay, "name": "decay"},
         {"params": no_decay, "weight_decay": 0.0, "name": "no_decay"},
+        {"params": sparse, "weight_decay": 0.0, "name": "sparse"},
     ]
     return [group for group in groups if group["params"]]
 
 
-def make_optimizer(model: nn.Module, config: TrainConfig) -> AdamW:
-    """AdamW at ``config.lr`` with ``config.weight_decay`` on weight matrices only (see module docstring)."""
+def make_optimizer(model: nn.Module, config: TrainConfig) -> Optimizer:
+    """AdamW at ``config.lr`` with ``config.weight_decay`` on weight matrices only (see module docstring); with
+    sparse tables, a ``SplitAdam`` that updates their rows lazily beside it."""
     groups = parameter_groups(model, config.weight_decay)
     if not groups:
         raise ValueError(f"model {type(model).__name__} has no trainable parameters (all requires_grad=False?)")
+    sparse = [group for group in groups if group["name"] == "sparse"]
+    if sparse:
+        return SplitAdam([group for group in groups if group["name"] != "sparse"], sparse, lr=config.lr)
     return AdamW(groups, lr=config.lr)
