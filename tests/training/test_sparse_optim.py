@@ -11,6 +11,7 @@ from rnnkit.models.classifier import RNNClassifier
 from rnnkit.models.config import ClassifierConfig
 from rnnkit.models.ngrams import NgramBag
 from rnnkit.training import StepResult, TrainConfig, Trainer, make_optimizer, parameter_groups
+from rnnkit.training.schedule import make_scheduler
 from rnnkit.training.sparse import SplitAdam, clip_grad_norm
 from tests.robustness.test_resume import _saving_each_state, _strip
 
@@ -95,6 +96,23 @@ def test_table_gets_a_lazy_group_and_the_rest_is_plain_adamw():
     used = {3, 7, 9, 4, 5} | {VOCAB + int(b) % BUCKETS for b in (3 * 1_000_003 + 7, 7 * 1_000_003 + 9,
                                                                  4 * 1_000_003 + 5)}
     assert set(moved) == used
+
+
+def test_ngram_lr_scale_sets_the_table_group_rate_and_the_schedule_keeps_the_ratio():
+    torch.manual_seed(0)
+    net = RNNClassifier(ClassifierConfig(ngrams="logits", ngram_buckets=BUCKETS, ngram_lr_scale=10.0), VOCAB, 3)
+    config = TrainConfig(lr=0.002, warmup=0)
+    optimizer = make_optimizer(net, config)
+    rates = {g["name"]: g["lr"] for g in optimizer.param_groups}
+    assert rates == {"decay": 0.002, "no_decay": 0.002, "sparse": pytest.approx(0.02)}
+    scheduler = make_scheduler(optimizer, config, total_steps=10)
+    for _ in range(5):
+        optimizer.step()  # no gradients: nothing moves, only the schedule advances
+        scheduler.step()
+    lrs = [g["lr"] for g in optimizer.param_groups]
+    assert lrs[2] == pytest.approx(10 * lrs[0]) and lrs[0] < 0.002
+    with pytest.raises(ValueError, match="ngram_lr_scale must be a positive number, got 0"):
+        ClassifierConfig(ngram_lr_scale=0)
 
 
 def test_split_adam_refuses_a_plain_adamw_state():

@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field, fields
 
 from rnnkit.models.pooling import parse_pooling
-from rnnkit.validation import check_choice, check_positive_int, check_probability
+from rnnkit.validation import check_choice, check_positive_int, check_positive_number, check_probability
 
 CELLS = ("lstm", "gru", "rnn", "rnn_relu")
 NGRAM_PATHS = ("none", "logits", "features")
@@ -65,6 +65,8 @@ class ClassifierConfig(EncoderConfig):
                         default="none")
     ngram_buckets: int = _help("hash buckets for the bigrams of the n-gram path", default=262144)
     ngram_dim: int = _help("size of the n-gram vector with ngrams=features", default=32)
+    ngram_lr_scale: float = _help("learning rate of the n-gram table as a multiple of --lr (its rows are updated "
+                                  "lazily, only at the steps whose batch holds their n-gram)", default=1.0)
     ensemble: int = _help("train this many models with successive seeds and average their probabilities",
                           default=1)
     cross_fit: bool = _help("with ensemble N >= 2: pool the training and validation data and cut them into N "
@@ -79,6 +81,7 @@ class ClassifierConfig(EncoderConfig):
         check_choice("ngrams", self.ngrams, NGRAM_PATHS)
         check_positive_int("ngram_buckets", self.ngram_buckets)
         check_positive_int("ngram_dim", self.ngram_dim)
+        check_positive_number("ngram_lr_scale", self.ngram_lr_scale)
         if self.cross_fit and self.ensemble < 2:
             raise ValueError(f"cross_fit needs ensemble >= 2 (one member per fold), got ensemble={self.ensemble}")
 

@@ -35,7 +35,7 @@ class NgramBag(nn.Module):
     """
 
     def __init__(self, vocab_size: int, buckets: int, dim: int, pad_id: int = 0, zero_init: bool = False,
-                 sparse: bool = True):
+                 sparse: bool = True, lr_scale: float = 1.0):
         super().__init__()
         if buckets < 1:
             raise ValueError(f"ngram_buckets must be >= 1, got {buckets}")
@@ -43,6 +43,8 @@ class NgramBag(nn.Module):
         # Sparse gradients: a batch touches a few hundred of the table's rows, and the optimizer updates only
         # those (training/sparse.py) instead of every row at every step.
         self.table = nn.EmbeddingBag(vocab_size + buckets, dim, mode="sum", sparse=sparse)
+        # Read by training/optim.py: a row of a rare n-gram is updated only at the few steps that see it.
+        self.table.lr_scale = lr_scale
         with torch.no_grad():
             if zero_init:
                 self.table.weight.zero_()

@@ -28,8 +28,8 @@ EMBEDDING_TYPES: tuple[type[nn.Module], ...] = (nn.Embedding, nn.EmbeddingBag)
 
 
 def parameter_groups(model: nn.Module, weight_decay: float) -> list[dict]:
-    """Split ``model``'s trainable parameters into a decayed and a non-decayed AdamW group (and a ``sparse`` one
-    for tables with sparse gradients, also not decayed).
+    """Split ``model``'s trainable parameters into a decayed and a non-decayed AdamW group (and ``sparse`` ones
+    for tables with sparse gradients, also not decayed, one per ``lr_scale`` those tables ask for).
 
     Each parameter appears once even when shared between modules (tied weights).
     Empty groups are dropped.
@@ -41,18 +41,19 @@ def parameter_groups(model: nn.Module, weight_decay: float) -> list[dict]:
         for module in model.modules() if isinstance(module, EMBEDDING_TYPES)
         for parameter in module.parameters(recurse=False)
     }
-    sparse_ids = {
-        id(parameter)
+    # A sparse table may ask for a multiple of the base rate (``lr_scale``, e.g. the n-gram path's).
+    sparse_scale = {
+        id(parameter): float(getattr(module, "lr_scale", 1.0))
         for module in model.modules() if isinstance(module, EMBEDDING_TYPES) and module.sparse
         for parameter in module.parameters(recurse=False)
     }
-    decay, no_decay, sparse = [], [], []
+    decay, no_decay, sparse = [], [], {}
     # model.parameters() already yields a shared parameter only once.
     for parameter in model.parameters():
         if not parameter.requires_grad:
             continue
-        if id(parameter) in sparse_ids:
-            sparse.append(parameter)
+        if id(parameter) in sparse_scale:
+            sparse.setdefault(sparse_scale[id(parameter)], []).append(parameter)
         elif parameter.ndim < 2 or id(parameter) in embedding_ids:
             no_decay.append(parameter)
         else:
@@ -60,17 +61,20 @@ def parameter_groups(model: nn.Module, weight_decay: float) -> list[dict]:
     groups = [
         {"params": decay, "weight_decay": weight_decay, "name": "decay"},
         {"params": no_decay, "weight_decay": 0.0, "name": "no_decay"},
-        {"params": sparse, "weight_decay": 0.0, "name": "sparse"},
+        *({"params": params, "weight_decay": 0.0, "name": "sparse", "lr_scale": scale}
+          for scale, params in sorted(sparse.items())),
     ]
     return [group for group in groups if group["params"]]
 
 
 def make_optimizer(model: nn.Module, config: TrainConfig) -> Optimizer:
     """AdamW at ``config.lr`` with ``config.weight_decay`` on weight matrices only (see module docstring); with
-    sparse tables, a ``SplitAdam`` that updates their rows lazily beside it."""
+    sparse tables, a ``SplitAdam`` that updates their rows lazily beside it, at ``lr_scale`` times the rate."""
     groups = parameter_groups(model, config.weight_decay)
     if not groups:
         raise ValueError(f"model {type(model).__name__} has no trainable parameters (all requires_grad=False?)")
+    for group in groups:
+        group["lr"] = config.lr * group.get("lr_scale", 1.0)
     sparse = [group for group in groups if group["name"] == "sparse"]
     if sparse:
         return SplitAdam([group for group in groups if group["name"] != "sparse"], sparse, lr=config.lr)
