@@ -97,7 +97,12 @@ def from_dict(cls, data: dict):
 
 # Fields added after classifiers were first saved, with the value every earlier checkpoint was trained with: a
 # saved config that lacks one gets this value, not today's default (which may differ), so old models still load.
-CLASSIFIER_FIELDS_BEFORE = {"ngrams": "none"}
+CLASSIFIER_FIELDS_BEFORE = {"ngrams": "none", "ngram_lr_scale": 1.0}
+
+
+def fields_before(cls) -> dict:
+    """The values a config of ``cls`` saved before some of its fields existed was trained with (see above)."""
+    return dict(CLASSIFIER_FIELDS_BEFORE) if issubclass(cls, ClassifierConfig) else {}
 
 
 def classifier_config_from_saved(data: dict) -> ClassifierConfig:
