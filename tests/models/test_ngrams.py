@@ -104,8 +104,10 @@ def test_config_checks_and_old_configs_load():
     with pytest.raises(ValueError, match="ngram_buckets"):
         ClassifierConfig(ngram_buckets=0)
     old = {k: v for k, v in ClassifierConfig().__dict__.items() if not k.startswith("ngram")}
-    assert from_dict(ClassifierConfig, old).ngrams == "none"
-    # A checkpoint saved before the field existed had no n-gram path, whatever today's default is.
+    assert from_dict(ClassifierConfig, old).ngrams == "logits"  # today's default, chosen on validation
+    # A checkpoint saved before the fields existed had no n-gram path (and the table, had there been one, the base
+    # rate), whatever today's defaults are.
     assert classifier_config_from_saved(old).ngrams == "none"
+    assert classifier_config_from_saved(old).ngram_lr_scale == 1.0
     assert classifier_config_from_saved({**old, "ngrams": "logits"}).ngrams == "logits"
     assert RNNClassifier(ClassifierConfig(ngrams="none"), VOCAB, 3).ngrams is None

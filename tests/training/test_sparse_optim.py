@@ -80,7 +80,7 @@ def test_table_gets_a_lazy_group_and_the_rest_is_plain_adamw():
     # the rows the batch used): one optimizer to the trainer, the same steps as the two side by side.
     twin_groups = parameter_groups(twin, 0.1)
     dense = AdamW([g for g in twin_groups if g["name"] != "sparse"], lr=0.01)
-    lazy = torch.optim.SparseAdam([twin.ngrams.table.weight], lr=0.01)
+    lazy = torch.optim.SparseAdam([twin.ngrams.table.weight], lr=0.01 * twin.config.ngram_lr_scale)
     ids, lengths, labels = torch.tensor([[3, 7, 9, 0], [4, 5, 0, 0]]), torch.tensor([3, 2]), torch.tensor([0, 2])
     before = net.ngrams.table.weight.detach().clone()
     for _ in range(3):
