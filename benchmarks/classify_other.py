@@ -202,7 +202,7 @@ def print_table(rows: list[dict], variants: list[str], split_name: str) -> None:
     for variant in variants:
         mine = [r for r in rows if r["variant"] == variant]
         outcomes = [compare(r[f"rnnkit_{split_name}"], r[f"svm_{split_name}"], r[split_name]) for r in mine]
-        print(f"{variant} ({split_name}, {len(mine)} sets): {summary_row(outcomes)}")
+        print(f"{variant} ({split_name}, {len(mine)} runs): {summary_row(outcomes)}")
 
 
 def main() -> None:
