@@ -1,6 +1,6 @@
 """Load test of `rnnkit serve` on loopback: classify latency and throughput, micro-batching, first-token latency.
 
-    .venv/bin/python benchmarks/serve.py                       # default-size models with random weights (≈ 3 min)
+    .venv/bin/python benchmarks/serve.py                       # default-size models with random weights (≈ 1-2 min)
     .venv/bin/python benchmarks/serve.py --classifier runs/classifier --lm runs/lm
 
 It starts the server as its own process (`rnnkit serve ... --port 0`, on 127.0.0.1 only) and
@@ -10,8 +10,10 @@ and in time. Phases:
 
 * classify, 1 client: one 50-token text per request, one request at a time (p50 / p99 / requests/s);
 * classify, 32 clients: 32 connections each sending one request at a time, with micro-batching
-  as configured, and against a second server started with --max-batch 1 (no batching);
-  the three phases take turns for several rounds, so the ratios compare like with like;
+  as configured, against a second server started with --max-batch 1 (no batching), and against a
+  third started with --workers N (N processes on one socket); each server also gets its own
+  1-client phase, and a 32-client rate is divided by the 1-client rate of the same server;
+  the phases take turns for several rounds, so the ratios compare like with like;
 * generate: streamed requests one at a time; time from sending the request to the first token event.
 
 Speed does not depend on the weights, so without --classifier/--lm the script saves untrained
@@ -148,34 +150,45 @@ async def classify_load(port: int, text: str, clients: int, requests: int, secon
     deadline = time.perf_counter() + seconds
     per_client = requests // clients
 
-    async def client() -> None:
+    async def client(conn: Connection) -> None:
         nonlocal errors
-        conn = await Connection.open(port)
-        try:
-            for _ in range(per_client):
-                if time.perf_counter() > deadline:
-                    break
-                start = time.perf_counter()
-                status, _ = await conn.post("/v1/classify", body)
-                latencies.append(time.perf_counter() - start)
-                errors += status != 200
-        finally:
-            await conn.close()
+        for _ in range(per_client):
+            if time.perf_counter() > deadline:
+                break
+            start = time.perf_counter()
+            status, _ = await conn.post("/v1/classify", body)
+            latencies.append(time.perf_counter() - start)
+            errors += status != 200
 
-    warm = await Connection.open(port)  # warm-up: the first forward passes allocate and pick kernels
-    for _ in range(20):
-        await warm.post("/v1/classify", body)
-    await warm.close()
-    start = time.perf_counter()
-    await asyncio.gather(*[client() for _ in range(clients)])
-    wall = time.perf_counter() - start
+    # The connections open before the clock starts, and each warms up the worker process that accepted it (the
+    # first forward passes allocate and pick kernels): the phase measures requests, not connects and first calls.
+    conns = [await Connection.open(port) for _ in range(clients)]
+    try:
+        for conn in conns:
+            for _ in range(max(1, 20 // clients)):
+                await conn.post("/v1/classify", body)
+        start = time.perf_counter()
+        await asyncio.gather(*[client(conn) for conn in conns])
+        wall = time.perf_counter() - start
+    finally:
+        for conn in conns:
+            await conn.close()
     return {"clients": clients, "requests": len(latencies), "errors": errors, "seconds": wall,
             "rps": len(latencies) / wall, "latencies": latencies}
 
 
-def batching(port: int) -> dict:
-    with urllib.request.urlopen(f"http://{HOST}:{port}/readyz", timeout=30) as reply:
-        return next(iter(json.loads(reply.read())["batching"].values()))
+def batching(port: int, workers: int = 1) -> dict:
+    """The classifier's micro-batching counters, summed over the worker processes (each answers /readyz alone)."""
+    seen: dict[int, dict] = {}
+    for _ in range(50 * workers):
+        with urllib.request.urlopen(f"http://{HOST}:{port}/readyz", timeout=30) as reply:
+            ready = json.loads(reply.read())
+        seen[ready["pid"]] = next(iter(ready["batching"].values()))
+        if len(seen) == workers:
+            break
+    if len(seen) < workers:
+        raise RuntimeError(f"only {len(seen)} of {workers} workers answered /readyz")
+    return {key: sum(stats[key] for stats in seen.values()) for key in ("requests", "batches")}
 
 
 def percentiles(values: list[float]) -> dict:
@@ -199,8 +212,14 @@ async def first_tokens(port: int, requests: int, seconds: float) -> dict:
     return {"requests": len(times), **percentiles(times)}
 
 
-PHASES = (("1 client", "batching", 1), ("32 clients, micro-batching", "batching", 32),
-          ("32 clients, no batching (--max-batch 1)", "single", 32))
+def phases(workers: int) -> list[tuple[str, str, int]]:
+    """(name, server, clients); each server's 32-client phases are compared with its own 1-client phase."""
+    out = [("1 client", "batching", 1), ("32 clients, micro-batching", "batching", 32),
+           ("1 client, --max-batch 1", "single", 1), ("32 clients, no batching (--max-batch 1)", "single", 32)]
+    if workers > 1:
+        out += [(f"1 client, --workers {workers}", "workers", 1),
+                (f"32 clients, micro-batching, --workers {workers}", "workers", 32)]
+    return out
 
 
 def main() -> None:
@@ -208,10 +227,13 @@ def main() -> None:
     parser.add_argument("--classifier", help="a saved classifier (default: an untrained one of the default size)")
     parser.add_argument("--lm", help="a saved language model (default: an untrained one of the default size)")
     parser.add_argument("--rounds", type=int, default=5, help="rounds of the three classify phases (default: 5)")
-    parser.add_argument("--requests", type=int, default=320, help="requests per 32-client phase and round "
-                        "(a 1-client phase sends a third of that; default: 320)")
+    parser.add_argument("--requests", type=int, default=640, help="requests per 32-client phase and round "
+                        "(a 1-client phase sends a third of that; default: 640)")
     parser.add_argument("--seconds", type=float, default=30, help="time limit per phase (default: 30)")
-    parser.add_argument("--threads", type=int, default=None, help="the servers' --threads (default: torch's choice)")
+    parser.add_argument("--threads", type=int, default=None, help="the servers' --threads (default: rnnkit serve's: "
+                        "torch's choice with one worker, cores // workers with several)")
+    parser.add_argument("--workers", type=int, default=2, help="also measure a server with this many worker "
+                        "processes (its own 1-client and 32-client phases; 1 leaves them out; default: 2)")
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as tmp:
         if args.classifier and args.lm:
@@ -223,16 +245,20 @@ def main() -> None:
         extra = [] if args.threads is None else ["--threads", str(args.threads)]
         servers = {"batching": start_server([str(clf), str(lm)], extra),
                    "single": start_server([str(clf), str(lm)], ["--max-batch", "1", *extra])}
-        results: dict[str, list[dict]] = {name: [] for name, _, _ in PHASES}
+        if args.workers > 1:
+            servers["workers"] = start_server([str(clf), str(lm)], ["--workers", str(args.workers), *extra])
+        plan = phases(args.workers)
+        results: dict[str, list[dict]] = {name: [] for name, _, _ in plan}
         try:
             # The phases take turns, round after round, so a change in the machine's load hits them alike.
             for _ in range(args.rounds):
-                for name, server, clients in PHASES:
+                for name, server, clients in plan:
                     port = servers[server][1]
-                    before = batching(port)
+                    processes = args.workers if server == "workers" else 1
+                    before = batching(port, processes)
                     count = args.requests if clients > 1 else args.requests // 3
                     result = asyncio.run(classify_load(port, text, clients, count, args.seconds))
-                    after = batching(port)
+                    after = batching(port, processes)
                     result["per_batch"] = (after["requests"] - before["requests"]) / max(
                         1, after["batches"] - before["batches"])
                     results[name].append(result)
@@ -241,26 +267,33 @@ def main() -> None:
             for proc, _ in servers.values():
                 proc.terminate()
                 proc.wait(timeout=60)
-    report(results, first, args.threads)
+    report(results, plan, first, args.threads)
 
 
-def report(results: dict[str, list[dict]], first: dict, threads: int | None) -> None:
-    sequential = results[PHASES[0][0]]
+def report(results: dict[str, list[dict]], plan, first: dict, threads: int | None) -> None:
+    baseline = {server: name for name, server, clients in plan if clients == 1}
     print(f"classify one 50-token text per request; servers on {HOST} with --threads {threads or 'default'}; "
-          f"{os.cpu_count()} CPUs, shared machine; {len(sequential)} rounds")
-    print(f"{'phase':42} {'requests':>8} {'errors':>6} {'p50 ms':>8} {'p99 ms':>8} {'req/s':>8} {'× 1 client':>10} "
-          f"{'req/batch':>9}")
-    for name, runs in results.items():
+          f"{os.cpu_count()} CPUs, shared machine (load average {os.getloadavg()[0]:.2f} at the end); "
+          f"{len(results[plan[0][0]])} rounds")
+    print(f"{'phase':48} {'requests':>8} {'errors':>6} {'p50 ms':>8} {'p99 ms':>8} {'req/s':>8} {'× 1 client':>10} "
+          f"{'× fastest':>9} {'req/batch':>9}")
+    singles = [results[name] for name, _, clients in plan if clients == 1]
+    fastest = [max(runs[i]["rps"] for runs in singles) for i in range(len(singles[0]))]
+    for name, server, _ in plan:
+        runs, sequential = results[name], results[baseline[server]]
         latencies = [x for r in runs for x in r["latencies"]]
         rps = statistics.median(r["rps"] for r in runs)
-        # Ratio to the 1-client phase of the same round, median over rounds.
+        # Ratio to the same server's 1-client phase of the same round, median over rounds.
         ratio = statistics.median(r["rps"] / s["rps"] for r, s in zip(runs, sequential, strict=True))
+        # The strictest comparison: the fastest 1-client phase of that round, whichever server ran it.
+        strict = statistics.median(r["rps"] / f for r, f in zip(runs, fastest, strict=True))
         per_batch = statistics.mean(r["per_batch"] for r in runs)
         stats = percentiles(latencies)
-        print(f"{name:42} {len(latencies):>8} {sum(r['errors'] for r in runs):>6} {stats['p50_ms']:>8.2f} "
-              f"{stats['p99_ms']:>8.2f} {rps:>8.1f} {ratio:>10.2f} {per_batch:>9.1f}")
-    print("(req/s: median over rounds; × 1 client: median over rounds of the ratio to that round's 1-client phase;"
-          " req/batch: requests per forward pass, from the server's counters)")
+        print(f"{name:48} {len(latencies):>8} {sum(r['errors'] for r in runs):>6} {stats['p50_ms']:>8.2f} "
+              f"{stats['p99_ms']:>8.2f} {rps:>8.1f} {ratio:>10.2f} {strict:>9.2f} {per_batch:>9.1f}")
+    print("(req/s: median over rounds; × 1 client: median over rounds of the ratio to the 1-client phase of the same "
+          "server in that round; × fastest: the same against that round's fastest 1-client phase of any server; "
+          "req/batch: requests per forward pass, from the server's counters)")
     print(f"generate, streamed, first token: p50 {first['p50_ms']:.2f} ms, p99 {first['p99_ms']:.2f} ms "
           f"over {first['requests']} requests (prompt 40 characters)")
 

@@ -60,6 +60,26 @@ def test_word_ids_with_min_freq_and_a_validation_file(tmp_path, small_pieces):
     assert vocab.unk_id in valid
 
 
+def test_a_long_word_across_the_piece_size_is_not_split(tmp_path, small_pieces):
+    # Runs with no whitespace much longer than the 7-byte pieces, one at the very start and one at the end
+    # of the file: cut mid-word, they would become several tokens (and ids) the whole text never has.
+    word = "supercalifragilistic-" * 3
+    text = f"{word}x the cat {word}y sat\r\non the mat {word}z"
+    path = tmp_path / "long.txt"
+    path.write_text(text, encoding="utf-8")
+    pieces = list(mmap_stream.iter_pieces([path], piece_bytes=7))
+    assert "".join(pieces) == text
+    tokenizer = WordTokenizer()
+    assert [t for p in pieces for t in tokenizer.tokenize(p)] == tokenizer.tokenize(text)
+    assert all(p[-1] in " \n" for p in pieces[:-1])
+    valid_file = tmp_path / "valid.txt"
+    valid_file.write_text(f"the {word}z cat{word}", encoding="utf-8")
+    vocab, train, valid = _in_memory(str(path), tokenizer, valid_data=str(valid_file))
+    cached = open_cache(build_cache(tmp_path / "cache", str(path), tokenizer, valid_data=str(valid_file)))
+    assert cached.vocab == vocab and f"{word}x" in cached.vocab
+    assert cached.train.tolist() == train and cached.valid.tolist() == valid
+
+
 def test_cache_is_reused_and_rebuilt_when_the_text_changes(tmp_path):
     text = tmp_path / "t.txt"
     text.write_text(TEXT, encoding="utf-8")

@@ -438,6 +438,20 @@ def test_real_processes(ws):
     assert _snapshot(ws.root) == before
 
 
+@pytest.mark.parametrize("model", ["clf", "lm"])
+@pytest.mark.parametrize("bad", [("{missing}.csv", "no such file"), ("{empty_csv}", "empty"),
+                                 ("{test_csv}", "--report", "{afile}", "afile")])
+def test_eval_checks_its_data_and_report_before_loading_the_model(ws, capsys, monkeypatch, model, bad):
+    import rnnkit.cli.classify_verbs
+
+    loaded = []
+    monkeypatch.setattr(rnnkit.cli.classify_verbs, "load_for_runtime", lambda *a, **k: loaded.append(a))
+    *argv, word = bad
+    assert _run(["eval", ws.paths[model], *(_fill(a, ws) for a in argv)]) == 2
+    assert word in capsys.readouterr().err
+    assert loaded == []  # the (slow) load never started
+
+
 # -- the last line of defence: an OS error no pre-flight can foresee ------------------------------------------
 
 

@@ -82,6 +82,47 @@ def test_out_that_is_a_file_is_refused(tmp_path, data, capsys):
     assert out.read_text() == "keep me" and not _leftovers(out)
 
 
+def test_overwrite_replaces_a_folder_whatever_it_holds(tmp_path, data, capsys):
+    # The run is staged beside --out and swapped in whole, so the pre-flight has no business inside --out.
+    out = tmp_path / "run"
+    (out / "model").mkdir(parents=True)
+    (out / "model" / "notes.txt").write_text("not a checkpoint")
+    (out / "report").write_text("a file where the run writes a folder")
+    (out / "log.jsonl").mkdir()
+    assert main(_train_args(data, out)) == 2
+    assert "--overwrite" in _error_line(capsys) and (out / "model" / "notes.txt").is_file()
+    assert main(_train_args(data, out, "--overwrite")) == 0
+    assert not (out / "model" / "notes.txt").exists() and not _leftovers(out)
+    _report_matches_model(out)
+
+
+def test_preflight_probes_the_parent_of_out_where_the_run_writes(tmp_path, data, capsys, monkeypatch):
+    import tempfile
+
+    real, probed, read_only = tempfile.mkdtemp, [], set()
+
+    def mkdtemp(*args, dir=None, **kwargs):  # the pre-flight's probe, and the run's staging folder
+        probed.append(Path(dir))
+        if Path(dir) in read_only:
+            raise PermissionError(13, "Permission denied")
+        return real(*args, dir=dir, **kwargs)
+
+    monkeypatch.setattr(tempfile, "mkdtemp", mkdtemp)
+    out = tmp_path / "runs" / "run"
+    out.mkdir(parents=True)
+    read_only.add(out)  # --out itself is never written in place: a read-only old run can still be replaced
+    assert main(_train_args(data, out, "--overwrite")) == 0
+    assert out.parent in probed and out not in probed
+    _report_matches_model(out)
+    read_only.add(out.parent)
+    assert main(_train_args(data, out, "--overwrite")) == 2
+    assert f"out_dir {out} is not writable (written in {out.parent})" in _error_line(capsys)
+    read_only.add(tmp_path)  # not there yet: the nearest existing folder is probed
+    assert main(_train_args(data, tmp_path / "new" / "deeper" / "run")) == 2
+    assert f"deeper/run is not writable (written in {tmp_path})" in _error_line(capsys)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["runs", "train.csv", "valid.csv"]  # no probe left
+
+
 def test_overwrite_replaces_the_run_only_once_the_new_one_is_complete(tmp_path, data, capsys, monkeypatch):
     out = tmp_path / "run"
     assert main(_train_args(data, out)) == 0

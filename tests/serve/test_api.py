@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import asyncio
 import json
+import os
 import re
+import time
 
 import numpy as np
 import pytest
@@ -54,7 +56,7 @@ async def test_models_health_and_ready(app, models):
         listed = (await client.get("/v1/models")).json()["models"]
         assert [(m["name"], m["kind"]) for m in listed] == [("news", "classifier"), ("poet", "language_model")]
         assert listed[0]["labels"] == models["news"].labels and listed[0]["bidirectional"] is True
-        assert (await client.get("/healthz")).json() == {"status": "ok"}
+        assert (await client.get("/healthz")).json() == {"status": "ok", "pid": os.getpid()}
         ready = (await client.get("/readyz")).json()
         assert ready["status"] == "ready" and ready["models"] == ["news", "poet"]
 
@@ -268,3 +270,49 @@ async def test_draining_and_busy_answer_503(models):
         assert_error(await client.get("/readyz"), 503, "shutting_down")
         assert_error(await client.post("/v1/classify", json={"texts": ["goal"]}), 503, "shutting_down")
         assert (await client.get("/healthz")).status_code == 200
+
+
+async def test_the_classify_fast_lane_answers_byte_for_byte_like_the_route(models):
+    """create_app answers /v1/classify ahead of FastAPI's routing; a plain router is the reference."""
+    from fastapi import FastAPI
+
+    from rnnkit.serve import create_router, install_error_handlers
+
+    service = Service({"news": models["news"]}, ServeConfig(max_texts=4))
+    plain = FastAPI()
+    plain.include_router(create_router(service))
+    install_error_handlers(plain)
+    fast = create_app(None, service=service)
+    bodies = [{"texts": [TEXT, "bank profit"], "top_k": 2}, {"texts": ["the new phone chip"], "probabilities": True},
+              {"texts": ["goal"] * 5}, {"texts": ["goal"], "model": "nope"}, {"texts": ["goal", " "]}, {"texts": []},
+              {"texts": ["goal"], "top_k": 9}]
+    async with client_for(plain) as reference, client_for(fast) as client:
+        for body in bodies:
+            headers = {"x-request-id": "same-id"}
+            want, got = await reference.post("/v1/classify", json=body, headers=headers), await client.post(
+                "/v1/classify", json=body, headers=headers)
+            assert (got.status_code, got.headers["content-type"]) == (want.status_code, want.headers["content-type"])
+            assert got.json() == want.json() and got.headers["x-request-id"] == "same-id", body
+            if want.status_code == 200:
+                assert got.content == want.content
+    await service.close()
+
+
+async def test_a_broken_batch_worker_answers_500_and_the_server_recovers(models):
+    service = Service({"news": models["news"]}, ServeConfig(max_wait_ms=50))
+    app = create_app(None, service=service)
+    batcher = service.batchers["news"]
+    good = batcher.run_batch
+    batcher.run_batch = lambda texts: None  # a model call that breaks the worker, not only its batch
+    async with client_for(app) as client:
+        replies = await asyncio.wait_for(asyncio.gather(*[client.post(
+            "/v1/classify", json={"texts": [TEXT]}, headers={"x-request-id": f"r{i}"}) for i in range(6)]), 10)
+        for i, reply in enumerate(replies):
+            assert assert_error(reply, 500, "internal_error")["request_id"] == f"r{i}"
+        batcher.run_batch = good
+        assert (await client.post("/v1/classify", json={"texts": [TEXT]})).status_code == 200
+        service.config.timeout_s = 0.05
+        batcher.run_batch = lambda texts: (time.sleep(0.3), good(texts))[1]
+        r = await client.post("/v1/classify", json={"texts": [TEXT]}, headers={"x-request-id": "slow"})
+        assert assert_error(r, 504, "timeout")["request_id"] == "slow"
+    await service.close()

@@ -8,7 +8,7 @@ import threading
 import numpy as np
 import pytest
 
-from rnnkit.serve.batcher import MicroBatcher
+from rnnkit.serve.batcher import MicroBatcher, WorkerDied
 
 pytestmark = pytest.mark.anyio
 
@@ -79,3 +79,49 @@ async def test_close_finishes_what_is_queued_then_refuses():
     assert [float(p.result()[0, 0]) for p in pending] == [0.0, 1.0, 2.0, 3.0, 4.0]
     with pytest.raises(RuntimeError, match="shutting down"):
         await batcher.submit(["t9"])
+
+
+async def test_a_dead_worker_fails_every_request_it_held_and_a_new_one_serves_later_requests():
+    # A model call that returns nothing usable breaks the worker itself (not the per-batch error handler):
+    # the requests in that batch and those queued behind it must get an error, not wait for ever.
+    model = Recorder(pause=0.05)
+    broken = {"t1"}
+
+    def run(texts):
+        rows = model(texts)
+        return None if broken & set(texts) else rows
+
+    batcher = MicroBatcher(run, max_batch=2, max_wait_s=0.0)
+    first = asyncio.ensure_future(batcher.submit(["t0"]))
+    await asyncio.sleep(0.01)  # t0 runs alone; t1, t2 form the broken batch; t3, t4 wait in the queue
+    queued = [asyncio.ensure_future(batcher.submit([f"t{i}"])) for i in range(1, 5)]
+    results = await asyncio.wait_for(asyncio.gather(first, *queued, return_exceptions=True), 5)
+    assert results[0][0, 0] == 0.0
+    assert all(isinstance(r, WorkerDied) and "TypeError" in str(r) for r in results[1:]), results
+    assert (await asyncio.wait_for(batcher.submit(["t5"]), 5))[0, 0] == 5.0  # a fresh worker serves again
+    await batcher.close()
+
+
+async def test_a_cancelled_worker_fails_what_is_queued():
+    model = Recorder(pause=0.2)
+    batcher = MicroBatcher(model, max_batch=1, max_wait_s=0.0)
+    pending = [asyncio.ensure_future(batcher.submit([f"t{i}"])) for i in range(3)]
+    await asyncio.sleep(0.05)
+    batcher._task.cancel()  # what a shutdown bug or a cancelled scope would do to the worker
+    results = await asyncio.wait_for(asyncio.gather(*pending, return_exceptions=True), 5)
+    assert all(isinstance(r, WorkerDied) and "CancelledError" in str(r) for r in results), results
+    assert (await asyncio.wait_for(batcher.submit(["t7"]), 5))[0, 0] == 7.0
+    await batcher.close()
+
+
+async def test_a_request_that_times_out_is_dropped_from_the_queue():
+    model = Recorder(pause=0.3)
+    batcher = MicroBatcher(model, max_batch=1, max_wait_s=0.0)
+    first = asyncio.ensure_future(batcher.submit(["t0"]))
+    await asyncio.sleep(0.01)
+    with pytest.raises(TimeoutError):
+        await batcher.submit(["t1"], timeout_s=0.05)  # waits behind t0, gives up first
+    assert (await first)[0, 0] == 0.0
+    assert (await batcher.submit(["t2"], timeout_s=5))[0, 0] == 2.0
+    assert model.batches == [["t0"], ["t2"]]  # t1 never ran
+    await batcher.close()

@@ -60,6 +60,61 @@ def test_sigterm_lets_a_running_stream_finish(classifier_dir, lm_dir):
         proc.stderr.close()
 
 
+def _pids(url: str, connections: int = 32) -> set[int]:
+    """Which worker processes answer /healthz over this many new, concurrent connections."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    def one(_):
+        return httpx.get(f"{url}/healthz", headers={"connection": "close"}, timeout=30).json()["pid"]
+
+    with ThreadPoolExecutor(connections) as pool:
+        return set(pool.map(one, range(connections)))
+
+
+def _parent_of(pid: int) -> int:
+    with open(f"/proc/{pid}/status") as status:
+        return int(next(line for line in status if line.startswith("PPid:")).split()[1])
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="reads worker parents from /proc")
+def test_two_workers_share_requests_replace_a_dead_one_and_drain_on_sigterm(classifier_dir, lm_dir):
+    proc, url = start_server(str(classifier_dir), f"bard={lm_dir}", "--workers", "2")
+    try:
+        reply = httpx.post(f"{url}/v1/classify", json={"texts": ["the striker scored a goal"]}, timeout=30)
+        assert reply.status_code == 200 and reply.json()["results"][0]["labels"][0]["label"] == "sport"
+        pids = set()
+        for _ in range(5):  # which worker accepts a connection is the kernel's choice: a few tries
+            pids |= _pids(url)
+            if len(pids) == 2:
+                break
+        assert len(pids) == 2 and all(_parent_of(pid) == proc.pid for pid in pids), pids
+        victim = min(pids)
+        os.kill(victim, signal.SIGKILL)  # a worker that dies is reported and replaced, not silently lost
+        assert "died" in proc.stderr.readline()
+        deadline = time.monotonic() + 120
+        while time.monotonic() < deadline and len(now := _pids(url, 8) - {victim}) < 2:
+            time.sleep(0.5)
+        assert len(now) == 2 and victim not in now
+        with httpx.stream("POST", f"{url}/v1/generate", json={"prompt": "Thou", "max_tokens": 500, "seed": 2},
+                          timeout=60) as response:
+            lines = response.iter_lines()
+            for line in lines:
+                if line.startswith("event: token"):
+                    proc.send_signal(signal.SIGTERM)  # to the parent: every worker drains, this stream finishes
+                    break
+            events = [line for line in lines if line.startswith("data: ")]
+        done = json.loads(events[-1][len("data: "):])
+        assert done["finish_reason"] == "length" and done["tokens"] == 500
+        assert proc.wait(timeout=60) == 0
+        assert "Traceback" not in proc.stderr.read()
+        for pid in now:
+            assert not os.path.exists(f"/proc/{pid}") or "zombie" in open(f"/proc/{pid}/status").read()
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+        proc.stderr.close()
+
+
 def test_serve_rejects_what_it_cannot_serve(tmp_path, capsys):
     assert main(["serve", str(tmp_path / "missing")]) == 2
     assert "missing" in capsys.readouterr().err

@@ -22,7 +22,6 @@ from rnnkit.data import DataError
 from rnnkit.data.bundled import bundled_kind, bundled_names
 from rnnkit.models.config import ClassifierConfig, LanguageModelConfig, RecurrentStackConfig
 from rnnkit.models.pretrained import wants_glove
-from rnnkit.training.checkpoint import CONFIG_FILE, MODEL_FILE
 from rnnkit.validation import check_probability
 
 if TYPE_CHECKING:  # both modules import this one
@@ -43,7 +42,7 @@ def check_classifier_run(data: ClassifierDataConfig, model: ClassifierConfig, ou
     wants_glove(data.embeddings, model.embedding_dim, data.tokenizer)
     vocab = (data.max_vocab or 0) + data.glove_words
     params = model.ensemble * stack_parameters(model, vocab, bidirectional=model.bidirectional)
-    check_output_dir(out_dir, extra_dirs=[f"member-{i}" for i in range(model.ensemble)] if model.ensemble > 1 else ())
+    check_run_out(out_dir)
     check_sizes(params, out_dir, "the classifier")
 
 
@@ -52,7 +51,7 @@ def check_language_model_run(corpus: CorpusConfig, model: LanguageModelConfig, o
     _check_inputs(corpus.data, corpus.valid_data, corpus.test_data, "text", "text")
     vocab = corpus.max_vocab or (256 if corpus.tokenizer == "char" else 0)
     params = stack_parameters(model, vocab, bidirectional=False) + vocab * (model.hidden_size + 1)
-    check_output_dir(out_dir)
+    check_run_out(out_dir)
     check_sizes(params, out_dir, "the language model")
 
 
@@ -75,7 +74,7 @@ def check_eval_run(data: str, report: str | None, format: str = "auto") -> None:
     """``rnnkit eval``: the data file can be read and the report folder written, before the model runs."""
     check_input(data, "data", format)
     if report:
-        check_output_dir(report, option="report", children=())
+        check_output_dir(report, option="report")
 
 
 def check_input(path: str | os.PathLike, option: str, format: str = "auto") -> None:
@@ -112,47 +111,45 @@ def check_input(path: str | os.PathLike, option: str, format: str = "auto") -> N
         raise DataError(path, message=f"{option} is empty")
 
 
-def check_output_dir(path: str | os.PathLike, option: str = "out_dir", children: tuple[str, ...] = ("report",),
-                     extra_dirs=()) -> None:
-    """``path`` is a folder that can be made or written, and what a run writes inside it has room.
+def check_output_dir(path: str | os.PathLike, option: str = "out_dir") -> None:
+    """``path`` is a folder that can be made or written in place (``rnnkit eval --report``)."""
+    _probe_writable(_nearest_folder(path, option, Path(path)), option, Path(path))
 
-    A ``model/`` already there must be a checkpoint (``save_checkpoint`` would refuse to replace anything
-    else, but only after the whole training); ``children`` and ``extra_dirs`` must be folders if present.
+
+def check_run_out(path: str | os.PathLike, option: str = "out_dir") -> None:
+    """``path`` (a training run's ``--out``) can be replaced by a folder made beside it.
+
+    A run stages everything in ``.NAME.staging-*`` beside ``--out`` and swaps it in whole when complete
+    (``training.rundir``), so what must be writable is the parent, and what an existing ``--out`` holds does
+    not matter: ``RunFolder.open`` refuses an existing run unless ``--overwrite`` or ``--resume`` (it also
+    knows the interrupted runs beside it), and with them the old folder is replaced as a whole.
     """
+    p = Path(path)
+    _probe_writable(_nearest_folder(path, option, p.parent), option, p)
+
+
+def _nearest_folder(path: str | os.PathLike, option: str, start: Path) -> Path | None:
+    """The folder the run would write in: ``start`` or, where it is missing, its nearest existing parent."""
     if not str(path).strip():
         raise ValueError(f"{option} is empty: give a folder to write the results in")
     p = Path(path)
     if p.exists() and not p.is_dir():
         raise ValueError(f"{option} {p} is a file; it must be a folder or not exist yet")
-    existing = p if p.exists() else next((a for a in p.absolute().parents if a.exists()), None)
+    existing = next((a for a in [start, *start.absolute().parents] if a.exists()), None)
     if existing is not None and not existing.is_dir():
         raise ValueError(f"{option} {p} cannot be made: {existing} is a file")
-    if existing is not None:
-        _probe_writable(existing, option, p)
-    if not p.is_dir():
-        return
-    for sub in (*children, *extra_dirs):
-        if (p / sub).exists() and not (p / sub).is_dir():
-            raise ValueError(f"{option} {p}: {p / sub} is a file where the run writes a folder")
-    model_dir = p / "model"
-    if children and model_dir.exists():
-        foreign = sorted(set(os.listdir(model_dir)) - {MODEL_FILE, CONFIG_FILE}) if model_dir.is_dir() else None
-        if foreign is None or foreign:
-            what = "is a file" if foreign is None else f"holds files that are not part of a saved model: {foreign}"
-            raise ValueError(f"{option} {p}: {model_dir} {what}; the run would replace it "
-                             "(move it away or choose another out_dir)")
-    log = p / "log.jsonl"
-    if children and log.exists() and not log.is_file():
-        raise ValueError(f"{option} {p}: {log} is not a file")
+    return existing
 
 
-def _probe_writable(folder: Path, option: str, target: Path) -> None:
+def _probe_writable(folder: Path | None, option: str, target: Path) -> None:
     # os.access answers for the permission bits only (root passes everything), not for read-only or special
     # file systems, so try for real with an empty folder that is removed at once.
+    if folder is None:
+        return
     try:
         os.rmdir(tempfile.mkdtemp(prefix=".rnnkit-probe-", dir=folder))
     except OSError as err:
-        where = "" if folder == target else f" (its nearest existing folder {folder})"
+        where = "" if folder == target else f" (written in {folder})"
         raise ValueError(f"{option} {target} is not writable{where}: {err.strerror}") from err
 
 

@@ -8,10 +8,10 @@ import sys
 
 from rnnkit.api.classifier import CLASSIFIER_TRAIN_DEFAULTS as TRAIN_DEFAULTS  # noqa: E402
 from rnnkit.api.data_config import ClassifierDataConfig
-from rnnkit.cli.export_verbs import add_runtime_argument, load_for_runtime
+from rnnkit.cli.export_verbs import add_inference_runtime_argument, load_for_runtime
 from rnnkit.cli.options import add_dataclass_arguments, dataclass_from_args
 from rnnkit.cli.run_flags import add_run_flags, report_stopped, run_settings
-from rnnkit.cli.runtime import add_runtime_arguments, runtime_options
+from rnnkit.cli.runtime import add_device_arguments, runtime_options
 from rnnkit.models.config import ClassifierConfig
 from rnnkit.training import TrainConfig
 
@@ -42,7 +42,7 @@ def register(verbs, preset: str | None = None) -> None:
     add_dataclass_arguments(train, ClassifierConfig, title="model", defaults=model_over)
     add_dataclass_arguments(train, TrainConfig, title="training", defaults={**TRAIN_DEFAULTS, **train_over})
     add_run_flags(train, TRAIN_SECTIONS, ("label_smoothing",))
-    add_runtime_arguments(train)
+    add_device_arguments(train)
     train.set_defaults(run=run_train)
 
     ev = verbs.add_parser("eval", help="evaluate a model on a labelled file, or a language model on a text file",
@@ -55,7 +55,7 @@ def register(verbs, preset: str | None = None) -> None:
     add_dataclass_arguments(ev, ClassifierDataConfig, title="data format",
                             skip=("data", "valid_data", "test_data", "valid_fraction", "tokenizer", "lowercase",
                                   "min_freq", "max_vocab", "max_length", "embeddings"))
-    add_runtime_argument(ev)
+    add_inference_runtime_argument(ev)
     ev.set_defaults(run=run_eval)
 
     pr = verbs.add_parser("predict", help="classify texts given as arguments or one per line on stdin",
@@ -64,7 +64,7 @@ def register(verbs, preset: str | None = None) -> None:
     pr.add_argument("texts", nargs="*", help="texts to classify; '-' or none reads one text per line from stdin")
     pr.add_argument("--top-k", type=int, default=1, help="how many labels to show per text (default: 1)")
     pr.add_argument("--json", action="store_true", help="one JSON object per text")
-    add_runtime_argument(pr)
+    add_inference_runtime_argument(pr)
     pr.set_defaults(run=run_predict)
 
     ds = verbs.add_parser("datasets", help="list the bundled data sets with their sizes")
@@ -92,13 +92,15 @@ def run_eval(args: argparse.Namespace) -> int:
     from rnnkit.api.preflight import check_eval_run
     from rnnkit.evaluation import format_report, write_report
 
+    # Checked before the model is loaded (which can take a while): a wrong data path costs a second. A text
+    # for a language model passes the same checks as format=auto.
+    data = dataclass_from_args(ClassifierDataConfig, args, data=args.data)
+    check_eval_run(args.data, args.report, data.format)
     predictor = load_for_runtime(args.model, args.runtime)
     if isinstance(predictor, LanguageModel):
         from rnnkit.cli.lm_verbs import eval_language_model
 
         return eval_language_model(args, predictor)
-    data = dataclass_from_args(ClassifierDataConfig, args, data=args.data)
-    check_eval_run(args.data, args.report, data.format)
     report = predictor.evaluate_file(args.data, data)
     if args.report:
         write_report(args.report, report)

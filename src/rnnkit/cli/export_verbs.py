@@ -8,7 +8,8 @@ import json
 RUNTIMES = ("torch", "onnx")
 
 
-def add_runtime_argument(parser: argparse.ArgumentParser) -> None:
+def add_inference_runtime_argument(parser: argparse.ArgumentParser) -> None:
+    """``--runtime``: what runs a saved model for eval, predict and generate (torch or ONNX Runtime)."""
     parser.add_argument("--runtime", choices=RUNTIMES, default="torch",
                         help="torch: the saved checkpoint; onnx: the exported graph (an .onnx file, or the run/model "
                              "folder it was exported from with the default --out) on ONNX Runtime (default: torch)")

@@ -7,10 +7,10 @@ import json
 import sys
 
 from rnnkit.api.language_model import LM_TRAIN_DEFAULTS, CorpusConfig
-from rnnkit.cli.export_verbs import add_runtime_argument, load_for_runtime
+from rnnkit.cli.export_verbs import add_inference_runtime_argument, load_for_runtime
 from rnnkit.cli.options import add_dataclass_arguments
 from rnnkit.cli.run_flags import add_run_flags, report_stopped, run_settings
-from rnnkit.cli.runtime import add_runtime_arguments, runtime_options
+from rnnkit.cli.runtime import add_device_arguments, runtime_options
 from rnnkit.generation import SamplingConfig
 from rnnkit.models.config import LanguageModelConfig
 from rnnkit.training import TrainConfig
@@ -27,7 +27,7 @@ def register(verbs) -> None:
     add_dataclass_arguments(tr, LanguageModelConfig, title="model")
     add_dataclass_arguments(tr, TrainConfig, title="training", defaults=LM_TRAIN_DEFAULTS)
     add_run_flags(tr, TRAIN_SECTIONS)
-    add_runtime_arguments(tr)
+    add_device_arguments(tr)
     tr.set_defaults(run=run_train_lm)
 
     gen = verbs.add_parser("generate", help="sample text from a language model, streamed as it is produced")
@@ -38,7 +38,7 @@ def register(verbs) -> None:
     gen.add_argument("--seed", type=int, default=None, help="seed for a reproducible sample")
     gen.add_argument("--no-prompt-echo", action="store_true", help="do not print the prompt before the sample")
     add_dataclass_arguments(gen, SamplingConfig, title="sampling")
-    add_runtime_argument(gen)
+    add_inference_runtime_argument(gen)
     gen.set_defaults(run=run_generate)
 
 
@@ -76,14 +76,10 @@ def run_generate(args: argparse.Namespace) -> int:
     return 0
 
 
-def eval_language_model(args: argparse.Namespace, lm=None) -> int:
-    """``lm``: the model already loaded (for the runtime asked for); None loads the checkpoint."""
-    from rnnkit.api.language_model import LanguageModel, read_text
-    from rnnkit.api.preflight import check_eval_run
+def eval_language_model(args: argparse.Namespace, lm) -> int:
+    """``rnnkit eval`` of ``lm``, loaded for the runtime asked for, once ``run_eval`` has checked its options."""
+    from rnnkit.api.language_model import read_text
 
-    check_eval_run(args.data, args.report, "text")
-
-    lm = lm if lm is not None else LanguageModel.load(args.model)
     metrics = lm.evaluate_text(read_text(args.data))
     if args.report:  # as for a classifier: metrics.json and report.txt
         from rnnkit.evaluation import write_report

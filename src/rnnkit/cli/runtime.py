@@ -11,7 +11,8 @@ import argparse
 from rnnkit.training.distributed import AUTOCAST
 
 
-def add_runtime_arguments(parser: argparse.ArgumentParser) -> None:
+def add_device_arguments(parser: argparse.ArgumentParser) -> None:
+    """``--device`` and ``--autocast``: where a training verb runs (not ``--runtime``, see ``export_verbs``)."""
     group = parser.add_argument_group("device")
     group.add_argument("--device", default="cpu",
                        help="cpu, or cuda (cuda:N) to train on a GPU with torch's cuDNN kernels (the native back "

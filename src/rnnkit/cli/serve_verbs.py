@@ -56,8 +56,7 @@ def run_serve(args: argparse.Namespace) -> int:
         print(f"rnnkit serve: http://{host}:{port}/ (explorer), /docs (API); Ctrl-C to stop", file=sys.stderr,
               flush=True)
 
-    serve(registry, host=args.host, port=args.port, config=config, log_level=args.log_level, on_ready=ready)
-    return 0
+    return serve(registry, host=args.host, port=args.port, config=config, log_level=args.log_level, on_ready=ready)
 
 
 def _parse_span(text: str | None) -> tuple[int, int] | None:

@@ -1,8 +1,8 @@
 """Language-model corpora larger than memory: token ids encoded once into a file, then memory-mapped.
 
 Reading a text into one ``str``, tokenizing it into a list and encoding it into an int64 tensor costs
-tens of bytes per character. Here the text is read in pieces of ``PIECE_BYTES`` (cut at whitespace, so
-no word is split), and:
+tens of bytes per character. Here the text is read in pieces of about ``PIECE_BYTES`` (cut at whitespace,
+so no word is split, and so the ids are those of the whole text read at once), and:
 
 1. pass one tokenizes each piece and writes provisional ids (first appearance; a character's code point)
    to a scratch file, counting only what it needs;
@@ -69,7 +69,7 @@ def iter_pieces(files: list[Path], piece_bytes: int | None = None) -> Iterator[s
         if number:
             yield "\n\n"
         decoder = codecs.getincrementaldecoder("utf-8")()
-        carry, offset, seen = "", 0, False
+        carry, offset, seen = [], 0, False  # carry: the text read since the last cut, in reads
         with open(path, "rb") as handle:
             while True:
                 raw = handle.read(piece_bytes)
@@ -81,17 +81,22 @@ def iter_pieces(files: list[Path], piece_bytes: int | None = None) -> Iterator[s
                     raise DataError(str(path), _line_at(path, where), None,
                                     f"bytes that are not UTF-8 at offset {where}") from err
                 offset += len(raw)
-                text = carry + text
                 seen = seen or not text.isspace() and bool(text)
                 if not raw:
-                    if text:
-                        yield text
+                    rest = "".join(carry) + text
+                    if rest:
+                        yield rest
                     break
-                # Cut after the last whitespace, so a word (or a \r\n) is never split between pieces.
+                # Cut after the last whitespace, so a word (or a \r\n) is never split between pieces. A read
+                # with none is carried whole into the next: a piece then ends at the next whitespace or at the
+                # end of the file, so memory is bounded by the longest run without a space or newline (one
+                # token for the word tokenizer), not by the piece size.
                 cut = max(text.rfind("\n"), text.rfind(" ")) + 1
-                piece, carry = (text[:cut], text[cut:]) if cut else (text, "")
-                if piece:
-                    yield piece
+                if not cut:
+                    carry.append(text)
+                    continue
+                piece, carry = "".join(carry) + text[:cut], [text[cut:]]
+                yield piece
         if not seen:
             raise DataError(str(path), message="the file is empty")
 

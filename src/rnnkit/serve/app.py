@@ -13,6 +13,7 @@ the explorer page at / with its files under /static; Swagger UI at /docs from lo
 from __future__ import annotations
 
 import json
+import os
 from contextlib import asynccontextmanager
 from importlib import resources
 from pathlib import Path
@@ -24,6 +25,7 @@ from fastapi.staticfiles import StaticFiles
 
 from rnnkit.serve.config import ServeConfig
 from rnnkit.serve.errors import ServeError, install_error_handlers
+from rnnkit.serve.fastlane import ClassifyFastLane
 from rnnkit.serve.limits import BodyLimit, RequestId
 from rnnkit.serve.schemas import (
     ERROR_RESPONSES,
@@ -81,8 +83,8 @@ def create_router(service: Service) -> APIRouter:
 
     @router.get("/healthz", tags=["health"])
     async def healthz() -> dict:
-        """The process is up."""
-        return {"status": "ok"}
+        """The process is up; ``pid`` tells which worker process answered (``rnnkit serve --workers N``)."""
+        return {"status": "ok", "pid": os.getpid()}
 
     @router.get("/readyz", tags=["health"], responses={503: ERROR_RESPONSES[503]})
     async def readyz() -> dict:
@@ -90,7 +92,7 @@ def create_router(service: Service) -> APIRouter:
         if service.draining:
             raise ServeError(503, "shutting_down", "the server is shutting down")
         return {"status": "ready", "models": [m.name for m in service.registry],
-                "batching": service.batch_stats()}
+                "batching": service.batch_stats(), "pid": os.getpid()}
 
     return router
 
@@ -146,6 +148,7 @@ def create_app(models, config: ServeConfig | None = None, service: Service | Non
     install_error_handlers(app)
     app.include_router(create_router(service))
     _page_routes(app)
+    app.add_middleware(ClassifyFastLane, service=service)  # inside the body limit and the request id
     app.add_middleware(BodyLimit, max_bytes=service.config.max_body_bytes)
     app.add_middleware(RequestId)
     return app

@@ -10,11 +10,23 @@ never split across batches (one with more than ``max_batch`` texts runs alone).
 from __future__ import annotations
 
 import asyncio
+import logging
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 
 import numpy as np
+
+log = logging.getLogger("rnnkit.serve")
+
+
+def _expire(future: asyncio.Future) -> None:
+    if not future.done():
+        future.set_exception(TimeoutError())
+
+
+class WorkerDied(RuntimeError):
+    """The batcher's worker stopped with requests in hand; they fail with this rather than wait for ever."""
 
 
 @dataclass
@@ -53,26 +65,63 @@ class MicroBatcher:
         self._queue = asyncio.Queue()
         self._task = asyncio.get_running_loop().create_task(self._work(), name="rnnkit-micro-batcher")
 
-    async def submit(self, texts: list[str]) -> np.ndarray:
-        """(len(texts), C) probabilities for these texts, computed in some batch."""
+    async def submit(self, texts: list[str], timeout_s: float | None = None) -> np.ndarray:
+        """(len(texts), C) probabilities for these texts, computed in some batch; TimeoutError after ``timeout_s``.
+
+        The timeout is a timer on the request's future rather than ``asyncio.wait_for``, which wraps every
+        request in a task of its own: at hundreds of requests a second that was a few percent of the loop.
+        A request that times out (or whose client left) is dropped from its batch if that has not started.
+        """
+        future = self._enqueue(texts)
+        if timeout_s is None:
+            return await future
+        timer = future.get_loop().call_later(timeout_s, _expire, future)
+        try:
+            return await future
+        finally:
+            timer.cancel()
+
+    def _enqueue(self, texts: list[str]) -> asyncio.Future:
         if self._closed:
             raise RuntimeError("the batcher is closed (the server is shutting down)")
         if self._task is None or self._task.done() or self._task.get_loop() is not asyncio.get_running_loop():
-            self._start()
+            self._start()  # also replaces a worker that died: later requests are served again
         loop = asyncio.get_running_loop()
         item = _Item(list(texts), loop.create_future(), loop.time())
         self._queue.put_nowait(item)
-        return await item.future
+        return item.future
 
     async def _work(self) -> None:
-        loop = asyncio.get_running_loop()
         queue = self._queue
+        held: list[_Item] = []  # the requests this worker has taken from the queue and not yet answered
+        try:
+            await self._serve(queue, held)
+        except BaseException as err:
+            # The worker died (a bug past the per-batch handler, a cancellation): no request it held or that is
+            # still queued may wait for ever. Each gets the error (the routes answer 500 'internal_error');
+            # the next submit() starts a fresh worker on a fresh queue.
+            failure = WorkerDied(f"the micro-batcher stopped ({type(err).__name__}: {err})")
+            failure.__cause__ = err
+            while not queue.empty():
+                item = queue.get_nowait()
+                if item is not None:
+                    held.append(item)
+            for item in held:
+                if not item.future.done():
+                    item.future.set_exception(failure)
+            if not isinstance(err, Exception):
+                raise  # a cancellation or an exit goes on
+            log.error("the micro-batcher's worker failed; the requests it held got a 500", exc_info=err)
+
+    async def _serve(self, queue: asyncio.Queue, held: list[_Item]) -> None:
+        loop = asyncio.get_running_loop()
         carry: _Item | None = None  # a request too big to join the last batch leads the next one
         while True:
             first, carry = (carry, None) if carry is not None else (await queue.get(), None)
             if first is None:
                 return
             batch, count = [first], len(first.texts)
+            held[:] = batch
             deadline = loop.time() + (self.max_wait_s if self._loaded else 0.0)
             while count < self.max_batch:
                 try:
@@ -90,8 +139,10 @@ class MicroBatcher:
                     break
                 if count + len(item.texts) > self.max_batch:
                     carry = item
+                    held.append(item)
                     break
                 batch.append(item)
+                held.append(item)
                 count += len(item.texts)
             live = [item for item in batch if not item.future.done()]  # timed-out requests are dropped
             self._loaded = len(batch) > 1

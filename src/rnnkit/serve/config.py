@@ -28,13 +28,17 @@ class ServeConfig:
                              "with finish_reason 'timeout')", default=30.0)
     max_streams: int = _help("generations and inspections running at once; more wait their turn", default=8)
     graceful_timeout_s: float = _help("on shutdown, how long in-flight requests may take to finish", default=30.0)
+    workers: int = _help("processes serving from the same socket, each with its own copy of the models and its "
+                         "own micro-batcher; more than one lets many concurrent clients use more than one core",
+                         default=1)
     threads: int | None = _help("torch threads for the models (default: torch's choice). On a machine shared with "
                                 "other busy processes, 1 keeps single-text latency steady: a one-text forward "
-                                "split over threads waits for every thread at every step", default=None)
+                                "split over threads waits for every thread at every step. With workers > 1 the "
+                                "default is cores // workers per worker", default=None)
 
     def __post_init__(self):
         for name in ("max_batch", "max_body_bytes", "max_texts", "max_chars", "max_input_tokens",
-                     "max_inspect_tokens", "max_generate_tokens", "max_streams"):
+                     "max_inspect_tokens", "max_generate_tokens", "max_streams", "workers"):
             check_positive_int(name, getattr(self, name))
         if self.threads is not None:
             check_positive_int("threads", self.threads)

@@ -7,8 +7,8 @@ request, and the classify latency budget is a few milliseconds.
 from __future__ import annotations
 
 import json
+import os
 import re
-import uuid
 
 from rnnkit.serve.errors import error_body
 
@@ -25,7 +25,7 @@ class RequestId:
         if scope["type"] != "http":
             return await self.app(scope, receive, send)
         given = next((v.decode("latin-1") for k, v in scope["headers"] if k == b"x-request-id"), "")
-        rid = given if _CLIENT_ID.match(given) else uuid.uuid4().hex[:16]
+        rid = given if _CLIENT_ID.match(given) else os.urandom(8).hex()  # as random as uuid4's first 16, cheaper
         scope.setdefault("state", {})["request_id"] = rid
 
         async def send_with_id(message):

@@ -3,21 +3,25 @@
 On SIGINT/SIGTERM uvicorn stops accepting connections and waits (up to ``graceful_timeout_s``)
 for the requests it is serving, streams included; meanwhile ``/readyz`` answers 503 and new
 requests on kept-alive connections get a 503 ``shutting_down``, so a load balancer moves on.
+With ``workers`` > 1 the same happens in every worker process (see workers.py).
 """
 
 from __future__ import annotations
 
+import dataclasses
 import ipaddress
 import sys
+from pathlib import Path
 
 import uvicorn
 
 from rnnkit.serve.app import create_app
 from rnnkit.serve.config import LOOPBACK, ServeConfig
+from rnnkit.serve.models import ModelRegistry
 from rnnkit.serve.service import Service
 
 
-class _DrainingServer(uvicorn.Server):
+class DrainingServer(uvicorn.Server):
     def __init__(self, config: uvicorn.Config, service: Service, on_ready=None):
         super().__init__(config)
         self.service, self.on_ready = service, on_ready
@@ -31,6 +35,17 @@ class _DrainingServer(uvicorn.Server):
         self.service.draining = True
         super().handle_exit(sig, frame)
 
+    def stop(self, force: bool = False) -> None:
+        """Drain (or, with ``force``, stop now); callable from another thread: it only sets flags."""
+        self.service.draining = True
+        self.should_exit = True
+        self.force_exit = self.force_exit or force
+
+
+def uvicorn_config(app, config: ServeConfig, log_level: str, **where) -> uvicorn.Config:
+    return uvicorn.Config(app, log_level=log_level, access_log=False,
+                          timeout_graceful_shutdown=config.graceful_timeout_s or None, timeout_keep_alive=5, **where)
+
 
 def is_loopback(host: str) -> bool:
     if host == "localhost":
@@ -42,21 +57,45 @@ def is_loopback(host: str) -> bool:
 
 
 def serve(models, host: str = LOOPBACK, port: int = 8000, config: ServeConfig | None = None,
-          log_level: str = "info", on_ready=None) -> None:
-    """Load the models and serve until interrupted. ``on_ready(port)`` is called once the socket listens."""
+          log_level: str = "info", on_ready=None) -> int:
+    """Load the models and serve until interrupted; the exit status. ``on_ready(port)``: once requests are served.
+
+    With ``config.workers`` > 1, ``models`` must be saved folders (paths, ``NAME=PATH`` specs, or a registry
+    loaded from folders): every worker process loads its own copy.
+    """
     if not isinstance(port, int) or not 0 <= port <= 65535:
         raise ValueError(f"port must be an integer in [0, 65535], got {port!r}")
     config = config or ServeConfig()
+    if not is_loopback(host):
+        print(f"rnnkit serve: listening on {host}, reachable from other machines; there is no authentication",
+              file=sys.stderr)
+    if config.workers > 1:
+        from rnnkit.serve.workers import default_threads, serve_workers
+
+        if config.threads is None:
+            config = dataclasses.replace(config, threads=default_threads(config.workers))
+        return serve_workers(_specs(models), host, port, config, log_level, on_ready)
     if config.threads is not None:
         import torch
 
         torch.set_num_threads(config.threads)
     service = Service(models, config)
-    app = create_app(None, service=service)
-    if not is_loopback(host):
-        print(f"rnnkit serve: listening on {host}, reachable from other machines; there is no authentication",
-              file=sys.stderr)
-    uv_config = uvicorn.Config(app, host=host, port=port, log_level=log_level, access_log=False,
-                               timeout_graceful_shutdown=config.graceful_timeout_s or None,
-                               timeout_keep_alive=5)
-    _DrainingServer(uv_config, service, on_ready).run()
+    server = DrainingServer(uvicorn_config(create_app(None, service=service), config, log_level, host=host, port=port),
+                            service, on_ready)
+    server.run()
+    return 0
+
+
+def _specs(models) -> list[str]:
+    """``NAME=PATH`` (or a plain path) for each model, so that every worker process can load it."""
+    if isinstance(models, str | Path):
+        models = [models]
+    if isinstance(models, ModelRegistry):
+        in_memory = [m.name for m in models if m.path == "<in memory>"]
+        if in_memory:
+            raise ValueError(f"workers > 1 needs models saved in folders (each worker loads its own copy); "
+                             f"{in_memory} are in memory")
+        return [f"{m.name}={m.path}" for m in models]
+    if isinstance(models, list | tuple) and all(isinstance(m, str | Path) for m in models):
+        return [str(m) for m in models]
+    raise ValueError("workers > 1 needs model folders (paths or NAME=PATH), not loaded models")

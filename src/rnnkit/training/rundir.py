@@ -8,7 +8,8 @@ renames it into place only when everything (model, report, log) is written, so
   even then the old run stays in place until the new one is complete.
 * While a run is alive it holds an exclusive lock on ``.lock`` in its staging folder
   (released by the kernel however the process ends), so a second run to the same
-  ``--out`` is refused rather than mixed in.
+  ``--out`` is refused rather than mixed in. Opening takes turns on a lock of the
+  parent folder, so a staging folder is locked before another run can see it.
 * The resumable training state lives in ``resume/`` of the staging folder with the
   run's settings in ``run.json``. A killed run leaves its staging folder behind; a
   new run refuses to start over it (pass ``overwrite`` to discard it), and
@@ -18,9 +19,11 @@ renames it into place only when everything (model, report, log) is written, so
 from __future__ import annotations
 
 import json
+import os
 import shutil
 import signal
 import tempfile
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -74,13 +77,34 @@ class RunFolder:
 
     # -- opening --------------------------------------------------------------
     def open(self, settings: dict[str, Any]) -> RunFolder:
-        """Check ``out``, then create (or, resuming, adopt) the staging folder; ``settings`` must be JSON."""
+        """Check ``out``, then create (or, resuming, adopt) the staging folder; ``settings`` must be JSON.
+
+        Runs started at the same instant take turns here (a lock on the folder that holds ``out``), so a
+        staging folder is never seen by another run before its lock is taken: a run only ever deletes or
+        adopts a folder whose lock it holds, and no run can mistake another's for an abandoned one.
+        """
         if self.out.exists() and not self.out.is_dir():
             raise RunFolderError(f"--out {self.out} exists and is not a folder")
-        leftovers = [p for p in _staging_folders(self.out) if not _busy(p)]
-        busy = [p for p in _staging_folders(self.out) if p not in leftovers]
-        if busy:
-            raise RunFolderError(f"--out {self.out}: another rnnkit run is writing it now ({busy[0]})")
+        if not self.resume:
+            self.out.parent.mkdir(parents=True, exist_ok=True)
+        with _locked_folder(self.out.parent):
+            held = {}  # the staging folders of no live run, each with its lock now held by this process
+            try:
+                for staging in _staging_folders(self.out):
+                    try:
+                        handle = _try_lock(staging)
+                    except FileNotFoundError:  # published or discarded by its run since it was listed
+                        continue
+                    if handle is None:
+                        raise RunFolderError(f"--out {self.out}: another rnnkit run is writing it now ({staging})")
+                    held[staging] = handle
+                return self._open(settings, held)
+            finally:
+                for handle in held.values():
+                    if handle is not self._lock:
+                        handle.close()
+
+    def _open(self, settings: dict[str, Any], leftovers: dict[Path, Any]) -> RunFolder:
         resumable = [p for p in leftovers if (p / SETTINGS_FILE).is_file() and any((p / RESUME_DIR).glob("*.pt"))]
         if self.resume:
             if not resumable:
@@ -88,7 +112,7 @@ class RunFolder:
                 raise RunFolderError(f"--resume {self.out}: no interrupted run to resume{finished}: no "
                                      f".{self.out.name}.staging-* folder with a saved training state beside it")
             self.path = max(resumable, key=lambda p: _newest_state(p))
-            self._take_lock()
+            self._lock = leftovers[self.path]  # held since it was found: no moment where another run could take it
             try:
                 self._check_settings(settings)
             except BaseException:
@@ -103,7 +127,6 @@ class RunFolder:
                                  "stays until the new one completes), or choose another --out")
         for leftover in leftovers:  # killed before its first checkpoint, or discarded by --overwrite
             shutil.rmtree(leftover, ignore_errors=True)
-        self.out.parent.mkdir(parents=True, exist_ok=True)
         self.path = Path(tempfile.mkdtemp(prefix=f".{self.out.name}.staging-", dir=self.out.parent))
         self._take_lock()
         try:
@@ -139,14 +162,9 @@ class RunFolder:
                                  f"{detail}")
 
     def _take_lock(self) -> None:
-        if fcntl is None:
-            return
-        handle = open(self.path / LOCK_FILE, "a")  # noqa: SIM115 -- held open for the run's lifetime
-        try:
-            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except OSError as error:
-            handle.close()
-            raise RunFolderError(f"--out {self.out}: another rnnkit run is writing it now ({self.path})") from error
+        handle = _try_lock(self.path)
+        if handle is None:
+            raise RunFolderError(f"--out {self.out}: another rnnkit run is writing it now ({self.path})")
         self._lock = handle
 
     # -- ending ---------------------------------------------------------------
@@ -205,17 +223,39 @@ def _staging_folders(out: Path) -> list[Path]:
     return sorted(p for p in out.parent.glob(f".{out.name}.staging-*") if p.is_dir())
 
 
-def _busy(staging: Path) -> bool:
-    """A live run holds the lock of ``staging``."""
-    if fcntl is None or not (staging / LOCK_FILE).exists():
-        return False
-    with open(staging / LOCK_FILE, "a") as handle:
-        try:
-            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except OSError:
-            return True
-        fcntl.flock(handle, fcntl.LOCK_UN)
-    return False
+def _try_lock(staging: Path):
+    """The lock of ``staging``, now held (an open file; closing it lets go), or None if a live run holds it.
+
+    Without ``fcntl`` (Windows) every folder counts as free, and nothing is held open (it could not be deleted).
+    """
+    if fcntl is None:
+        return _NoLock()
+    handle = open(staging / LOCK_FILE, "a")  # noqa: SIM115 -- held open while the lock is needed
+    try:
+        fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except OSError:
+        handle.close()
+        return None
+    return handle
+
+
+class _NoLock:
+    def close(self) -> None:
+        pass
+
+
+@contextmanager
+def _locked_folder(folder: Path):
+    """Hold an exclusive lock on ``folder`` itself (nothing is written there) while the block runs."""
+    if fcntl is None or not folder.is_dir():  # no folder: no staging folder either, nothing to take turns on
+        yield
+        return
+    fd = os.open(folder, os.O_RDONLY)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX)  # held by another run's open() only for as long as that takes
+        yield
+    finally:
+        os.close(fd)
 
 
 def _newest_state(staging: Path) -> float:
