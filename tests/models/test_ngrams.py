@@ -55,6 +55,10 @@ def test_ngram_paths_are_padding_invariant(ngrams, pooling):
         torch.testing.assert_close(bag_noisy, net.ngrams(ids[:1, :4], lengths[:1]), rtol=0, atol=1e-12)
     torch.testing.assert_close(together[:1], alone, rtol=0, atol=1e-12)
     torch.testing.assert_close(noisy, alone.expand(2, 3), rtol=0, atol=1e-12)
+    # The bag alone is equal to the bit, padded or not (a served text must not depend on its batch-mates).
+    with torch.no_grad():
+        long_pad = torch.cat([ids[:1, :4], torch.zeros(1, 60, dtype=ids.dtype)], 1)
+        assert torch.equal(net.ngrams(long_pad, lengths[:1]), net.ngrams(ids[:1, :4], lengths[:1]))
 
 
 def test_shapes_and_what_each_path_adds():

@@ -68,4 +68,10 @@ class NgramBag(nn.Module):
 
     def forward(self, ids: Tensor, lengths: Tensor) -> Tensor:
         indices, weights = self.bags(ids, lengths)
-        return self.table(indices, per_sample_weights=weights)
+        # Only the n-grams that count are looked up, each text's as one bag (offsets): the sum then adds the same
+        # terms in the same order however much padding the batch has, so a text scores the same to the last bit
+        # alone or beside a longer one (a padded bag of zero-weighted rows is summed in another order).
+        keep = weights != 0
+        counts = keep.sum(1)
+        offsets = torch.cumsum(counts, 0) - counts
+        return self.table(indices[keep], offsets, per_sample_weights=weights[keep])
