@@ -61,7 +61,7 @@ class ClassifierConfig(EncoderConfig):
                                   "path beside the recurrence, as in Lai et al.'s RCNN)", default=False)
     # The n-gram defaults ('logits' at 20x the rate) were chosen on validation only, over four data sets and two or
     # three seeds (benchmarks/results/ngram_validation.md): ahead of the plain GRU on 20 Newsgroups, Rotten
-    # Tomatoes and health tweets, level on BBC News; the same path at 1x the rate, and 'features', did less.
+    # Tomatoes and health tweets, level on BBC News; at 1x the rate it went both ways ('features' ran on two sets only).
     ngrams: str = _help("a bag of word unigrams and hashed bigrams beside the recurrence (fastText-style): 'logits' "
                         "adds a linear n-gram score to each class's logit, 'features' joins a learned n-gram "
                         "vector to the pooled states before the classifier layer; 'none' leaves it out",
