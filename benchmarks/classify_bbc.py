@@ -26,7 +26,7 @@ from rnnkit.api.data_config import ClassifierDataConfig, load_classification_dat
 from rnnkit.data import BucketBatchSampler, EncodedDataset, Vocabulary, pad_batch, padding_fraction
 from rnnkit.models.classifier import RNNClassifier
 from rnnkit.models.config import ClassifierConfig
-from rnnkit.training import TrainConfig
+from rnnkit.training import TrainConfig, make_optimizer
 
 
 def accuracy(out: str) -> None:
@@ -58,7 +58,7 @@ def batching(steps: int) -> None:
     random_batches = [order[i:i + bs] for i in range(0, len(order), bs)]
     torch.manual_seed(0)
     model = RNNClassifier(model_config, len(vocab), len(splits.labels))
-    opt = torch.optim.AdamW(model.parameters(), 1e-3)
+    opt = make_optimizer(model, train_config)  # AdamW, and SparseAdam for the n-gram table's sparse gradient
 
     def step(batch) -> float:
         ids, lens = pad_batch([data.ids[i] for i in batch], 0, data_config.max_length)

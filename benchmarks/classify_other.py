@@ -21,7 +21,7 @@ that is the mode for choosing between variants. ``--test-saved`` then trains not
 run saved (same --out, --sets, --max-train, --variant), and the SVM, on the test split, once the choice is made.
 
 Usage:  python benchmarks/classify_other.py --downloads DIR [--sets bbc-news,rotten-tomatoes,...] [--max-train N]
-            [--variant NAME:FIELD=VALUE,... ...] [--valid-only | --test-saved] [--out DIR]
+            [--variant NAME:FIELD=VALUE,... ...] [--seeds 0,1] [--valid-only | --test-saved] [--out DIR]
 """
 
 from __future__ import annotations
@@ -167,35 +167,42 @@ def load_parts(name: str, args) -> dict:
     return split(SETS[name](args.downloads), args.max_train)
 
 
-def train_row(name: str, parts: dict, folder: Path, variant: str, overrides: dict, svm: dict) -> dict:
-    """Train one variant (test split given only if ``parts`` has one) and describe it."""
+def train_row(name: str, parts: dict, folder: Path, variant: str, overrides: dict, svm: dict, seed: int = 0) -> dict:
+    """Train one variant (test split given only if ``parts`` has one) with training seed ``seed`` and describe it
+    (a ``seed`` field in the variant itself wins)."""
     from rnnkit.api.classifier import train_classifier
 
     start = time.monotonic()
     test_csv = str(folder / "test.csv") if "test" in parts else None
-    _, summary = train_classifier(str(folder / "train.csv"), folder / f"run-{variant}",
+    _, summary = train_classifier(str(folder / "train.csv"), run_folder(folder, variant, seed),
                                   valid_data=str(folder / "valid.csv"), test_data=test_csv,
-                                  overwrite=True, **variant_configs(overrides))  # a benchmark is rerun into its folders
+                                  overwrite=True,  # a benchmark is rerun into its folders
+                                  **variant_configs({"seed": seed, **overrides}))
     return _row(name, parts, variant, summary["valid_accuracy"], summary["test_accuracy"], summary["best_epoch"],
-                svm, round(time.monotonic() - start))
+                svm, round(time.monotonic() - start), seed)
 
 
-def saved_row(name: str, parts: dict, folder: Path, variant: str, svm: dict) -> dict:
+def run_folder(folder: Path, variant: str, seed: int) -> Path:
+    """Seed 0 (the CLI's default) keeps the plain name, so runs made before --seed existed are still found."""
+    return folder / (f"run-{variant}" if seed == 0 else f"run-{variant}-seed{seed}")
+
+
+def saved_row(name: str, parts: dict, folder: Path, variant: str, svm: dict, seed: int = 0) -> dict:
     """Score the model a --valid-only run saved for this variant on the test split (its validation re-checked)."""
     from rnnkit.api.classifier import Classifier
 
-    clf = Classifier.load(folder / f"run-{variant}" / "model")
+    clf = Classifier.load(run_folder(folder, variant, seed) / "model")
     metrics = clf.meta["metrics"]
     valid = clf.evaluate_file(str(folder / "valid.csv"))["accuracy"]
     if abs(valid - metrics["valid_accuracy"]) > 1e-9:
         raise SystemExit(f"{name}/{variant}: the saved model scores {valid} on valid, its run recorded "
                          f"{metrics['valid_accuracy']}: not the same split or model")
     test = clf.evaluate_file(str(folder / "test.csv"))["accuracy"]
-    return _row(name, parts, variant, valid, test, metrics["best_epoch"], svm, round(metrics["train_seconds"]))
+    return _row(name, parts, variant, valid, test, metrics["best_epoch"], svm, round(metrics["train_seconds"]), seed)
 
 
-def _row(name, parts, variant, valid, test, best_epoch, svm, seconds) -> dict:
-    return {"set": name, "variant": variant, "train": len(parts["train"]), "valid": len(parts["valid"]),
+def _row(name, parts, variant, valid, test, best_epoch, svm, seconds, seed) -> dict:
+    return {"set": name, "variant": variant, "seed": seed, "train": len(parts["train"]), "valid": len(parts["valid"]),
             "test": len(parts.get("test", [])), "classes": len({y for _, y in parts["train"]}),
             "rnnkit_valid": valid, "rnnkit_test": test, "best_epoch": best_epoch, "svm_valid": svm["valid"],
             "svm_test": svm["test"], "svm_C": svm["C"], "rnnkit_seconds": seconds}
@@ -203,19 +210,19 @@ def _row(name, parts, variant, valid, test, best_epoch, svm, seconds) -> dict:
 
 def print_table(rows: list[dict], variants: list[str], split_name: str) -> None:
     print(f"\n{split_name} accuracy (C of the SVM chosen on valid; rnnkit s: training time on this machine)")
-    print("| data set | variant | train / valid / test | classes | rnnkit valid | rnnkit test | SVM valid | SVM test | "
-          f"rnnkit − SVM ({split_name}) | rnnkit s |")
-    print("|---|---|---|---|---|---|---|---|---|---|")
+    print("| data set | variant | seed | train / valid / test | classes | rnnkit valid | rnnkit test | SVM valid | "
+          f"SVM test | rnnkit − SVM ({split_name}) | rnnkit s |")
+    print("|---|---|---|---|---|---|---|---|---|---|---|")
     fmt = lambda x: "—" if x is None else f"{x:.3f}"  # noqa: E731
     for r in rows:
         diff = r[f"rnnkit_{split_name}"] - r[f"svm_{split_name}"]
-        print(f"| {r['set']} | {r['variant']} | {r['train']} / {r['valid']} / {r['test']} | {r['classes']} | "
-              f"{fmt(r['rnnkit_valid'])} | {fmt(r['rnnkit_test'])} | {fmt(r['svm_valid'])} | {fmt(r['svm_test'])} | "
-              f"{diff:+.3f} | {r['rnnkit_seconds']} |")
+        print(f"| {r['set']} | {r['variant']} | {r['seed']} | {r['train']} / {r['valid']} / {r['test']} | "
+              f"{r['classes']} | {fmt(r['rnnkit_valid'])} | {fmt(r['rnnkit_test'])} | {fmt(r['svm_valid'])} | "
+              f"{fmt(r['svm_test'])} | {diff:+.3f} | {r['rnnkit_seconds']} |")
     for variant in variants:
         mine = [r for r in rows if r["variant"] == variant]
         outcomes = [compare(r[f"rnnkit_{split_name}"], r[f"svm_{split_name}"], r[split_name]) for r in mine]
-        print(f"{variant} ({split_name}, {len(mine)} sets): {summary_row(outcomes)}")
+        print(f"{variant} ({split_name}, {len(mine)} runs): {summary_row(outcomes)}")
 
 
 def main() -> None:
@@ -232,12 +239,15 @@ def main() -> None:
     mode.add_argument("--test-saved", action="store_true",
                       help="train nothing: score the models an earlier --valid-only run (same --out, --sets, "
                            "--max-train, --variant) saved, and the SVM, on the test split, once the choice is made")
+    parser.add_argument("--seeds", default="0", help="training seeds, comma-separated: every variant is trained "
+                        "(or, with --test-saved, scored) once per seed; the W/T/L row counts each (set, seed)")
     parser.add_argument("--out", default=None, help="where runs go (default: a temporary folder)")
     args = parser.parse_args()
     if args.test_saved and not args.out:
         parser.error("--test-saved needs --out: the folder of the --valid-only run")
 
     variants = [parse_variant(v) for v in (args.variant or ["defaults:"])]
+    seeds = [int(s) for s in args.seeds.split(",")]
     out = Path(args.out or tempfile.mkdtemp(prefix="rnnkit-other-"))
     rows = []
     for name in args.sets.split(","):
@@ -249,12 +259,13 @@ def main() -> None:
         svm = svm_baseline(parts)
         print(json.dumps({"set": name, "svm": svm}), flush=True)
         for variant, overrides in variants:
-            if args.test_saved:
-                row = saved_row(name, parts, folder, variant, svm)
-            else:
-                row = train_row(name, parts, folder, variant, overrides, svm)
-            rows.append(row)
-            print(json.dumps(row), flush=True)
+            for seed in seeds:
+                if args.test_saved:
+                    row = saved_row(name, parts, folder, variant, svm, seed)
+                else:
+                    row = train_row(name, parts, folder, variant, overrides, svm, seed)
+                rows.append(row)
+                print(json.dumps(row), flush=True)
     print_table(rows, [v for v, _ in variants], "valid" if args.valid_only else "test")
 
 

@@ -9,6 +9,12 @@ def check_positive_int(name: str, value) -> int:
     return value
 
 
+def check_positive_number(name: str, value) -> float:
+    if isinstance(value, bool) or not isinstance(value, int | float) or not (0 < value < float("inf")):
+        raise ValueError(f"{name} must be a positive number, got {value!r}")
+    return float(value)
+
+
 def check_probability(name: str, value, *, allow_one: bool = False) -> float:
     upper_ok = value <= 1 if allow_one else value < 1
     if isinstance(value, bool) or not isinstance(value, int | float) or not (0 <= value and upper_ok):

@@ -44,7 +44,8 @@ def _classifier_job(spec: dict, world: World):
     else:
         world_for_task = world
     config = ClassifierConfig(cell=spec["cell"], embedding_dim=6, hidden_size=5, bidirectional=True, dropout=0.0,
-                              embedding_dropout=0.0, backend=spec["backend"], pooling="max+mean")
+                              embedding_dropout=0.0, backend=spec["backend"], pooling="max+mean",
+                              ngrams=spec.get("ngrams", "none"), ngram_buckets=64)
     torch.manual_seed(spec["seed"])
     net = RNNClassifier(config, VOCAB, len(labels), 0).double()
     task = ClassificationTask(train, valid, labels, spec["batch_size"], None, seed=spec["seed"], world=world_for_task)

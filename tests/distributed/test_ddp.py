@@ -23,6 +23,9 @@ JOBS = {
     "classifier-fused-gru": dict(kind="classifier", backend="fused", cell="gru", examples=11, batch_size=5, seed=1),
     "classifier-native-lstm": dict(kind="classifier", backend="native", cell="lstm", examples=11, batch_size=5,
                                    seed=2, eval_every=2),
+    # The n-gram table's gradient is sparse: DDP all-reduces it as such, and SparseAdam steps the same rows.
+    "classifier-ngrams": dict(kind="classifier", backend="native", cell="gru", examples=11, batch_size=5, seed=6,
+                              ngrams="logits"),
     # 4 streams, 2 a rank, random window lengths (the same on both ranks).
     "lm-fused-lstm": dict(kind="lm", backend="fused", cell="lstm", tokens=400, batch_size=4, bptt=12, seed=3),
     # A time budget (never reached): every step asks all ranks for the slowest one's clock.

@@ -55,6 +55,10 @@ def test_ngram_paths_are_padding_invariant(ngrams, pooling):
         torch.testing.assert_close(bag_noisy, net.ngrams(ids[:1, :4], lengths[:1]), rtol=0, atol=1e-12)
     torch.testing.assert_close(together[:1], alone, rtol=0, atol=1e-12)
     torch.testing.assert_close(noisy, alone.expand(2, 3), rtol=0, atol=1e-12)
+    # The bag alone is equal to the bit, padded or not (a served text must not depend on its batch-mates).
+    with torch.no_grad():
+        long_pad = torch.cat([ids[:1, :4], torch.zeros(1, 60, dtype=ids.dtype)], 1)
+        assert torch.equal(net.ngrams(long_pad, lengths[:1]), net.ngrams(ids[:1, :4], lengths[:1]))
 
 
 def test_shapes_and_what_each_path_adds():
@@ -89,7 +93,7 @@ def test_bag_alone_learns_a_task_only_bigrams_can_solve():
     ids = torch.tensor([[3, 7] * 4, [7, 3] * 4] * 8)
     labels = torch.tensor([0, 1] * 8)
     lengths = torch.full((16,), 8)
-    opt = torch.optim.Adam(bag.parameters(), lr=0.1)
+    opt = torch.optim.SparseAdam(bag.parameters(), lr=0.1)  # the table's gradient is sparse
     for _ in range(100):
         loss = torch.nn.functional.cross_entropy(bag(ids, lengths), labels)
         opt.zero_grad()
@@ -104,8 +108,10 @@ def test_config_checks_and_old_configs_load():
     with pytest.raises(ValueError, match="ngram_buckets"):
         ClassifierConfig(ngram_buckets=0)
     old = {k: v for k, v in ClassifierConfig().__dict__.items() if not k.startswith("ngram")}
-    assert from_dict(ClassifierConfig, old).ngrams == "none"
-    # A checkpoint saved before the field existed had no n-gram path, whatever today's default is.
+    assert from_dict(ClassifierConfig, old).ngrams == "logits"  # today's default, chosen on validation
+    # A checkpoint saved before the fields existed had no n-gram path (and the table, had there been one, the base
+    # rate), whatever today's defaults are.
     assert classifier_config_from_saved(old).ngrams == "none"
+    assert classifier_config_from_saved(old).ngram_lr_scale == 1.0
     assert classifier_config_from_saved({**old, "ngrams": "logits"}).ngrams == "logits"
     assert RNNClassifier(ClassifierConfig(ngrams="none"), VOCAB, 3).ngrams is None

@@ -262,3 +262,17 @@ def test_ctrl_c_after_training_says_how_to_resume(tmp_path, data, capsys, monkey
     assert main(["train", "--resume", str(out), "--no-progress"]) == 0
     _report_matches_model(out)
     assert _leftovers(out) == []
+
+
+def test_a_run_saved_before_a_model_field_existed_resumes_with_the_value_it_had(tmp_path):
+    # A run saved before ngram_lr_scale existed trained with what is now 1.0: resuming it must not be refused
+    # for the new field, and a value other than the one it had is still a change.
+    out = tmp_path / "run"
+    first = RunFolder(out).open({"model": {"ngrams": "none"}})
+    save_state(first.state_path(), {"x": 1})
+    first.release()
+    with pytest.raises(RunFolderError, match="model.ngram_lr_scale: saved 1.0, now 20.0"):
+        RunFolder(out, resume=True).open({"model": {"ngrams": "none", "ngram_lr_scale": 20.0}})
+    again = RunFolder(out, resume=True).open({"model": {"ngrams": "none", "ngram_lr_scale": 1.0}})
+    assert again.path == first.path
+    again.release()

@@ -21,6 +21,7 @@ from rnnkit.export.graph import FLOAT, INT32, INT64, GraphBuilder
 from rnnkit.export.recurrent import ExportError, recurrent_stack, rows
 from rnnkit.models.classifier import EnsembleClassifier, RNNClassifier
 from rnnkit.models.language_model import RNNLanguageModel
+from rnnkit.models.ngrams import BIGRAM_MULTIPLIER
 
 
 def layer_graph(layer, with_lengths: bool = True, with_state: bool = False) -> onnx.ModelProto:
@@ -79,7 +80,32 @@ def _classifier_member(g: GraphBuilder, net: RNNClassifier, ids: str, lengths: s
             masked = g.op("Where", [valid, y, g.scalar(-math.inf)])
             pooled.append(g.op("ReduceMax", [masked, g.ints([0])], keepdims=0))
     features = pooled[0] if len(pooled) == 1 else g.op("Concat", pooled, axis=1)
-    return g.linear(features, net.head.weight, net.head.bias, f"{prefix}head")
+    if config.ngrams == "features":
+        features = g.op("Concat", [features, _ngram_bag(g, net.ngrams, ids, lengths, prefix)], axis=1)
+    logits = g.linear(features, net.head.weight, net.head.bias, f"{prefix}head")
+    if config.ngrams == "logits":
+        logits = g.op("Add", [logits, _ngram_bag(g, net.ngrams, ids, lengths, prefix)])
+    return logits
+
+
+def _ngram_bag(g: GraphBuilder, bag, ids: str, lengths: str, prefix: str) -> str:
+    """(B, D): models/ngrams.py's NgramBag — unigram and hashed-bigram rows summed over sqrt(count)."""
+    valid = g.op("Transpose", [g.time_mask(lengths, g.dim(ids, 1))], perm=[1, 0])  # (B, T)
+    ids = g.op("Where", [valid, ids, g.ints(bag.pad_id)])
+    unigram_ok = g.op("And", [valid, g.op("Not", [g.op("Equal", [ids, g.ints(bag.pad_id)])])])
+    first = g.op("Slice", [ids, g.ints([0]), g.ints([-1]), g.ints([1])])
+    second = g.op("Slice", [ids, g.ints([1]), g.ints([2**62]), g.ints([1])])
+    hashed = g.op("Mod", [g.op("Add", [g.op("Mul", [first, g.ints(BIGRAM_MULTIPLIER)]), second]),
+                          g.ints(bag.buckets)])
+    indices = g.op("Concat", [ids, g.op("Add", [hashed, g.ints(bag.vocab_size)])], axis=1)
+    bigram_ok = g.op("Slice", [valid, g.ints([1]), g.ints([2**62]), g.ints([1])])
+    weights = g.op("Cast", [g.op("Concat", [unigram_ok, bigram_ok], axis=1)], to=FLOAT)
+    count = g.op("Max", [g.op("ReduceSum", [weights, g.ints([1])], keepdims=1), g.scalar(1.0)])
+    weights = g.op("Div", [weights, g.op("Sqrt", [count])])
+    table = g.weight(f"{prefix}ngrams.table.weight", bag.table.weight)
+    rows = g.op("Gather", [table, indices], axis=0)  # (B, N, D)
+    return g.op("ReduceSum", [g.op("Mul", [rows, g.op("Unsqueeze", [weights, g.ints([2])])]), g.ints([1])],
+                keepdims=0)
 
 
 def classifier_graph(model) -> onnx.ModelProto:

@@ -34,12 +34,17 @@ class NgramBag(nn.Module):
     it is drawn like an embedding, scaled so that a bag starts with entries of order 0.1 (the feature path).
     """
 
-    def __init__(self, vocab_size: int, buckets: int, dim: int, pad_id: int = 0, zero_init: bool = False):
+    def __init__(self, vocab_size: int, buckets: int, dim: int, pad_id: int = 0, zero_init: bool = False,
+                 sparse: bool = True, lr_scale: float = 1.0):
         super().__init__()
         if buckets < 1:
             raise ValueError(f"ngram_buckets must be >= 1, got {buckets}")
         self.vocab_size, self.buckets, self.pad_id = vocab_size, buckets, pad_id
-        self.table = nn.EmbeddingBag(vocab_size + buckets, dim, mode="sum")
+        # Sparse gradients: a batch touches a few hundred of the table's rows, and the optimizer updates only
+        # those (training/sparse.py) instead of every row at every step.
+        self.table = nn.EmbeddingBag(vocab_size + buckets, dim, mode="sum", sparse=sparse)
+        # Read by training/optim.py: a row of a rare n-gram is updated only at the few steps that see it.
+        self.table.lr_scale = lr_scale
         with torch.no_grad():
             if zero_init:
                 self.table.weight.zero_()
@@ -63,4 +68,10 @@ class NgramBag(nn.Module):
 
     def forward(self, ids: Tensor, lengths: Tensor) -> Tensor:
         indices, weights = self.bags(ids, lengths)
-        return self.table(indices, per_sample_weights=weights)
+        # Only the n-grams that count are looked up, each text's as one bag (offsets): the sum then adds the same
+        # terms in the same order however much padding the batch has, so a text scores the same to the last bit
+        # alone or beside a longer one (a padded bag of zero-weighted rows is summed in another order).
+        keep = weights != 0
+        counts = keep.sum(1)
+        offsets = torch.cumsum(counts, 0) - counts
+        return self.table(indices[keep], offsets, per_sample_weights=weights[keep])

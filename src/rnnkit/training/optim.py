@@ -11,14 +11,17 @@ recurrent and output weight matrices, but it does harm elsewhere:
   just for being rare.
 
 A weight tied between an embedding and an output layer counts as an embedding.
+
+A table built with ``sparse=True`` gets a group of its own, ``sparse``, updated lazily (``sparse.py``).
 """
 
 from __future__ import annotations
 
 from torch import nn
-from torch.optim import AdamW
+from torch.optim import AdamW, Optimizer
 
 from rnnkit.training.config import TrainConfig
+from rnnkit.training.sparse import SplitAdam
 
 # Module types whose parameters are lookup tables rather than linear maps.
 EMBEDDING_TYPES: tuple[type[nn.Module], ...] = (nn.Embedding, nn.EmbeddingBag)
@@ -29,25 +32,39 @@ def _embedding_ids(model: nn.Module) -> set[int]:
             for parameter in module.parameters(recurse=False)}
 
 
-def _split(parameters, embedding_ids: set[int], weight_decay: float, name: str = "", **extra) -> list[dict]:
-    """The decayed and the non-decayed AdamW group of ``parameters`` (empty ones dropped)."""
-    decay, no_decay = [], []
+def _sparse_scales(model: nn.Module) -> dict[int, float]:
+    """Tables with sparse gradients, each with the multiple of the base rate it asks for (``lr_scale``)."""
+    return {id(parameter): float(getattr(module, "lr_scale", 1.0))
+            for module in model.modules() if isinstance(module, EMBEDDING_TYPES) and module.sparse
+            for parameter in module.parameters(recurse=False)}
+
+
+def _split(parameters, embedding_ids: set[int], sparse_scales: dict[int, float], weight_decay: float,
+           name: str = "", **extra) -> list[dict]:
+    """The decayed, the non-decayed and the sparse groups (one per ``lr_scale``) of ``parameters``, empty ones
+    dropped."""
+    decay, no_decay, sparse = [], [], {}
     for parameter in parameters:
         if not parameter.requires_grad:
             continue
-        if parameter.ndim < 2 or id(parameter) in embedding_ids:
+        if id(parameter) in sparse_scales:
+            sparse.setdefault(sparse_scales[id(parameter)], []).append(parameter)
+        elif parameter.ndim < 2 or id(parameter) in embedding_ids:
             no_decay.append(parameter)
         else:
             decay.append(parameter)
     groups = [
         {"params": decay, "weight_decay": weight_decay, "name": f"{name}decay", **extra},
         {"params": no_decay, "weight_decay": 0.0, "name": f"{name}no_decay", **extra},
+        *({"params": params, "weight_decay": 0.0, "name": f"{name}sparse", "sparse": True, "lr_scale": scale,
+           **extra} for scale, params in sorted(sparse.items())),
     ]
     return [group for group in groups if group["params"]]
 
 
 def parameter_groups(model: nn.Module, weight_decay: float) -> list[dict]:
-    """Split ``model``'s trainable parameters into a decayed and a non-decayed AdamW group.
+    """Split ``model``'s trainable parameters into a decayed and a non-decayed AdamW group (and ``sparse`` ones
+    for tables with sparse gradients, also not decayed, one per ``lr_scale`` those tables ask for).
 
     Each parameter appears once even when shared between modules (tied weights).
     Empty groups are dropped.
@@ -55,7 +72,7 @@ def parameter_groups(model: nn.Module, weight_decay: float) -> list[dict]:
     if not isinstance(model, nn.Module):
         raise TypeError(f"model must be a torch.nn.Module, got {type(model).__name__}")
     # model.parameters() already yields a shared parameter only once.
-    return _split(model.parameters(), _embedding_ids(model), weight_decay)
+    return _split(model.parameters(), _embedding_ids(model), _sparse_scales(model), weight_decay)
 
 
 def discriminative_groups(model: nn.Module, layers: list[list[nn.Parameter]], lr: float, weight_decay: float,
@@ -63,8 +80,9 @@ def discriminative_groups(model: nn.Module, layers: list[list[nn.Parameter]], lr
     """AdamW groups for ``layers`` (the top layer group first): group k gets ``lr / factor**k``.
 
     ULMFiT's discriminative fine-tuning (Howard & Ruder 2018): the layers nearest the input hold the most general
-    features and move least. Each layer group is split into decayed and non-decayed parameters as above; every
-    trainable parameter of ``model`` must be in exactly one layer group.
+    features and move least. Each layer group is split into decayed, non-decayed and sparse parameters as above
+    (a sparse table's group gets its ``lr_scale`` times the layer group's rate); every trainable parameter of
+    ``model`` must be in exactly one layer group.
     """
     seen: set[int] = set()
     for layer in layers:
@@ -75,16 +93,24 @@ def discriminative_groups(model: nn.Module, layers: list[list[nn.Parameter]], lr
     missing = [name for name, p in model.named_parameters() if p.requires_grad and id(p) not in seen]
     if missing:
         raise ValueError(f"parameters in no layer group: {missing}")
-    embedding_ids = _embedding_ids(model)
+    embedding_ids, sparse_scales = _embedding_ids(model), _sparse_scales(model)
     return [group for depth, layer in enumerate(layers)
-            for group in _split(layer, embedding_ids, weight_decay, f"layer{depth}_", lr=lr / factor ** depth)]
+            for group in _split(layer, embedding_ids, sparse_scales, weight_decay, f"layer{depth}_",
+                                lr=lr / factor ** depth)]
 
 
-def make_optimizer(model: nn.Module, config: TrainConfig, groups: list[dict] | None = None) -> AdamW:
-    """AdamW at ``config.lr`` with ``config.weight_decay`` on weight matrices only (see module docstring).
+def make_optimizer(model: nn.Module, config: TrainConfig, groups: list[dict] | None = None) -> Optimizer:
+    """AdamW at ``config.lr`` with ``config.weight_decay`` on weight matrices only (see module docstring); with
+    sparse tables, a ``SplitAdam`` that updates their rows lazily beside it, at ``lr_scale`` times the rate.
 
-    ``groups``: parameter groups of one's own (e.g. ``discriminative_groups``) instead of the two default ones."""
+    ``groups``: parameter groups of one's own (e.g. ``discriminative_groups``, each with its ``lr``) instead of
+    the default ones."""
     groups = parameter_groups(model, config.weight_decay) if groups is None else groups
     if not groups:
         raise ValueError(f"model {type(model).__name__} has no trainable parameters (all requires_grad=False?)")
+    for group in groups:
+        group["lr"] = group.get("lr", config.lr) * group.get("lr_scale", 1.0)
+    sparse = [group for group in groups if group.get("sparse")]
+    if sparse:
+        return SplitAdam([group for group in groups if not group.get("sparse")], sparse, lr=config.lr)
     return AdamW(groups, lr=config.lr)

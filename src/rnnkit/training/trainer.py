@@ -59,7 +59,6 @@ from typing import Any
 
 import torch
 from torch import nn
-from torch.nn.utils import clip_grad_norm_
 
 from rnnkit.training.config import TrainConfig
 from rnnkit.training.distributed import NullStream, World, current_world, reduce_step
@@ -69,6 +68,7 @@ from rnnkit.training.runlog import RunLog
 from rnnkit.training.schedule import Horizon, make_scheduler
 from rnnkit.training.seed import seed_everything
 from rnnkit.training.signals import StopRequests
+from rnnkit.training.sparse import clip_grad_norm
 from rnnkit.training.state import load_state, rng_state, save_state, set_rng_state
 from rnnkit.training.task import StepResult, Task, check_task
 
@@ -552,7 +552,7 @@ class Trainer:
         (result.loss if totals.scale == 1.0 else result.loss * totals.scale).backward()
         grad_norm = None
         if self.config.clip_norm is not None:
-            grad_norm = float(clip_grad_norm_(self._parameters, self.config.clip_norm))
+            grad_norm = float(clip_grad_norm(self._parameters, self.config.clip_norm))
             if not math.isfinite(grad_norm):
                 return False
         state.last_lr = float(self._optimizer.param_groups[0]["lr"])
