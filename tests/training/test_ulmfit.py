@@ -81,7 +81,9 @@ def test_layer_groups_are_head_then_recurrent_layers_top_down_then_embedding():
     groups = layer_groups(net)
     names = {id(p): n for n, p in net.named_parameters()}
     as_names = [sorted(names[id(p)] for p in g) for g in groups]
-    assert as_names[0] == ["head.bias", "head.weight"]
+    # The top group is everything outside the encoder: the classifier layer and the n-gram path (on by default).
+    assert net.config.ngrams != "none"
+    assert as_names[0] == ["head.bias", "head.weight", "ngrams.table.weight"]
     assert all(n.endswith(("_l1", "_l1_reverse")) for n in as_names[1]) and len(as_names[1]) == 8
     assert all(n.endswith(("_l0", "_l0_reverse")) for n in as_names[2]) and len(as_names[2]) == 8
     assert as_names[3] == ["encoder.embedding.weight"]
@@ -97,10 +99,12 @@ def test_discriminative_learning_rates_divide_by_2_6_per_group_and_keep_their_ra
         depths = {depth_of[id(p)] for p in group["params"]}
         assert len(depths) == 1
         k = depths.pop()
-        assert group["lr"] == pytest.approx(0.01 / 2.6 ** k, rel=1e-12)
-        # Decay on weight matrices only, never on biases or the embedding.
-        assert group["weight_decay"] == (0.05 if all(p.ndim >= 2 for p in group["params"])
-                                         and k < len(finetune.groups) - 1 else 0.0)
+        # A sparse table (the n-gram path, in the head) keeps its multiple of its layer group's rate.
+        assert group["lr"] == pytest.approx(0.01 / 2.6 ** k * group.get("lr_scale", 1.0), rel=1e-12)
+        # Decay on weight matrices only, never on biases, the embedding or a sparse lookup table.
+        assert group.get("weight_decay", 0.0) == (0.05 if all(p.ndim >= 2 for p in group["params"])
+                                                  and k < len(finetune.groups) - 1 and not group.get("sparse")
+                                                  else 0.0)
     scheduler = make_scheduler(optimizer, config, total_steps=20)
     for _ in range(7):
         optimizer.step()
@@ -108,7 +112,7 @@ def test_discriminative_learning_rates_divide_by_2_6_per_group_and_keep_their_ra
         top = optimizer.param_groups[0]["lr"]
         for group in optimizer.param_groups:
             k = depth_of[id(group["params"][0])]
-            assert group["lr"] == pytest.approx(top / 2.6 ** k, rel=1e-9)
+            assert group["lr"] == pytest.approx(top / 2.6 ** k * group.get("lr_scale", 1.0), rel=1e-9)
     with pytest.raises(ValueError, match="lr_decay"):
         PretrainConfig(lr_decay=0.5)
 
@@ -226,7 +230,8 @@ def test_the_default_fine_tuning_trains_every_group_at_one_rate_from_the_first_e
     net = _classifier(layers=2)
     finetune = Finetuning(net, PretrainConfig(pretrain_lm=True), lr=0.01, weight_decay=0.0)
     optimizer = make_optimizer(net, TrainConfig(lr=0.01), finetune.param_groups(net))
-    assert {group["lr"] for group in optimizer.param_groups} == {0.01}
+    assert {group["lr"] / group.get("lr_scale", 1.0) for group in optimizer.param_groups} == {0.01}
+    assert any("lr_scale" in group for group in optimizer.param_groups)  # the default n-gram table took part
     finetune.on_epoch_start(net, 0)
     assert all(p.requires_grad for p in net.parameters())
     assert PretrainConfig().finetune_schedule == "cosine"
