@@ -156,6 +156,63 @@ def test_signal_in_process_saves_a_state_and_stops(tmp_path, sig):
     assert signal.getsignal(sig) == before  # handlers put back
 
 
+def _tiny_lm():
+    """A one-layer LSTM LM (with dropout, so resume must replay the generators) on 360 random ids in 4 streams."""
+    from rnnkit.models.config import LanguageModelConfig
+    from rnnkit.models.language_model import RNNLanguageModel
+    from rnnkit.tasks.language_model import LanguageModelTask
+
+    ids = torch.randint(0, 10, (400,), generator=torch.Generator().manual_seed(0))
+    torch.manual_seed(0)
+    net = RNNLanguageModel(LanguageModelConfig(embedding_dim=8, hidden_size=8, num_layers=1, dropout=0.2), 10, 0)
+    return net, LanguageModelTask(ids[:360], ids[360:], 4, 10, random_length=True)
+
+
+def _signal_in_last_save_of_first_epoch(trainer: Trainer, sig: int) -> None:
+    """Send ``sig`` while ``trainer`` saves after the last step of epoch 0: past that step's stop check, so the run
+    stops at the epoch's end (the window a Ctrl-C hit in a slow save once fell into)."""
+    save = trainer._save_state
+
+    def signalling_save():
+        state = trainer._state
+        if state.epoch == 0 and state.batch == len(trainer.task.batcher) and not state.epoch_done:
+            os.kill(os.getpid(), sig)  # handled at once: only sets the stop request
+        save()
+
+    trainer._save_state = signalling_save
+
+
+@pytest.mark.parametrize("stop", ["epoch-checkpoints", "SIGINT-in-last-save"])
+def test_language_model_resumes_from_an_epoch_end(tmp_path, stop):
+    # A state saved at an epoch's end holds the hidden state of its last window, which the next epoch drops: the
+    # resumed run once still tried to move that (now None) state to the device and failed with "'NoneType' object
+    # is not iterable".
+    config = TrainConfig(epochs=3, lr=0.01, eval_every=7, patience=None, progress=False,
+                         checkpoint_every="epoch" if stop == "epoch-checkpoints" else "1")
+    reference, task = _tiny_lm()
+    expected = Trainer(reference, task, config).fit()
+    net, task = _tiny_lm()
+    trainer = Trainer(net, task, config, state_path=tmp_path / "state.pt")
+    saved = _saving_each_state(trainer, tmp_path / "state.pt")
+    if stop == "SIGINT-in-last-save":
+        _signal_in_last_save_of_first_epoch(trainer, signal.SIGINT)
+        assert trainer.fit().reason == "interrupted"
+        saved = saved[-1:]
+    else:
+        trainer.fit()
+    assert saved and all(state["trainer"]["epoch_done"] for state in saved)
+    assert all(state["task"]["hidden"] is not None for state in saved)
+    for state in saved:
+        model, task = _tiny_lm()
+        resumed = Trainer(model, task, config)
+        resumed.load_state_dict(state)
+        result = resumed.fit()
+        at = (state["trainer"]["epoch"], state["trainer"]["step"])
+        assert _strip(result.history) == _strip(expected.history), at
+        assert all(torch.equal(a, b) for a, b in zip(model.state_dict().values(), reference.state_dict().values(),
+                                                      strict=True)), at
+
+
 @pytest.mark.parametrize("every,saves", [("0s", range(1, 25)), ("none", [0]), ("epoch", [3]), ("5", [4])])
 def test_checkpoint_every(tmp_path, every, saves):
     config = TrainConfig(epochs=3, lr=0.05, progress=False, checkpoint_every=every)

@@ -72,9 +72,12 @@ class LanguageModelTask:
         self.monitor = "bits_per_char" if unit == "char" else "perplexity"
         self.eval_window, self.eval_streams = eval_window, eval_streams
         self.state = None
+        self._state_device_unknown = False  # a loaded hidden state sits on the CPU until the next step moves it
 
     def on_epoch_start(self, model, epoch: int) -> None:
-        self.state = None  # streams start again at the beginning of the corpus
+        # Streams start again at the beginning of the corpus. The flag goes too: a run resumed from an epoch's end
+        # loads the saved hidden state just before this hook drops it, and no None is to be moved to a device.
+        self.state, self._state_device_unknown = None, False
 
     def train_batches(self, epoch: int):
         self.batcher.set_epoch(epoch)
@@ -95,7 +98,7 @@ class LanguageModelTask:
         x, y = batch
         device = next(model.parameters()).device
         x, y = x.to(device), y.to(device)
-        if getattr(self, "_state_device_unknown", False):
+        if self._state_device_unknown:
             self.state, self._state_device_unknown = _to_device(self.state, device), False
         loss, correct, state = self.loss(model, x, y)
         self.state = detach_state(state)  # truncated BPTT: keep the values, cut the graph
@@ -106,7 +109,6 @@ class LanguageModelTask:
         logits, state = model(x, self.state)
         loss = F.cross_entropy(logits.reshape(-1, logits.shape[-1]), y.reshape(-1))
         return loss, int((logits.argmax(-1) == y).sum()), state
-
 
     def metrics(self, nats: float, count: int) -> dict[str, float]:
         per_token = nats / count
