@@ -258,22 +258,31 @@ def test_ensemble_interrupted_in_its_second_member_resumes_identically(tmp_path,
 
 # -- end to end, in child processes ----------------------------------------------------------------------------
 def _env():
-    env = dict(os.environ, OMP_NUM_THREADS="1", MKL_NUM_THREADS="1")
+    # RNNKIT_DEBUG: a child that fails shows its traceback (kept in the assertion messages), not a one-line error.
+    env = dict(os.environ, OMP_NUM_THREADS="1", MKL_NUM_THREADS="1", RNNKIT_DEBUG="1")
     env["PYTHONPATH"] = os.pathsep.join([str(Path(__file__).resolve().parents[2] / "src"),
                                          env.get("PYTHONPATH", "")])
     return env
 
 
 def _main(args):
-    """The CLI in this process on one thread (as the children run), which spares a torch import per run."""
-    from rnnkit.cli.main import main
+    """The CLI in this process on one thread (as the children run), which spares a torch import per run.
 
-    threads = torch.get_num_threads()
+    With RNNKIT_DEBUG set, an error raises with its traceback instead of ending as a one-line message and exit 2,
+    so a rare failure (e.g. of a resume from an unusual kill point) can be diagnosed from the test report."""
+    from rnnkit.cli.main import DEBUG_ENV, main
+
+    threads, debug = torch.get_num_threads(), os.environ.get(DEBUG_ENV)
     torch.set_num_threads(1)
+    os.environ[DEBUG_ENV] = "1"
     try:
         assert main([str(a) for a in args]) == 0
     finally:
         torch.set_num_threads(threads)
+        if debug is None:
+            del os.environ[DEBUG_ENV]
+        else:
+            os.environ[DEBUG_ENV] = debug
 
 
 def _states(out: Path):
@@ -297,14 +306,14 @@ def _kill_and_resume(verb, args, out: Path, sig, seconds: float, rng: random.Ran
         if killed:
             break
         # The run finished before the signal: start again with a shorter delay.
-        assert child.returncode == 0, stderr[-2000:]
+        assert child.returncode == 0, stderr[-4000:]
         subprocess.run(["rm", "-rf", str(out)], check=True)
     else:
         pytest.fail("the run always finished before it could be killed")
     if sig == signal.SIGKILL:
         assert child.returncode == -signal.SIGKILL
     else:
-        assert child.returncode == 128 + sig, stderr[-2000:]
+        assert child.returncode == 128 + sig, stderr[-4000:]
         assert "interrupted" in stderr and f"--resume {out}" in stderr, stderr[-2000:]
     assert not out.exists()  # nothing published by a killed run
     states = _states(out)
