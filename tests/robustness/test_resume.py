@@ -82,6 +82,18 @@ def _saving_each_state(trainer: Trainer, path: Path) -> list[dict]:
     return saved
 
 
+def _resume_identically(model, task, config, state, expected, reference):
+    """Resume ``state`` in a fresh trainer; assert it ends with ``expected``'s history and ``reference``'s weights."""
+    resumed = Trainer(model, task, config)
+    resumed.load_state_dict(state)
+    result = resumed.fit()
+    at = {key: state["trainer"][key] for key in ("epoch", "batch", "epoch_done", "step")}
+    assert _strip(result.history) == _strip(expected.history), at
+    assert all(torch.equal(a, b) for a, b in zip(model.state_dict().values(), reference.state_dict().values(),
+                                                  strict=True)), at
+    return result
+
+
 @pytest.mark.parametrize("every", ["3", "epoch"])
 def test_trainer_resumes_from_every_checkpoint_identically(tmp_path, every):
     config = TrainConfig(epochs=3, lr=0.05, eval_every=5, patience=None, progress=False, checkpoint_every=every)
@@ -94,14 +106,7 @@ def test_trainer_resumes_from_every_checkpoint_identically(tmp_path, every):
     trainer.fit()
     assert len(saved) == (8 if every == "3" else 3)
     for state in saved:
-        model = _mlp()
-        resumed = Trainer(model, ShuffledBlobs(), config)
-        resumed.load_state_dict(state)
-        result = resumed.fit()
-        at = (state["trainer"]["step"], state["trainer"]["batch"])
-        assert _strip(result.history) == _strip(expected.history), at
-        assert all(torch.equal(a, b) for a, b in zip(model.state_dict().values(), reference.state_dict().values(),
-                                                      strict=True)), at
+        result = _resume_identically(_mlp(), ShuffledBlobs(), config, state, expected, reference)
         assert result.steps == expected.steps == 24
 
 
@@ -203,14 +208,7 @@ def test_language_model_resumes_from_an_epoch_end(tmp_path, stop):
     assert saved and all(state["trainer"]["epoch_done"] for state in saved)
     assert all(state["task"]["hidden"] is not None for state in saved)
     for state in saved:
-        model, task = _tiny_lm()
-        resumed = Trainer(model, task, config)
-        resumed.load_state_dict(state)
-        result = resumed.fit()
-        at = (state["trainer"]["epoch"], state["trainer"]["step"])
-        assert _strip(result.history) == _strip(expected.history), at
-        assert all(torch.equal(a, b) for a, b in zip(model.state_dict().values(), reference.state_dict().values(),
-                                                      strict=True)), at
+        _resume_identically(*_tiny_lm(), config, state, expected, reference)
 
 
 @pytest.mark.parametrize("every,saves", [("0s", range(1, 25)), ("none", [0]), ("epoch", [3]), ("5", [4])])
