@@ -108,8 +108,8 @@ def make_optimizer(model: nn.Module, config: TrainConfig, groups: list[dict] | N
     groups = parameter_groups(model, config.weight_decay) if groups is None else groups
     if not groups:
         raise ValueError(f"model {type(model).__name__} has no trainable parameters (all requires_grad=False?)")
-    for group in groups:
-        group["lr"] = group.get("lr", config.lr) * group.get("lr_scale", 1.0)
+    # New dicts: the caller's groups are not changed (a second call must not apply lr_scale twice).
+    groups = [{**group, "lr": group.get("lr", config.lr) * group.get("lr_scale", 1.0)} for group in groups]
     sparse = [group for group in groups if group.get("sparse")]
     if sparse:
         return SplitAdam([group for group in groups if not group.get("sparse")], sparse, lr=config.lr)
