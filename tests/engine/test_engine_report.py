@@ -42,3 +42,17 @@ def test_report_without_decisions(tmp_path, monkeypatch, capsys):
     assert main(["engine-report"]) == 0
     out = capsys.readouterr().out
     assert "static rules (RNNKIT_AUTOTUNE=0)" in out and "no decisions recorded yet" in out
+
+
+def test_report_skips_entries_the_tuner_would_not_use(tmp_path, monkeypatch, capsys):
+    # The report reads decision files as autotune does: an entry without a back end is dropped, not a KeyError.
+    monkeypatch.setenv("RNNKIT_CACHE", str(tmp_path))
+    monkeypatch.setenv("RNNKIT_AUTOTUNE", "1")
+    key = autotune.machine_key()
+    doc = {"format": autotune.FORMAT, "machine": key, "decisions": {
+        "good": {"backend": "native", "ms": {"native": 1.0}}, "broken": {"ms": {"fused": 1.0}}, "odd": 3}}
+    cache.write(autotune.file_name(key), json.dumps(doc).encode())
+    assert main(["engine-report"]) == 0
+    out = capsys.readouterr().out
+    assert "good" in out and "-> native" in out and "broken" not in out and "odd" not in out
+    assert autotune._read_file(key) == {"good": {"backend": "native", "ms": {"native": 1.0}}}

@@ -18,16 +18,9 @@ def register(verbs) -> None:
 def _decision_files() -> list[dict]:
     from rnnkit.engine import autotune, cache
 
-    docs = []
-    for path in sorted(cache.directory().glob("autotune-*.json")):
-        data, _ = cache.read(path.name)  # only files that pass the cache's owner and mode checks
-        try:
-            doc = json.loads(data) if data is not None else None
-        except ValueError:
-            doc = None
-        if isinstance(doc, dict) and doc.get("format") == autotune.FORMAT and isinstance(doc.get("decisions"), dict):
-            docs.append(doc)
-    return docs
+    # Only files that pass the cache's owner and mode checks and autotune's own reading of them.
+    docs = (autotune.read_doc(path.name) for path in sorted(cache.directory().glob("autotune-*.json")))
+    return [doc for doc in docs if doc is not None]
 
 
 def run_engine_report(args: argparse.Namespace) -> int:

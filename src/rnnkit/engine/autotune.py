@@ -112,22 +112,29 @@ def file_name(key: str) -> str:
     return f"autotune-{hashlib.sha256(key.encode()).hexdigest()[:16]}.json"
 
 
-def _read_file(key: str) -> dict:
+def read_doc(name: str) -> dict | None:
+    """The decisions file ``name`` of the cache, its entries without a back end dropped; None for a missing,
+    foreign, loose, unreadable or malformed file (it is re-timed)."""
     try:
-        data, _ = cache.read(file_name(key))  # a missing, foreign or loose file: start afresh (it is re-timed)
-    except OSError:  # an unreadable cache: the same
-        data = None
+        data, _ = cache.read(name)
+    except OSError:
+        return None
     if data is None:
-        return {}
+        return None
     try:
         doc = json.loads(data)
     except ValueError:
-        return {}
-    if not isinstance(doc, dict) or doc.get("format") != FORMAT or doc.get("machine") != key:
-        return {}
-    decisions = doc.get("decisions")
-    return {k: v for k, v in decisions.items() if isinstance(v, dict) and isinstance(v.get("backend"), str)} \
-        if isinstance(decisions, dict) else {}
+        return None
+    if not isinstance(doc, dict) or doc.get("format") != FORMAT or not isinstance(doc.get("decisions"), dict):
+        return None
+    doc["decisions"] = {k: v for k, v in doc["decisions"].items()
+                        if isinstance(v, dict) and isinstance(v.get("backend"), str)}
+    return doc
+
+
+def _read_file(key: str) -> dict:
+    doc = read_doc(file_name(key))
+    return doc["decisions"] if doc is not None and doc.get("machine") == key else {}
 
 
 def table(key: str | None = None) -> dict:
