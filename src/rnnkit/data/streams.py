@@ -71,6 +71,7 @@ class StreamBatcher:
         self.random_length = random_length
         self.seed = seed
         self.epoch = 0
+        self._digest: str | None = None  # the streams' fingerprint, hashed once (on the first save or resume)
 
     @property
     def stream_length(self) -> int:
@@ -108,9 +109,14 @@ class StreamBatcher:
         self.set_epoch(state["epoch"])
 
     def _fingerprint(self) -> str:
-        settings = torch.tensor([self.bptt, int(self.random_length)], dtype=torch.long)
-        digest = hashlib.sha256(self.streams.numpy().tobytes() + settings.numpy().tobytes())
-        return digest.hexdigest()[:16]
+        # The corpus is fixed once cut: hash it once, not at every checkpoint (every few seconds for an LM),
+        # and straight from its buffer, so a memory-mapped corpus is not copied into memory to be hashed.
+        if self._digest is None:
+            settings = torch.tensor([self.bptt, int(self.random_length)], dtype=torch.long)
+            digest = hashlib.sha256(np.ascontiguousarray(self.streams.numpy()))
+            digest.update(settings.numpy().tobytes())
+            self._digest = digest.hexdigest()[:16]
+        return self._digest
 
     def window_lengths(self) -> list[int]:
         """This epoch's window lengths ``t``; they sum to ``L - 1``."""
