@@ -20,13 +20,12 @@ from dataclasses import replace
 
 import torch
 
-from rnnkit.api.encoders import ENCODER_DIR, save_encoder
+from rnnkit.api.encoders import ENCODER_DIR, _strip, save_encoder
 from rnnkit.data import Example, Vocabulary
 from rnnkit.models.encoder import Encoder
 from rnnkit.models.encoder_lm import EncoderLM, LMHead, SampledSoftmax, lm_directions
 from rnnkit.tasks.language_model import LanguageModelTask, SampledLanguageModelTask
 from rnnkit.training import TrainConfig, Trainer, load_checkpoint
-from rnnkit.training.checkpoint import read_meta
 from rnnkit.training.distributed import World
 from rnnkit.training.rundir import RunFolder, check_result
 from rnnkit.training.ulmfit import PretrainConfig
@@ -64,13 +63,12 @@ def pretrain_encoder(run: RunFolder, encoder: Encoder, config: PretrainConfig, t
     heads = {}
     if run.resume and folder.is_dir():
         # A resumed run: the directions pre-trained before the interruption are taken as they were saved.
-        weights, _ = load_checkpoint(folder)
-        encoder.load_state_dict({k[len("encoder."):]: v for k, v in weights.items() if k.startswith("encoder.")})
-        done = read_meta(folder).get("pretraining", {})
+        weights, meta = load_checkpoint(folder)
+        encoder.load_state_dict(_strip(weights, "encoder."))
+        done = meta.get("pretraining", {})
         for direction in done:
             heads[direction] = LMHead(encoder.config.hidden_size, encoder.config.embedding_dim, len(vocab))
-            heads[direction].load_state_dict({k.split(".", 1)[1]: v for k, v in weights.items()
-                                              if k.startswith(f"head_{direction}.")})
+            heads[direction].load_state_dict(_strip(weights, f"head_{direction}."))
         _log(f"pre-training: resumed with {', '.join(done)} done")
     train_ids, valid_ids = lm_streams(texts, unlabeled, tokenizer, vocab, config, train.seed)
     streams = min(config.pretrain_batch_size, max(1, train_ids.numel() // 2))

@@ -88,12 +88,7 @@ def load_checkpoint(
     directory or file, ValueError for invalid JSON, a corrupt weights file or an
     unknown format version. ``meta`` is returned without ``format_version``.
     """
-    directory = Path(directory)
-    if not directory.is_dir():
-        raise FileNotFoundError(f"no checkpoint directory at {directory}{_backup_hint(directory)}")
-    for name in (MODEL_FILE, CONFIG_FILE):
-        if not (directory / name).is_file():
-            raise FileNotFoundError(f"checkpoint file missing: {directory / name}")
+    directory = _checkpoint_files(directory, (MODEL_FILE, CONFIG_FILE))
     meta = _read_config(directory / CONFIG_FILE)
 
     model_path = directory / MODEL_FILE
@@ -116,12 +111,18 @@ def load_checkpoint(
 
 def read_meta(directory: str | Path) -> dict[str, Any]:
     """The ``meta`` of a checkpoint without reading its weights (e.g. which kind of model it holds)."""
+    return _read_config(_checkpoint_files(directory, (CONFIG_FILE,)) / CONFIG_FILE)
+
+
+def _checkpoint_files(directory: str | Path, names: tuple[str, ...]) -> Path:
+    """``directory`` as a Path once it is a folder holding ``names``; FileNotFoundError naming what is missing."""
     directory = Path(directory)
     if not directory.is_dir():
         raise FileNotFoundError(f"no checkpoint directory at {directory}{_backup_hint(directory)}")
-    if not (directory / CONFIG_FILE).is_file():
-        raise FileNotFoundError(f"checkpoint file missing: {directory / CONFIG_FILE}")
-    return _read_config(directory / CONFIG_FILE)
+    for name in names:
+        if not (directory / name).is_file():
+            raise FileNotFoundError(f"checkpoint file missing: {directory / name}")
+    return directory
 
 
 def _read_config(path: Path) -> dict[str, Any]:

@@ -22,7 +22,7 @@ from torch import nn
 
 from rnnkit.training.config import SCHEDULES
 from rnnkit.training.optim import discriminative_groups
-from rnnkit.validation import check_choice, check_positive_int, check_probability
+from rnnkit.validation import check_choice, check_positive_int, check_positive_number, check_probability
 
 
 def _help(text: str, **kw):
@@ -75,9 +75,7 @@ class PretrainConfig:
             raise ValueError(f"pretrain_samples must be an int >= 0, got {self.pretrain_samples!r}")
         for name in ("pretrain_lr", "lr_decay") + (("pretrain_max_time",) if self.pretrain_max_time is not None
                                                    else ()):
-            value = getattr(self, name)
-            if isinstance(value, bool) or not isinstance(value, int | float) or not value > 0 or value == float("inf"):
-                raise ValueError(f"{name} must be a finite number > 0, got {value!r}")
+            check_positive_number(name, getattr(self, name))
         if self.lr_decay < 1:
             raise ValueError(f"lr_decay must be >= 1 (lower layers learn no faster than upper ones), got "
                              f"{self.lr_decay!r}")
