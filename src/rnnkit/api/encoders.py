@@ -121,10 +121,10 @@ def load_encoder(path: str | Path, model: RecurrentStackConfig) -> PretrainedEnc
     source = find_encoder(path, model)
     weights, meta = load_checkpoint(source.folder)
     if source.kind == KIND:
-        state = _strip(weights, "encoder.")
+        state = strip_prefix(weights, "encoder.")
     elif source.kind == "classifier":
         prefix = "encoder." if "encoder.embedding.weight" in weights else "members.0.encoder."
-        state = _strip(weights, prefix)
+        state = strip_prefix(weights, prefix)
     else:  # a language model: layer k of its ModuleList is layer k of the encoder's forward direction
         state = {"embedding.weight": weights["embedding.weight"]}
         for key, value in weights.items():
@@ -135,7 +135,7 @@ def load_encoder(path: str | Path, model: RecurrentStackConfig) -> PretrainedEnc
                              tokenizer_from_config(meta["tokenizer"]))
 
 
-def _strip(weights: dict[str, Tensor], prefix: str) -> dict[str, Tensor]:
+def strip_prefix(weights: dict[str, Tensor], prefix: str) -> dict[str, Tensor]:
     return {k[len(prefix):]: v for k, v in weights.items() if k.startswith(prefix)}
 
 

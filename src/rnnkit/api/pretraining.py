@@ -20,7 +20,7 @@ from dataclasses import replace
 
 import torch
 
-from rnnkit.api.encoders import ENCODER_DIR, _strip, save_encoder
+from rnnkit.api.encoders import ENCODER_DIR, save_encoder, strip_prefix
 from rnnkit.data import Example, Vocabulary
 from rnnkit.models.encoder import Encoder
 from rnnkit.models.encoder_lm import EncoderLM, LMHead, SampledSoftmax, lm_directions
@@ -64,11 +64,11 @@ def pretrain_encoder(run: RunFolder, encoder: Encoder, config: PretrainConfig, t
     if run.resume and folder.is_dir():
         # A resumed run: the directions pre-trained before the interruption are taken as they were saved.
         weights, meta = load_checkpoint(folder)
-        encoder.load_state_dict(_strip(weights, "encoder."))
+        encoder.load_state_dict(strip_prefix(weights, "encoder."))
         done = meta.get("pretraining", {})
         for direction in done:
             heads[direction] = LMHead(encoder.config.hidden_size, encoder.config.embedding_dim, len(vocab))
-            heads[direction].load_state_dict(_strip(weights, f"head_{direction}."))
+            heads[direction].load_state_dict(strip_prefix(weights, f"head_{direction}."))
         _log(f"pre-training: resumed with {', '.join(done)} done")
     train_ids, valid_ids = lm_streams(texts, unlabeled, tokenizer, vocab, config, train.seed)
     streams = min(config.pretrain_batch_size, max(1, train_ids.numel() // 2))
