@@ -23,6 +23,8 @@ CLASSIFIERS = [
     dict(cell="lstm", num_layers=2, bidirectional=True, pooling="max", ensemble=3),
     dict(cell="gru", num_layers=1, bidirectional=True, pooling="max+mean", ngrams="logits",
          ngram_buckets=64),
+    dict(cell="gru", num_layers=1, bidirectional=True, pooling="max", ngrams="logits", ngram_buckets=64,
+         ngram_weighting="idf"),
     dict(cell="lstm", num_layers=1, bidirectional=False, pooling="last", ngrams="features",
          ngram_buckets=64, ngram_dim=4, ensemble=2),
 ]
@@ -35,6 +37,8 @@ def test_classifier_export_matches_torch(config, tmp_path):
         for module in clf.model.modules():
             if isinstance(module, NgramBag):
                 module.table.weight.normal_()
+                if module.idf is not None:  # ones until fitted: spread them so the graph's weighting is checked
+                    module.idf.uniform_(1.0, 6.0)
     result = export_onnx(clf, tmp_path / "m.onnx")
     parity = result.parity["float32"]
     assert parity["max_abs_diff"] <= 1e-5 and parity["top1_agreement"] == 1.0

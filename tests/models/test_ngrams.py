@@ -1,5 +1,7 @@
 """The n-gram path beside the recurrence: the bag's arithmetic, padding invariance, shapes, and that it learns."""
 
+import math
+
 import pytest
 import torch
 
@@ -37,10 +39,46 @@ def test_bigram_hash_keeps_order_and_range():
     assert hashed[0, 0] != hashed[0, 1]  # (3, 7) and (7, 3)
 
 
+def test_idf_bag_weighs_each_row_by_its_idf_over_the_l2_norm():
+    torch.manual_seed(0)
+    bag = NgramBag(VOCAB, BUCKETS, 3, pad_id=0, weighting="idf").double()
+    with torch.no_grad():
+        bag.idf.uniform_(1.0, 5.0)
+    ids, lengths = torch.tensor([[3, 7, 3, 0]]), torch.tensor([3])
+    w, idf = bag.table.weight, bag.idf
+    rows = [3, 7, 3] + [VOCAB + (a * BIGRAM_MULTIPLIER + b) % BUCKETS for a, b in ((3, 7), (7, 3))]
+    norm = sum(float(idf[r]) ** 2 for r in rows) ** 0.5  # over occurrences: "3" counts twice
+    expected = sum(w[r] * idf[r] for r in rows) / norm
+    torch.testing.assert_close(bag(ids, lengths)[0], expected, rtol=0, atol=1e-12)
+
+
+def test_fit_idf_is_the_smoothed_idf_of_each_row_over_the_texts_as_read():
+    bag = NgramBag(10, 7, 3, pad_id=0, weighting="idf")
+    # The first text is read as [2, 3, 2] (max_length 3): "2" counts once for it, the cut-off "3 ..." not at all;
+    # id 1 (unknown words) is a row like any other; an empty text holds nothing.
+    texts = [[2, 3, 2, 3, 9], [2, 4, 1], [5], []]
+    bag.fit_idf(texts, max_length=3)
+    n = len(texts)
+    df = torch.zeros(17)
+    for row in [2, 3, 4, 1, 5]:
+        df[row] += {2: 2}.get(row, 1)
+    for a, b in ((2, 3), (3, 2), (2, 4), (4, 1)):
+        df[10 + (a * BIGRAM_MULTIPLIER + b) % 7] += 1
+    torch.testing.assert_close(bag.idf, torch.log((1.0 + n) / (1.0 + df)) + 1.0)
+    assert float(bag.idf[9]) == pytest.approx(math.log(1 + n) + 1)  # never read: the largest idf
+    with pytest.raises(ValueError, match="ngram_weighting='idf'"):
+        NgramBag(10, 7, 3).fit_idf(texts)
+    with pytest.raises(ValueError, match="ngram_weighting must be one of"):
+        NgramBag(10, 7, 3, weighting="tfidf")
+
+
+@pytest.mark.parametrize("weighting", ["count", "idf"])
 @pytest.mark.parametrize("ngrams", ["logits", "features"])
 @pytest.mark.parametrize("pooling", ["max+mean", "last"])
-def test_ngram_paths_are_padding_invariant(ngrams, pooling):
-    net = _net(ngrams, pooling=pooling)
+def test_ngram_paths_are_padding_invariant(ngrams, pooling, weighting):
+    net = _net(ngrams, pooling=pooling, ngram_weighting=weighting)
+    if weighting == "idf":
+        net.ngrams.fit_idf([[3, 7, 9], [5, 6, 7, 8, 9, 10, 11], [3, 4]])
     ids = torch.tensor([[3, 7, 9, 4, 0, 0, 0], [5, 6, 7, 8, 9, 10, 11]])
     lengths = torch.tensor([4, 7])
     with torch.no_grad():
@@ -107,11 +145,17 @@ def test_config_checks_and_old_configs_load():
         ClassifierConfig(ngrams="trigrams")
     with pytest.raises(ValueError, match="ngram_buckets"):
         ClassifierConfig(ngram_buckets=0)
+    with pytest.raises(ValueError, match="ngram_weighting must be one of"):
+        ClassifierConfig(ngram_weighting="tf")
     old = {k: v for k, v in ClassifierConfig().__dict__.items() if not k.startswith("ngram")}
     assert from_dict(ClassifierConfig, old).ngrams == "logits"  # today's default, chosen on validation
     # A checkpoint saved before the fields existed had no n-gram path (and the table, had there been one, the base
     # rate), whatever today's defaults are.
     assert classifier_config_from_saved(old).ngrams == "none"
     assert classifier_config_from_saved(old).ngram_lr_scale == 1.0
+    assert classifier_config_from_saved(old).ngram_weighting == "count"
+    # A count bag has no idf buffer: its state dict is the one older versions saved.
+    assert "ngrams.idf" not in RNNClassifier(ClassifierConfig(ngram_weighting="count"), VOCAB, 3).state_dict()
+    assert "ngrams.idf" in RNNClassifier(ClassifierConfig(ngram_weighting="idf"), VOCAB, 3).state_dict()
     assert classifier_config_from_saved({**old, "ngrams": "logits"}).ngrams == "logits"
     assert RNNClassifier(ClassifierConfig(ngrams="none"), VOCAB, 3).ngrams is None

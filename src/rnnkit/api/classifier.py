@@ -218,6 +218,9 @@ def _train_classifier(run: RunFolder, data_config: ClassifierDataConfig, model_c
         member_dir = out_dir if len(plan) == 1 else out_dir / f"member-{i}"
         torch.manual_seed(seed)
         net = RNNClassifier(model_config, len(vocab), len(labels), vocab.pad_id)
+        if net.ngrams is not None and net.ngrams.idf is not None:
+            # From this member's training texts only, cut as the model reads them; saved with the weights.
+            net.ngrams.fit_idf(member_train.ids, data_config.max_length)
         if use_glove:
             known = init_embedding_from_glove(net.encoder.embedding, vocab.tokens, set(vocab.special_ids))
             net.encoder.frozen_rows.copy_(known)

@@ -89,7 +89,8 @@ def _classifier_member(g: GraphBuilder, net: RNNClassifier, ids: str, lengths: s
 
 
 def _ngram_bag(g: GraphBuilder, bag, ids: str, lengths: str, prefix: str) -> str:
-    """(B, D): models/ngrams.py's NgramBag — unigram and hashed-bigram rows summed over sqrt(count)."""
+    """(B, D): models/ngrams.py's NgramBag — unigram and hashed-bigram rows times their weight (1 or the idf),
+    over the square root of the sum of the squared weights."""
     valid = g.op("Transpose", [g.time_mask(lengths, g.dim(ids, 1))], perm=[1, 0])  # (B, T)
     ids = g.op("Where", [valid, ids, g.ints(bag.pad_id)])
     unigram_ok = g.op("And", [valid, g.op("Not", [g.op("Equal", [ids, g.ints(bag.pad_id)])])])
@@ -100,8 +101,11 @@ def _ngram_bag(g: GraphBuilder, bag, ids: str, lengths: str, prefix: str) -> str
     indices = g.op("Concat", [ids, g.op("Add", [hashed, g.ints(bag.vocab_size)])], axis=1)
     bigram_ok = g.op("Slice", [valid, g.ints([1]), g.ints([2**62]), g.ints([1])])
     weights = g.op("Cast", [g.op("Concat", [unigram_ok, bigram_ok], axis=1)], to=FLOAT)
-    count = g.op("Max", [g.op("ReduceSum", [weights, g.ints([1])], keepdims=1), g.scalar(1.0)])
-    weights = g.op("Div", [weights, g.op("Sqrt", [count])])
+    if bag.idf is not None:
+        weights = g.op("Mul", [weights, g.op("Gather", [g.weight(f"{prefix}ngrams.idf", bag.idf), indices], axis=0)])
+    norm = g.op("Max", [g.op("ReduceSum", [g.op("Mul", [weights, weights]), g.ints([1])], keepdims=1),
+                        g.scalar(1.0)])
+    weights = g.op("Div", [weights, g.op("Sqrt", [norm])])
     table = g.weight(f"{prefix}ngrams.table.weight", bag.table.weight)
     rows = g.op("Gather", [table, indices], axis=0)  # (B, N, D)
     return g.op("ReduceSum", [g.op("Mul", [rows, g.op("Unsqueeze", [weights, g.ints([2])])]), g.ints([1])],

@@ -35,7 +35,8 @@ class RNNClassifier(nn.Module):
         if config.ngrams != "none":
             logits = config.ngrams == "logits"
             self.ngrams = NgramBag(vocab_size, config.ngram_buckets, num_classes if logits else config.ngram_dim,
-                                   pad_id, zero_init=logits, lr_scale=config.ngram_lr_scale)
+                                   pad_id, zero_init=logits, lr_scale=config.ngram_lr_scale,
+                                   weighting=config.ngram_weighting)
             features += 0 if logits else config.ngram_dim
         self.head = nn.Linear(features, num_classes)
 

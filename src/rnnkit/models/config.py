@@ -9,6 +9,7 @@ from rnnkit.validation import check_choice, check_positive_int, check_positive_n
 
 CELLS = ("lstm", "gru", "rnn", "rnn_relu")
 NGRAM_PATHS = ("none", "logits", "features")
+NGRAM_WEIGHTINGS = ("count", "idf")
 
 
 def _help(text: str, **kw):
@@ -67,6 +68,9 @@ class ClassifierConfig(EncoderConfig):
                         "vector to the pooled states before the classifier layer; 'none' leaves it out",
                         default="logits")
     ngram_buckets: int = _help("hash buckets for the bigrams of the n-gram path", default=262144)
+    ngram_weighting: str = _help("weight of each n-gram in the bag: 'count' (every occurrence 1) or 'idf' (its "
+                                 "inverse document frequency over the training texts, as TF-IDF weighs it)",
+                                 default="count")
     ngram_dim: int = _help("size of the n-gram vector with ngrams=features", default=32)
     ngram_lr_scale: float = _help("learning rate of the n-gram table as a multiple of --lr (its rows are updated "
                                   "lazily, only at the steps whose batch holds their n-gram)", default=20.0)
@@ -83,6 +87,7 @@ class ClassifierConfig(EncoderConfig):
         check_positive_int("ensemble", self.ensemble)
         check_choice("ngrams", self.ngrams, NGRAM_PATHS)
         check_positive_int("ngram_buckets", self.ngram_buckets)
+        check_choice("ngram_weighting", self.ngram_weighting, NGRAM_WEIGHTINGS)
         check_positive_int("ngram_dim", self.ngram_dim)
         check_positive_number("ngram_lr_scale", self.ngram_lr_scale)
         if self.cross_fit and self.ensemble < 2:
@@ -100,7 +105,7 @@ def from_dict(cls, data: dict):
 
 # Fields added after classifiers were first saved, with the value every earlier checkpoint was trained with: a
 # saved config that lacks one gets this value, not today's default (which may differ), so old models still load.
-CLASSIFIER_FIELDS_BEFORE = {"ngrams": "none", "ngram_lr_scale": 1.0}
+CLASSIFIER_FIELDS_BEFORE = {"ngrams": "none", "ngram_lr_scale": 1.0, "ngram_weighting": "count"}
 
 
 def fields_before(cls) -> dict:

@@ -1,16 +1,22 @@
 """A bag of hashed word n-grams read straight from the token ids: the fastText path beside the recurrence.
 
 Unigrams are the vocabulary ids themselves; a bigram (a, b) of consecutive ids is hashed into one of
-``buckets`` extra rows (Joulin et al. 2017, "Bag of Tricks for Efficient Text Classification"). The rows
-of a text's n-grams are summed and divided by the square root of their count: for mostly distinct n-grams
-that is the L2-normalised count vector a TF-IDF + linear SVM reads, so long and short texts give bags of a
-similar size, and one n-gram's say shrinks as ``1/sqrt(n)`` rather than fastText's ``1/n``.
+``buckets`` extra rows (Joulin et al. 2017, "Bag of Tricks for Efficient Text Classification"). Each
+occurrence of an n-gram adds its row times a weight w, and the bag is divided by sqrt(sum of w^2) over the
+text's occurrences: the L2 norm of the weight vector when the n-grams are distinct, so long and short texts
+give bags of a similar size. With ``weighting="count"`` every w is 1 (the norm is sqrt(count): one n-gram's
+say shrinks as ``1/sqrt(n)`` rather than fastText's ``1/n``); with ``weighting="idf"`` w is the row's inverse
+document frequency over the training texts, ``ln((1 + N) / (1 + df)) + 1`` (scikit-learn's smoothed idf),
+so a rare n-gram speaks louder than "of the" — the weighting a TF-IDF + linear SVM reads. The idf is a
+buffer fitted once before training (``fit_idf``) and saved with the model.
 
 Only positions before each length count, whatever ids sit past it (they are replaced by the pad id before
 the lookup, so out-of-range garbage cannot index the table either).
 """
 
 from __future__ import annotations
+
+from collections.abc import Sequence
 
 import torch
 from torch import Tensor, nn
@@ -19,6 +25,7 @@ from torch import Tensor, nn
 # modulo any power-of-two bucket count, making (a, b) and (a + 1, b + 1) collide), and small enough that
 # a * P + b stays inside int64 for any id below 2**40.
 BIGRAM_MULTIPLIER = 1_000_003
+WEIGHTINGS = ("count", "idf")
 
 
 def bigram_buckets(ids: Tensor, buckets: int) -> Tensor:
@@ -35,11 +42,13 @@ class NgramBag(nn.Module):
     """
 
     def __init__(self, vocab_size: int, buckets: int, dim: int, pad_id: int = 0, zero_init: bool = False,
-                 sparse: bool = True, lr_scale: float = 1.0):
+                 sparse: bool = True, lr_scale: float = 1.0, weighting: str = "count"):
         super().__init__()
         if buckets < 1:
             raise ValueError(f"ngram_buckets must be >= 1, got {buckets}")
-        self.vocab_size, self.buckets, self.pad_id = vocab_size, buckets, pad_id
+        if weighting not in WEIGHTINGS:
+            raise ValueError(f"ngram_weighting must be one of {', '.join(WEIGHTINGS)}, got {weighting!r}")
+        self.vocab_size, self.buckets, self.pad_id, self.weighting = vocab_size, buckets, pad_id, weighting
         # Sparse gradients: a batch touches a few hundred of the table's rows, and the optimizer updates only
         # those (training/sparse.py) instead of every row at every step.
         self.table = nn.EmbeddingBag(vocab_size + buckets, dim, mode="sum", sparse=sparse)
@@ -50,9 +59,12 @@ class NgramBag(nn.Module):
                 self.table.weight.zero_()
             else:
                 self.table.weight.normal_(0.0, 0.1)
+        # Only an idf bag has the buffer, so a count bag's state dict is what it always was (old checkpoints load).
+        # Ones until fit_idf: a row no training text holds keeps the largest idf, ln(1 + N) + 1, once fitted.
+        self.register_buffer("idf", torch.ones(vocab_size + buckets) if weighting == "idf" else None)
 
-    def bags(self, ids: Tensor, lengths: Tensor) -> tuple[Tensor, Tensor]:
-        """(indices (B, 2T - 1), weights (B, 2T - 1)): every n-gram's row and its weight, 0 past the length."""
+    def rows(self, ids: Tensor, lengths: Tensor) -> tuple[Tensor, Tensor]:
+        """(indices (B, 2T - 1), ok (B, 2T - 1) bool): every n-gram's row, and whether it counts."""
         steps = torch.arange(ids.shape[1], device=ids.device)
         lengths = lengths.to(ids.device)
         valid = steps.unsqueeze(0) < lengths.unsqueeze(1)
@@ -61,10 +73,43 @@ class NgramBag(nn.Module):
         bigrams = self.vocab_size + bigram_buckets(ids, self.buckets)
         bigram_ok = valid[:, 1:]  # the pair (t, t + 1) counts when t + 1 is still inside the text
         indices = torch.cat([unigrams, bigrams], dim=1)
-        ok = torch.cat([unigram_ok, bigram_ok], dim=1)
+        return indices, torch.cat([unigram_ok, bigram_ok], dim=1)
+
+    def bags(self, ids: Tensor, lengths: Tensor) -> tuple[Tensor, Tensor]:
+        """(indices (B, 2T - 1), weights (B, 2T - 1)): every n-gram's row and its weight, 0 past the length."""
+        indices, ok = self.rows(ids, lengths)
         weights = ok.to(self.table.weight.dtype)
-        weights = weights / weights.sum(1, keepdim=True).clamp(min=1.0).sqrt()
+        if self.idf is not None:
+            weights = weights * self.idf.to(weights.dtype)[indices]
+        # With 0/1 weights the sum of squares is the count, to the bit; an idf is >= 1, so the clamp only keeps an
+        # empty text's bag at zero.
+        weights = weights / weights.square().sum(1, keepdim=True).clamp(min=1.0).sqrt()
         return indices, weights
+
+    @torch.no_grad()
+    def fit_idf(self, texts: Sequence[Sequence[int]], max_length: int | None = None, batch_size: int = 256) -> None:
+        """Set the idf of every row from the training texts (ids), each cut to ``max_length`` as the model reads it.
+
+        A text counts once per row it holds, whatever the n-gram's repeats; rows are found by ``bags`` itself, so
+        the idf is computed over exactly the n-grams the bag will look up (unknown words, hashed bigrams and all).
+        Called once before training, on the training split only.
+        """
+        if self.idf is None:
+            raise ValueError(f"fit_idf needs ngram_weighting='idf', this bag weighs by {self.weighting!r}")
+        rows = self.vocab_size + self.buckets
+        df = torch.zeros(rows, dtype=torch.float64)
+        for start in range(0, len(texts), batch_size):
+            chunk = [list(t[:max_length] if max_length else t) for t in texts[start:start + batch_size]]
+            lengths = torch.tensor([len(t) for t in chunk])
+            ids = torch.full((len(chunk), max(1, int(lengths.max()))), self.pad_id, dtype=torch.long)
+            for i, t in enumerate(chunk):
+                ids[i, :len(t)] = torch.tensor(t, dtype=torch.long)
+            indices, ok = self.rows(ids, lengths)
+            # One count per (text, row): unique keys text * rows + row over the n-grams that count.
+            keys = torch.unique(torch.arange(len(chunk)).unsqueeze(1).expand_as(indices)[ok] * rows + indices[ok])
+            df += torch.bincount(keys % rows, minlength=rows).double()
+        n = len(texts)
+        self.idf.copy_((torch.log(torch.tensor((1.0 + n)) / (1.0 + df)) + 1.0).to(self.idf.dtype))
 
     def forward(self, ids: Tensor, lengths: Tensor) -> Tensor:
         indices, weights = self.bags(ids, lengths)
