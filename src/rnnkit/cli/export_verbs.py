@@ -62,16 +62,18 @@ def register(verbs) -> None:
     ex.set_defaults(run=run_export)
 
 
+def _without_lengths(entry):
+    """A parity entry without its list of checked lengths (long, and no use in a summary); the result keeps it."""
+    return {k: v for k, v in entry.items() if k != "lengths"} if isinstance(entry, dict) else entry
+
+
 def run_export(args: argparse.Namespace) -> int:
     require_onnx()
     from rnnkit.export import export_onnx
 
     result = export_onnx(args.model, args.out, int8=args.int8, tolerance=args.tolerance)
     summary = {"onnx": str(result.path), "sidecar": str(result.sidecar), "kind": result.kind, "int8": result.int8,
-               "size_bytes": result.size_bytes, "parity": {k: v for k, v in result.parity.items()}}
-    for entry in summary["parity"].values():
-        if isinstance(entry, dict):
-            entry.pop("lengths", None)
+               "size_bytes": result.size_bytes, "parity": {k: _without_lengths(v) for k, v in result.parity.items()}}
     if args.json:
         print(json.dumps(summary))
         return 0

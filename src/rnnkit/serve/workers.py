@@ -109,7 +109,7 @@ def serve_workers(specs: list[str], host: str, port: int, config, log_level: str
             for worker in workers:
                 while worker.conn.poll():
                     try:
-                        message, pid = worker.conn.recv()
+                        message, _pid = worker.conn.recv()
                     except (EOFError, OSError):
                         break
                     worker.ready = message == _READY
