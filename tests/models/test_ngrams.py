@@ -159,3 +159,23 @@ def test_config_checks_and_old_configs_load():
     assert "ngrams.idf" in RNNClassifier(ClassifierConfig(ngram_weighting="idf"), VOCAB, 3).state_dict()
     assert classifier_config_from_saved({**old, "ngrams": "logits"}).ngrams == "logits"
     assert RNNClassifier(ClassifierConfig(ngrams="none"), VOCAB, 3).ngrams is None
+
+
+def test_ngram_dropout_drops_entries_in_training_only_and_keeps_the_expected_bag():
+    torch.manual_seed(0)
+    bag = NgramBag(VOCAB, BUCKETS, 2, pad_id=0, dropout=0.5).double()
+    plain = NgramBag(VOCAB, BUCKETS, 2, pad_id=0).double()
+    plain.load_state_dict(bag.state_dict())
+    ids, lengths = torch.tensor([[3, 7, 9, 4, 5, 6]]), torch.tensor([6])
+    bag.eval()
+    assert torch.equal(bag(ids, lengths), plain(ids, lengths))  # evaluation reads every n-gram
+    bag.train()
+    full = plain.bags(ids, lengths)[1]
+    dropped = torch.stack([bag.bags(ids, lengths)[1] for _ in range(4000)])
+    # Each entry is 0 or twice its full weight; about half survive; the mean bag is the full one.
+    assert bool(((dropped == 0) | torch.isclose(dropped, 2 * full)).all())
+    assert 0.45 < float((dropped != 0).double().mean()) < 0.55
+    torch.testing.assert_close(dropped.mean(0), full, rtol=0, atol=0.05)
+    with pytest.raises(ValueError, match="ngram_dropout"):
+        ClassifierConfig(ngram_dropout=1.0)
+    assert classifier_config_from_saved({}).ngram_dropout == 0.0

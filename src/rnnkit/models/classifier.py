@@ -36,7 +36,7 @@ class RNNClassifier(nn.Module):
             logits = config.ngrams == "logits"
             self.ngrams = NgramBag(vocab_size, config.ngram_buckets, num_classes if logits else config.ngram_dim,
                                    pad_id, zero_init=logits, lr_scale=config.ngram_lr_scale,
-                                   weighting=config.ngram_weighting)
+                                   weighting=config.ngram_weighting, dropout=config.ngram_dropout)
             features += 0 if logits else config.ngram_dim
         self.head = nn.Linear(features, num_classes)
 

@@ -71,6 +71,8 @@ class ClassifierConfig(EncoderConfig):
     ngram_weighting: str = _help("weight of each n-gram in the bag: 'count' (every occurrence 1) or 'idf' (its "
                                  "inverse document frequency over the training texts, as TF-IDF weighs it)",
                                  default="count")
+    ngram_dropout: float = _help("in training, drop each n-gram of the bag with this probability (feature dropout: "
+                                 "keeps the table from learning the training texts by heart)", default=0.0)
     ngram_dim: int = _help("size of the n-gram vector with ngrams=features", default=32)
     ngram_lr_scale: float = _help("learning rate of the n-gram table as a multiple of --lr (its rows are updated "
                                   "lazily, only at the steps whose batch holds their n-gram)", default=20.0)
@@ -88,6 +90,7 @@ class ClassifierConfig(EncoderConfig):
         check_choice("ngrams", self.ngrams, NGRAM_PATHS)
         check_positive_int("ngram_buckets", self.ngram_buckets)
         check_choice("ngram_weighting", self.ngram_weighting, NGRAM_WEIGHTINGS)
+        check_probability("ngram_dropout", self.ngram_dropout)
         check_positive_int("ngram_dim", self.ngram_dim)
         check_positive_number("ngram_lr_scale", self.ngram_lr_scale)
         if self.cross_fit and self.ensemble < 2:
@@ -105,7 +108,8 @@ def from_dict(cls, data: dict):
 
 # Fields added after classifiers were first saved, with the value every earlier checkpoint was trained with: a
 # saved config that lacks one gets this value, not today's default (which may differ), so old models still load.
-CLASSIFIER_FIELDS_BEFORE = {"ngrams": "none", "ngram_lr_scale": 1.0, "ngram_weighting": "count"}
+CLASSIFIER_FIELDS_BEFORE = {"ngrams": "none", "ngram_lr_scale": 1.0, "ngram_weighting": "count",
+                            "ngram_dropout": 0.0}
 
 
 def fields_before(cls) -> dict:

@@ -10,6 +10,12 @@ document frequency over the training texts, ``ln((1 + N) / (1 + df)) + 1`` (scik
 so a rare n-gram speaks louder than "of the" — the weighting a TF-IDF + linear SVM reads. The idf is a
 buffer fitted once before training (``fit_idf``) and saved with the model.
 
+With ``dropout`` p, training drops each occurrence's weighted entry with probability p and scales the rest by
+1 / (1 - p) (the bag's expected value is unchanged; evaluation uses every n-gram). Dropout on the features of a
+linear model acts as an adaptive L2 penalty that favours rare, discriminative features (Wager, Wang & Liang
+2013, "Dropout Training as Adaptive Regularization"): without it the table can learn every training text by
+its rare n-grams within an epoch or two, after which nothing is left for the recurrence to learn.
+
 Only positions before each length count, whatever ids sit past it (they are replaced by the pad id before
 the lookup, so out-of-range garbage cannot index the table either).
 """
@@ -20,6 +26,8 @@ from collections.abc import Sequence
 
 import torch
 from torch import Tensor, nn
+
+from rnnkit.validation import check_probability
 
 # Multiplier of the first id in the bigram hash: a prime, odd and far from a power of two (2**31 - 1 would be -1
 # modulo any power-of-two bucket count, making (a, b) and (a + 1, b + 1) collide), and small enough that
@@ -42,13 +50,15 @@ class NgramBag(nn.Module):
     """
 
     def __init__(self, vocab_size: int, buckets: int, dim: int, pad_id: int = 0, zero_init: bool = False,
-                 sparse: bool = True, lr_scale: float = 1.0, weighting: str = "count"):
+                 sparse: bool = True, lr_scale: float = 1.0, weighting: str = "count", dropout: float = 0.0):
         super().__init__()
         if buckets < 1:
             raise ValueError(f"ngram_buckets must be >= 1, got {buckets}")
         if weighting not in WEIGHTINGS:
             raise ValueError(f"ngram_weighting must be one of {', '.join(WEIGHTINGS)}, got {weighting!r}")
+        check_probability("ngram_dropout", dropout)
         self.vocab_size, self.buckets, self.pad_id, self.weighting = vocab_size, buckets, pad_id, weighting
+        self.dropout = dropout
         # Sparse gradients: a batch touches a few hundred of the table's rows, and the optimizer updates only
         # those (training/sparse.py) instead of every row at every step.
         self.table = nn.EmbeddingBag(vocab_size + buckets, dim, mode="sum", sparse=sparse)
@@ -84,6 +94,9 @@ class NgramBag(nn.Module):
         # With 0/1 weights the sum of squares is the count, to the bit; an idf is >= 1, so the clamp only keeps an
         # empty text's bag at zero.
         weights = weights / weights.square().sum(1, keepdim=True).clamp(min=1.0).sqrt()
+        if self.training and self.dropout > 0:
+            # After the normalisation, so the kept entries are not rescaled to a full-size bag again.
+            weights = weights * (torch.rand_like(weights) >= self.dropout) / (1.0 - self.dropout)
         return indices, weights
 
     @torch.no_grad()
