@@ -83,3 +83,21 @@ def test_lengths_with_packed_input_is_an_error(layer):
 def test_cell_state_shape():
     with pytest.raises(ValueError, match=r"state must have shape \(2, 4\), got \(3, 4\)"):
         rnnkit.GRUCell(3, 4)(torch.randn(2, 3), torch.zeros(3, 4))
+
+
+@pytest.mark.parametrize("value", ["0.5", None, [0.1], True])
+def test_probability_of_the_wrong_type_names_the_argument(value):
+    from rnnkit.validation import check_probability
+
+    # A string once reached the comparison with 1 and raised a TypeError that named nothing.
+    with pytest.raises(ValueError, match=r"dropout must be a number in \[0, 1\), got "):
+        check_probability("dropout", value)
+
+
+@pytest.mark.parametrize("value", [-1, 1.0, "3", True, None])
+def test_nonnegative_int_check(value):
+    from rnnkit.validation import check_nonnegative_int
+
+    with pytest.raises(ValueError, match=f"seed must be an integer >= 0, got {value!r}"):
+        check_nonnegative_int("seed", value)
+    assert check_nonnegative_int("seed", 0) == 0

@@ -9,6 +9,12 @@ def check_positive_int(name: str, value) -> int:
     return value
 
 
+def check_nonnegative_int(name: str, value) -> int:
+    if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+        raise ValueError(f"{name} must be an integer >= 0, got {value!r}")
+    return value
+
+
 def check_positive_number(name: str, value) -> float:
     if isinstance(value, bool) or not isinstance(value, int | float) or not (0 < value < float("inf")):
         raise ValueError(f"{name} must be a positive number, got {value!r}")
@@ -16,8 +22,9 @@ def check_positive_number(name: str, value) -> float:
 
 
 def check_probability(name: str, value, *, allow_one: bool = False) -> float:
-    upper_ok = value <= 1 if allow_one else value < 1
-    if isinstance(value, bool) or not isinstance(value, int | float) or not (0 <= value and upper_ok):
+    # The type first: comparing a string with 1 would raise a TypeError that names nothing.
+    number = not isinstance(value, bool) and isinstance(value, int | float)
+    if not number or not (0 <= value and (value <= 1 if allow_one else value < 1)):
         interval = "[0, 1]" if allow_one else "[0, 1)"
         raise ValueError(f"{name} must be a number in {interval}, got {value!r}")
     return float(value)

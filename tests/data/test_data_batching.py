@@ -77,7 +77,7 @@ def test_sampler_argument_checks():
         BucketBatchSampler([1, 2], 0)
     with pytest.raises(ValueError, match="lengths must be >= 0, got -1 at index 1"):
         BucketBatchSampler([1, -1], 2)
-    with pytest.raises(ValueError, match="epoch must be an int >= 0"):
+    with pytest.raises(ValueError, match="epoch must be an integer >= 0"):
         BucketBatchSampler([1, 2], 2).set_epoch(-1)
 
 

@@ -16,7 +16,7 @@ from rnnkit.data import (
     stratified_holdout,
 )
 from rnnkit.data.bundled import bundled_names
-from rnnkit.validation import check_choice, check_positive_int, check_probability
+from rnnkit.validation import check_choice, check_nonnegative_int, check_positive_int, check_probability
 
 
 def _help(text: str, **kw):
@@ -62,8 +62,7 @@ class ClassifierDataConfig:
         for name in ("max_vocab", "max_length"):
             if getattr(self, name) is not None:
                 check_positive_int(name, getattr(self, name))
-        if isinstance(self.glove_words, bool) or not isinstance(self.glove_words, int) or self.glove_words < 0:
-            raise ValueError(f"glove_words must be an integer >= 0, got {self.glove_words!r}")
+        check_nonnegative_int("glove_words", self.glove_words)
         for name in ("text_columns", "label_column", "text_field", "label_field"):
             value = getattr(self, name)
             if not isinstance(value, str) or not value.strip() or any(not c.strip() for c in value.split(",")):

@@ -19,7 +19,7 @@ import torch
 from torch import Tensor
 from torch.utils.data import Sampler
 
-from rnnkit.validation import check_positive_int
+from rnnkit.validation import check_nonnegative_int, check_positive_int
 
 
 def _check_lengths(lengths) -> np.ndarray:
@@ -75,16 +75,14 @@ class BucketBatchSampler(Sampler[list[int]]):
         self.bucket_factor = check_positive_int("bucket_factor", bucket_factor)
         if not isinstance(shuffle, bool):
             raise TypeError(f"shuffle must be a bool, got {shuffle!r}")
-        if isinstance(seed, bool) or not isinstance(seed, int) or seed < 0:
-            raise ValueError(f"seed must be an int >= 0, got {seed!r}")
+        check_nonnegative_int("seed", seed)
         self.shuffle = shuffle
         self.seed = seed
         self.epoch = 0
 
     def set_epoch(self, epoch: int) -> None:
         """Select the shuffle for ``epoch`` (deterministic given ``seed``)."""
-        if isinstance(epoch, bool) or not isinstance(epoch, int) or epoch < 0:
-            raise ValueError(f"epoch must be an int >= 0, got {epoch!r}")
+        check_nonnegative_int("epoch", epoch)
         self.epoch = epoch
 
     def __len__(self) -> int:

@@ -33,7 +33,7 @@ import torch
 from torch import Tensor
 
 from rnnkit.data.batching import check_same_data
-from rnnkit.validation import check_positive_int
+from rnnkit.validation import check_nonnegative_int, check_positive_int
 
 RANDOM_LENGTH_SD = 5.0
 RANDOM_LENGTH_FULL_P = 0.95
@@ -59,8 +59,7 @@ class StreamBatcher:
         self.bptt = check_positive_int("bptt", bptt)
         if not isinstance(random_length, bool):
             raise TypeError(f"random_length must be a bool, got {random_length!r}")
-        if isinstance(seed, bool) or not isinstance(seed, int) or seed < 0:
-            raise ValueError(f"seed must be an int >= 0, got {seed!r}")
+        check_nonnegative_int("seed", seed)
         stream_length = ids.numel() // batch_size
         if stream_length < 2:
             raise ValueError(f"ids has {ids.numel()} tokens, too few for batch_size={batch_size}: each stream needs "
@@ -95,8 +94,7 @@ class StreamBatcher:
 
     def set_epoch(self, epoch: int) -> None:
         """Select the window lengths of ``epoch`` (only matters with ``random_length``)."""
-        if isinstance(epoch, bool) or not isinstance(epoch, int) or epoch < 0:
-            raise ValueError(f"epoch must be an int >= 0, got {epoch!r}")
+        check_nonnegative_int("epoch", epoch)
         self.epoch = epoch
 
     def state_dict(self) -> dict:
