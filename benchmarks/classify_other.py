@@ -131,7 +131,8 @@ def parse_variant(spec: str) -> tuple[str, dict]:
 
 def variant_configs(overrides: dict) -> dict:
     """A variant's overrides as train_classifier's configs: each field goes to the config that has it (model,
-    training, pre-training), e.g. ``pretrain-lm:pretrain_lm=true,pretrain_max_time=240,seed=1``."""
+    training, pre-training), e.g. ``pretrain-lm:pretrain_lm=true,pretrain_max_time=240,seed=1``;
+    ``label_smoothing`` (train_classifier's own argument, as on the CLI) is passed as is."""
     from dataclasses import fields
 
     from rnnkit.api.classifier import CLASSIFIER_TRAIN_DEFAULTS
@@ -141,13 +142,15 @@ def variant_configs(overrides: dict) -> dict:
 
     sections = {"model": ClassifierConfig, "train": TrainConfig, "pretrain": PretrainConfig}
     names = {section: {f.name for f in fields(cls)} for section, cls in sections.items()}
+    overrides = dict(overrides)
+    scalars = {"label_smoothing": overrides.pop("label_smoothing")} if "label_smoothing" in overrides else {}
     unknown = sorted(set(overrides) - set().union(*names.values()))
     if unknown:
         raise SystemExit(f"--variant: no model, training or pre-training option {unknown}")
     base = {"model": {}, "train": dict(CLASSIFIER_TRAIN_DEFAULTS), "pretrain": {}}
     for key, value in overrides.items():
         base[next(section for section in sections if key in names[section])][key] = value
-    return {section: cls(**base[section]) for section, cls in sections.items()}
+    return {**{section: cls(**base[section]) for section, cls in sections.items()}, **scalars}
 
 
 def write_split(folder: Path, parts) -> None:
