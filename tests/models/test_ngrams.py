@@ -7,7 +7,7 @@ import torch
 
 from rnnkit.models.classifier import RNNClassifier
 from rnnkit.models.config import ClassifierConfig, classifier_config_from_saved, from_dict
-from rnnkit.models.ngrams import BIGRAM_MULTIPLIER, NgramBag, bigram_buckets
+from rnnkit.models.ngrams import BIGRAM_MULTIPLIER, NgramBag, auto_weighting, bigram_buckets
 
 VOCAB, BUCKETS = 30, 17
 
@@ -179,3 +179,14 @@ def test_ngram_dropout_drops_entries_in_training_only_and_keeps_the_expected_bag
     with pytest.raises(ValueError, match="ngram_dropout"):
         ClassifierConfig(ngram_dropout=1.0)
     assert classifier_config_from_saved({}).ngram_dropout == 0.0
+
+
+def test_auto_weighting_is_idf_for_documents_and_count_for_sentences():
+    assert auto_weighting([20, 21, 25]) == "count"
+    assert auto_weighting([150, 400, 30]) == "idf"
+    assert auto_weighting([99, 100]) == "count" and auto_weighting([100, 101]) == "idf"  # median 99.5, 100.5
+    assert auto_weighting([5000, 5000, 10], max_length=80) == "count"  # the texts as the model reads them
+    assert auto_weighting([]) == "count"
+    # A network built straight from an "auto" config (nothing fitted it) counts, and has no idf to save.
+    net = RNNClassifier(ClassifierConfig(ngram_weighting="auto"), VOCAB, 3)
+    assert net.ngrams.idf is None and net.ngrams.weighting == "count"

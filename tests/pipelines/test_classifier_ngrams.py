@@ -48,3 +48,26 @@ def test_idf_bag_is_fitted_on_the_training_texts_and_saved_with_the_model(tiny_c
     assert float(loaded.model.ngrams.idf.min()) < float(loaded.model.ngrams.idf.max())
     texts = ["goal", "the bank and the market shares after a long year of profit with investors"]
     np.testing.assert_allclose(loaded.predict_proba(texts), clf.predict_proba(texts), atol=1e-6)
+
+
+@pytest.mark.parametrize(("repeat", "chosen"), [(1, "count"), (12, "idf")])
+def test_auto_weighting_is_settled_from_the_training_texts_and_saved(tiny_csv, tmp_path, repeat, chosen):
+    # The tiny texts are sentence-length; twelve copies of each make documents of 100+ tokens.
+    def stretch(path):
+        lines = path.read_text(encoding="utf-8").splitlines()
+        rows = [line.split(",", 1) for line in lines[1:]]
+        out = tmp_path / f"{repeat}-{path.name}"
+        out.write_text("\n".join([lines[0]] + [f"{y},{' '.join([t] * repeat)}" for y, t in rows]) + "\n")
+        return out
+
+    data = ClassifierDataConfig(data=str(stretch(tiny_csv["train"])), valid_data=str(stretch(tiny_csv["valid"])),
+                                min_freq=1, embeddings="random")
+    model = ClassifierConfig(embedding_dim=8, hidden_size=8, ngram_buckets=512, ngram_weighting="auto")
+    train_classifier(data, tmp_path / "run", model=model,
+                     train=TrainConfig(epochs=1, batch_size=16, lr=1e-2, progress=False))
+    saved = json.loads((tmp_path / "run" / "model" / "config.json").read_text())
+    assert saved["model_config"]["ngram_weighting"] == chosen
+    loaded = Classifier.load(tmp_path / "run")
+    assert (loaded.model.ngrams.idf is not None) == (chosen == "idf")
+    if chosen == "idf":
+        assert float(loaded.model.ngrams.idf.max()) > 1.0  # fitted, not the ones it starts from

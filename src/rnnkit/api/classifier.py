@@ -28,6 +28,7 @@ from rnnkit.evaluation import classification_report, format_report, write_report
 from rnnkit.models.classifier import EnsembleClassifier, RNNClassifier, build_classifier
 from rnnkit.models.config import ClassifierConfig, classifier_config_from_saved
 from rnnkit.models.encoder import Encoder
+from rnnkit.models.ngrams import AUTO_IDF_MEDIAN_TOKENS, auto_weighting
 from rnnkit.models.pretrained import glove_words, init_embedding_from_glove, wants_glove
 from rnnkit.tasks.classification import ClassificationTask
 from rnnkit.training import TrainConfig, Trainer, save_checkpoint
@@ -199,6 +200,11 @@ def _train_classifier(run: RunFolder, data_config: ClassifierDataConfig, model_c
     _log(f"data {splits.name}: {len(splits.train)} train / {len(splits.valid)} valid / {len(splits.test)} test, "
          f"{len(labels)} classes, vocabulary {len(vocab)}")
     plan = _member_data(train_data, valid_data, model_config, train_config.seed)
+    if model_config.ngrams != "none" and model_config.ngram_weighting == "auto":
+        weighting = auto_weighting([len(ids) for ids in train_data.ids], data_config.max_length)
+        model_config = replace(model_config, ngram_weighting=weighting)
+        _log(f"n-gram weighting: {weighting} (auto: idf when the median training text has >= "
+             f"{AUTO_IDF_MEDIAN_TOKENS} tokens)")
     if model_config.cross_fit:
         _log(f"cross-fitting {len(plan)} members on {len(train_data)} pooled examples "
              f"({len(plan[0][0])} train / {len(plan[0][1])} held out each)")

@@ -34,9 +34,13 @@ class RNNClassifier(nn.Module):
         self.ngrams = None
         if config.ngrams != "none":
             logits = config.ngrams == "logits"
+            # "auto" is settled by the training pipeline from the training texts before it builds the network
+            # (api/classifier.py), so a trained model's config says count or idf; a network built directly from
+            # an "auto" config has nothing to fit an idf on and counts.
+            weighting = "count" if config.ngram_weighting == "auto" else config.ngram_weighting
             self.ngrams = NgramBag(vocab_size, config.ngram_buckets, num_classes if logits else config.ngram_dim,
                                    pad_id, zero_init=logits, lr_scale=config.ngram_lr_scale,
-                                   weighting=config.ngram_weighting, dropout=config.ngram_dropout)
+                                   weighting=weighting, dropout=config.ngram_dropout)
             features += 0 if logits else config.ngram_dim
         self.head = nn.Linear(features, num_classes)
 

@@ -9,7 +9,7 @@ from rnnkit.validation import check_choice, check_positive_int, check_positive_n
 
 CELLS = ("lstm", "gru", "rnn", "rnn_relu")
 NGRAM_PATHS = ("none", "logits", "features")
-NGRAM_WEIGHTINGS = ("count", "idf")
+NGRAM_WEIGHTINGS = ("auto", "count", "idf")
 
 
 def _help(text: str, **kw):
@@ -68,9 +68,10 @@ class ClassifierConfig(EncoderConfig):
                         "vector to the pooled states before the classifier layer; 'none' leaves it out",
                         default="logits")
     ngram_buckets: int = _help("hash buckets for the bigrams of the n-gram path", default=262144)
-    ngram_weighting: str = _help("weight of each n-gram in the bag: 'count' (every occurrence 1) or 'idf' (its "
-                                 "inverse document frequency over the training texts, as TF-IDF weighs it)",
-                                 default="count")
+    ngram_weighting: str = _help("weight of each n-gram in the bag: 'count' (every occurrence 1), 'idf' (its "
+                                 "inverse document frequency over the training texts, as TF-IDF weighs it), or "
+                                 "'auto': idf when the median training text has 100 tokens or more, else count "
+                                 "(the saved model records which)", default="count")
     ngram_dropout: float = _help("in training, drop each n-gram of the bag with this probability (feature dropout: "
                                  "keeps the table from learning the training texts by heart)", default=0.0)
     ngram_dim: int = _help("size of the n-gram vector with ngrams=features", default=32)

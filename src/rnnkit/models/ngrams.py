@@ -34,6 +34,23 @@ from rnnkit.validation import check_probability
 # a * P + b stays inside int64 for any id below 2**40.
 BIGRAM_MULTIPLIER = 1_000_003
 WEIGHTINGS = ("count", "idf")
+# "auto" weighs by idf when the median training text, cut to max_length, has at least this many tokens. On
+# validation (benchmarks/results/ngram_validation.md) idf won on the two document sets (BBC News, median 378
+# tokens; 20 Newsgroups, 160) and lost a little on the two sentence-length ones (Rotten Tomatoes and health
+# tweets, 20-21): in a document most n-grams say little and idf lets the rare, telling ones count; in a sentence
+# nearly every n-gram is rare, and idf mostly amplifies noise. Any threshold from 22 to 159 splits those sets
+# alike; 100 is a round number in the gap.
+AUTO_IDF_MEDIAN_TOKENS = 100
+
+
+def auto_weighting(lengths: Sequence[int], max_length: int | None = None) -> str:
+    """What ngram_weighting="auto" means for training texts of these lengths (in tokens): "idf" or "count"."""
+    cut = sorted(min(n, max_length) if max_length else n for n in lengths)
+    if not cut:
+        return "count"
+    middle = len(cut) // 2
+    median = cut[middle] if len(cut) % 2 else (cut[middle - 1] + cut[middle]) / 2
+    return "idf" if median >= AUTO_IDF_MEDIAN_TOKENS else "count"
 
 
 def bigram_buckets(ids: Tensor, buckets: int) -> Tensor:
