@@ -79,9 +79,12 @@ class SampledSoftmax:
         """hidden (N, E) in the output matrix's space, targets (N,), weight (V, E), bias (V,) → mean loss.
 
         ``sampled``: the word ids to contrast with (default: ``samples`` drawn from the distribution)."""
+        if self.q.device != hidden.device:
+            # Moved once and kept there: both are vocabulary-sized, and a step on a GPU would copy them every time.
+            self.q, self.log_expected = self.q.to(hidden.device), self.log_expected.to(hidden.device)
         if sampled is None:
-            sampled = torch.multinomial(self.q.to(hidden.device), self.samples, replacement=True)
-        log_expected = self.log_expected.to(hidden.device)
+            sampled = torch.multinomial(self.q, self.samples, replacement=True)
+        log_expected = self.log_expected
         true = (hidden * weight[targets]).sum(1) + bias[targets] - log_expected[targets]
         others = hidden @ weight[sampled].t() + bias[sampled] - log_expected[sampled]
         others = others.masked_fill(sampled.unsqueeze(0) == targets.unsqueeze(1), float("-inf"))
