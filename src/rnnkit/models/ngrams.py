@@ -87,7 +87,7 @@ class NgramBag(nn.Module):
             else:
                 self.table.weight.normal_(0.0, 0.1)
         # Only an idf bag has the buffer, so a count bag's state dict is what it always was (old checkpoints load).
-        # Ones until fit_idf: a row no training text holds keeps the largest idf, ln(1 + N) + 1, once fitted.
+        # Ones (the count bag's weights) until fit_idf; then a row no training text holds has the largest idf.
         self.register_buffer("idf", torch.ones(vocab_size + buckets) if weighting == "idf" else None)
 
     def rows(self, ids: Tensor, lengths: Tensor) -> tuple[Tensor, Tensor]:
@@ -120,8 +120,9 @@ class NgramBag(nn.Module):
     def fit_idf(self, texts: Sequence[Sequence[int]], max_length: int | None = None, batch_size: int = 256) -> None:
         """Set the idf of every row from the training texts (ids), each cut to ``max_length`` as the model reads it.
 
-        A text counts once per row it holds, whatever the n-gram's repeats; rows are found by ``bags`` itself, so
-        the idf is computed over exactly the n-grams the bag will look up (unknown words, hashed bigrams and all).
+        A text counts once per row it holds, whatever the n-gram's repeats; rows are found by ``rows``, as the bag
+        finds them, so the idf is computed over exactly the n-grams it will look up (unknown words, hashed bigrams
+        and all).
         Called once before training, on the training split only.
         """
         if self.idf is None:
@@ -139,7 +140,7 @@ class NgramBag(nn.Module):
             keys = torch.unique(torch.arange(len(chunk)).unsqueeze(1).expand_as(indices)[ok] * rows + indices[ok])
             df += torch.bincount(keys % rows, minlength=rows).double()
         n = len(texts)
-        self.idf.copy_((torch.log(torch.tensor((1.0 + n)) / (1.0 + df)) + 1.0).to(self.idf.dtype))
+        self.idf.copy_(torch.log((1.0 + n) / (1.0 + df)) + 1.0)
 
     def forward(self, ids: Tensor, lengths: Tensor) -> Tensor:
         indices, weights = self.bags(ids, lengths)
