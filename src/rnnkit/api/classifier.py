@@ -239,7 +239,8 @@ def _train_classifier(run: RunFolder, data_config: ClassifierDataConfig, model_c
             else None
         task = ClassificationTask(member_train, member_valid, labels, train_config.batch_size, data_config.max_length,
                                   seed=seed, pad_id=vocab.pad_id, label_smoothing=label_smoothing, world=world,
-                                  epoch_hook=finetune.on_epoch_start if finetune else None)
+                                  epoch_hook=finetune.on_epoch_start if finetune else None,
+                                  aux_loss=model_config.ngram_aux_loss if model_config.ngrams == "logits" else 0.0)
         single = Classifier(net, tokenizer, vocab, labels, data_config.max_length)
         save = (lambda _, c=single, d=member_dir: c.save(d / "model")) if len(plan) == 1 else None
         state_path = run.state_path(None if len(plan) == 1 else f"member-{i}")

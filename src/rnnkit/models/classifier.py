@@ -44,7 +44,8 @@ class RNNClassifier(nn.Module):
             features += 0 if logits else config.ngram_dim
         self.head = nn.Linear(features, num_classes)
 
-    def forward(self, ids: Tensor, lengths: Tensor) -> Tensor:
+    def forward(self, ids: Tensor, lengths: Tensor, parts: bool = False) -> Tensor | tuple[Tensor, Tensor, Tensor]:
+        """logits (B, C); with ``parts`` (the logit n-gram path only) also the recurrence's and the bag's own."""
         embedded = self.encoder.embed(ids)
         outputs, h_last, _ = self.encoder(ids, lengths, embedded=embedded)
         if self.config.pool_embeddings:
@@ -59,7 +60,12 @@ class RNNClassifier(nn.Module):
         if self.config.ngrams == "features":
             pooled = torch.cat([pooled, self.ngrams(ids, lengths)], dim=1)
         logits = self.head(self.dropout(pooled))
-        return logits + self.ngrams(ids, lengths) if self.config.ngrams == "logits" else logits
+        if self.config.ngrams != "logits":
+            if parts:
+                raise ValueError(f"parts=True needs ngrams='logits', this model has ngrams={self.config.ngrams!r}")
+            return logits
+        bag = self.ngrams(ids, lengths)
+        return (logits + bag, logits, bag) if parts else logits + bag
 
 
 class EnsembleClassifier(nn.Module):

@@ -77,6 +77,10 @@ class ClassifierConfig(EncoderConfig):
                                  "(the saved model records which)", default="auto")
     ngram_dropout: float = _help("in training, drop each n-gram of the bag with this probability (feature dropout: "
                                  "keeps the table from learning the training texts by heart)", default=0.0)
+    ngram_aux_loss: float = _help("with ngrams=logits, add this weight times two more training losses: the "
+                                  "recurrence's logits alone and the n-gram score alone must each predict the label "
+                                  "(the recurrence keeps learning after the table has fitted the training texts)",
+                                  default=0.0)
     ngram_dim: int = _help("size of the n-gram vector with ngrams=features", default=32)
     ngram_lr_scale: float = _help("learning rate of the n-gram table as a multiple of --lr (its rows are updated "
                                   "lazily, only at the steps whose batch holds their n-gram)", default=20.0)
@@ -95,6 +99,9 @@ class ClassifierConfig(EncoderConfig):
         check_positive_int("ngram_buckets", self.ngram_buckets)
         check_choice("ngram_weighting", self.ngram_weighting, NGRAM_WEIGHTINGS)
         check_probability("ngram_dropout", self.ngram_dropout)
+        if isinstance(self.ngram_aux_loss, bool) or not isinstance(self.ngram_aux_loss, int | float) \
+                or not 0 <= self.ngram_aux_loss < float("inf"):
+            raise ValueError(f"ngram_aux_loss must be a number >= 0, got {self.ngram_aux_loss!r}")
         check_positive_int("ngram_dim", self.ngram_dim)
         check_positive_number("ngram_lr_scale", self.ngram_lr_scale)
         if self.cross_fit and self.ensemble < 2:
@@ -113,7 +120,7 @@ def from_dict(cls, data: dict):
 # Fields added after classifiers were first saved, with the value every earlier checkpoint was trained with: a
 # saved config that lacks one gets this value, not today's default (which may differ), so old models still load.
 CLASSIFIER_FIELDS_BEFORE = {"ngrams": "none", "ngram_lr_scale": 1.0, "ngram_weighting": "count",
-                            "ngram_dropout": 0.0}
+                            "ngram_dropout": 0.0, "ngram_aux_loss": 0.0}
 
 
 def fields_before(cls) -> dict:

@@ -18,7 +18,7 @@ class ClassificationTask:
 
     def __init__(self, train: EncodedDataset, valid: EncodedDataset | None, labels: list[str], batch_size: int,
                  max_length: int | None, seed: int = 0, pad_id: int = 0, label_smoothing: float = 0.0,
-                 eval_batch_size: int = 64, world=None, epoch_hook=None):
+                 eval_batch_size: int = 64, world=None, epoch_hook=None, aux_loss: float = 0.0):
         self.train, self.valid, self.labels = train, valid, labels
         self.max_length, self.pad_id = max_length, pad_id
         self.eval_batch_size = eval_batch_size
@@ -30,6 +30,8 @@ class ClassificationTask:
         self.loss_fn = nn.CrossEntropyLoss(label_smoothing=label_smoothing)
         self.splits = {"valid": valid}
         self.epoch_hook = epoch_hook  # e.g. gradual unfreezing (training.ulmfit.Finetuning.on_epoch_start)
+        # > 0: the model returns (logits, recurrence's, n-gram bag's) and each part is also trained on its own.
+        self.aux_loss = aux_loss
 
     def on_epoch_start(self, model, epoch: int) -> None:
         if self.epoch_hook is not None:
@@ -54,8 +56,13 @@ class ClassificationTask:
     def train_step(self, model, batch) -> StepResult:
         device = next(model.parameters()).device
         ids, lengths, labels = self._tensors(self.train, batch, device)
-        logits = model(ids, lengths)
-        loss = self.loss_fn(logits, labels)
+        if self.aux_loss:
+            logits, recurrent, bag = model(ids, lengths, parts=True)
+            loss = self.loss_fn(logits, labels) + self.aux_loss * (self.loss_fn(recurrent, labels)
+                                                                   + self.loss_fn(bag, labels))
+        else:
+            logits = model(ids, lengths)
+            loss = self.loss_fn(logits, labels)
         correct = int((logits.argmax(1) == labels).sum())
         return StepResult(loss=loss, tokens=int(lengths.sum()), examples=len(batch), correct=correct)
 
