@@ -190,3 +190,37 @@ def test_auto_weighting_is_idf_for_documents_and_count_for_sentences():
     # A network built straight from an "auto" config (nothing fitted it) counts, and has no idf to save.
     net = RNNClassifier(ClassifierConfig(ngram_weighting="auto"), VOCAB, 3)
     assert net.ngrams.idf is None and net.ngrams.weighting == "count"
+
+
+def test_parts_are_the_recurrence_and_the_bag_whose_sum_is_the_logits():
+    net = _net("logits")
+    ids, lengths = torch.tensor([[3, 7, 9, 0], [4, 5, 6, 8]]), torch.tensor([3, 4])
+    with torch.no_grad():
+        logits, recurrent, bag = net(ids, lengths, parts=True)
+        torch.testing.assert_close(logits, net(ids, lengths), rtol=0, atol=0)
+        torch.testing.assert_close(bag, net.ngrams(ids, lengths), rtol=0, atol=0)
+        torch.testing.assert_close(logits, recurrent + bag, rtol=0, atol=0)
+    with pytest.raises(ValueError, match="parts=True needs ngrams='logits'"):
+        _net("features")(ids, lengths, parts=True)
+    with pytest.raises(ValueError, match="ngram_aux_loss must be a number >= 0"):
+        ClassifierConfig(ngram_aux_loss=-1)
+    assert classifier_config_from_saved({}).ngram_aux_loss == 0.0
+
+
+def test_aux_loss_trains_each_part_on_its_own_too():
+    from rnnkit.data.encoded import EncodedDataset
+    from rnnkit.tasks.classification import ClassificationTask
+
+    net = _net("logits").float().train()
+    data = EncodedDataset([[3, 7, 9], [4, 5, 6, 8], [10, 11]], [0, 1, 2], ["a", "b", "c"])
+    ce = torch.nn.functional.cross_entropy
+    labels = torch.tensor([0, 1, 2])
+    for weight in (0.0, 0.5):
+        task = ClassificationTask(data, None, ["a", "b", "c"], 3, None, aux_loss=weight)
+        torch.manual_seed(1)
+        result = task.train_step(net, [0, 1, 2])
+        torch.manual_seed(1)  # the same dropout masks
+        ids, lengths, _ = task._tensors(data, [0, 1, 2], "cpu")
+        logits, recurrent, bag = net(ids, lengths, parts=True)
+        expected = ce(logits, labels) + weight * (ce(recurrent, labels) + ce(bag, labels))
+        torch.testing.assert_close(result.loss, expected)
