@@ -15,6 +15,12 @@ def check_nonnegative_int(name: str, value) -> int:
     return value
 
 
+def check_nonnegative_number(name: str, value) -> float:
+    if isinstance(value, bool) or not isinstance(value, int | float) or not (0 <= value < float("inf")):
+        raise ValueError(f"{name} must be a number >= 0, got {value!r}")
+    return float(value)
+
+
 def check_positive_number(name: str, value) -> float:
     if isinstance(value, bool) or not isinstance(value, int | float) or not (0 < value < float("inf")):
         raise ValueError(f"{name} must be a positive number, got {value!r}")

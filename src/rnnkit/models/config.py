@@ -4,12 +4,19 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field, fields
 
+from rnnkit.models.ngrams import WEIGHTINGS
 from rnnkit.models.pooling import parse_pooling
-from rnnkit.validation import check_choice, check_positive_int, check_positive_number, check_probability
+from rnnkit.validation import (
+    check_choice,
+    check_nonnegative_number,
+    check_positive_int,
+    check_positive_number,
+    check_probability,
+)
 
 CELLS = ("lstm", "gru", "rnn", "rnn_relu")
 NGRAM_PATHS = ("none", "logits", "features")
-NGRAM_WEIGHTINGS = ("auto", "count", "idf")
+NGRAM_WEIGHTINGS = ("auto", *WEIGHTINGS)  # "auto" is settled to one of the bag's own before it is built
 
 
 def _help(text: str, **kw):
@@ -101,9 +108,7 @@ class ClassifierConfig(EncoderConfig):
         check_positive_int("ngram_buckets", self.ngram_buckets)
         check_choice("ngram_weighting", self.ngram_weighting, NGRAM_WEIGHTINGS)
         check_probability("ngram_dropout", self.ngram_dropout)
-        if isinstance(self.ngram_aux_loss, bool) or not isinstance(self.ngram_aux_loss, int | float) \
-                or not 0 <= self.ngram_aux_loss < float("inf"):
-            raise ValueError(f"ngram_aux_loss must be a number >= 0, got {self.ngram_aux_loss!r}")
+        check_nonnegative_number("ngram_aux_loss", self.ngram_aux_loss)
         check_positive_int("ngram_dim", self.ngram_dim)
         check_positive_number("ngram_lr_scale", self.ngram_lr_scale)
         if self.cross_fit and self.ensemble < 2:

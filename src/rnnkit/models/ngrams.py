@@ -27,7 +27,7 @@ from collections.abc import Sequence
 import torch
 from torch import Tensor, nn
 
-from rnnkit.validation import check_probability
+from rnnkit.validation import check_choice, check_probability
 
 # Multiplier of the first id in the bigram hash: a prime, odd and far from a power of two (2**31 - 1 would be -1
 # modulo any power-of-two bucket count, making (a, b) and (a + 1, b + 1) collide), and small enough that
@@ -71,8 +71,7 @@ class NgramBag(nn.Module):
         super().__init__()
         if buckets < 1:
             raise ValueError(f"ngram_buckets must be >= 1, got {buckets}")
-        if weighting not in WEIGHTINGS:
-            raise ValueError(f"ngram_weighting must be one of {', '.join(WEIGHTINGS)}, got {weighting!r}")
+        check_choice("ngram_weighting", weighting, WEIGHTINGS)
         check_probability("ngram_dropout", dropout)
         self.vocab_size, self.buckets, self.pad_id, self.weighting = vocab_size, buckets, pad_id, weighting
         self.dropout = dropout

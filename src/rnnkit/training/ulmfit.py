@@ -22,7 +22,13 @@ from torch import nn
 
 from rnnkit.training.config import SCHEDULES
 from rnnkit.training.optim import discriminative_groups
-from rnnkit.validation import check_choice, check_positive_int, check_positive_number, check_probability
+from rnnkit.validation import (
+    check_choice,
+    check_nonnegative_int,
+    check_positive_int,
+    check_positive_number,
+    check_probability,
+)
 
 
 def _help(text: str, **kw):
@@ -70,9 +76,7 @@ class PretrainConfig:
     def __post_init__(self):
         for name in ("pretrain_epochs", "pretrain_batch_size", "pretrain_bptt"):
             check_positive_int(name, getattr(self, name))
-        if isinstance(self.pretrain_samples, bool) or not isinstance(self.pretrain_samples, int) \
-                or self.pretrain_samples < 0:
-            raise ValueError(f"pretrain_samples must be an int >= 0, got {self.pretrain_samples!r}")
+        check_nonnegative_int("pretrain_samples", self.pretrain_samples)
         for name in ("pretrain_lr", "lr_decay") + (("pretrain_max_time",) if self.pretrain_max_time is not None
                                                    else ()):
             check_positive_number(name, getattr(self, name))
