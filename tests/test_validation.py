@@ -11,7 +11,7 @@ import rnnkit
     (dict(input_size=3, hidden_size=-2), "hidden_size must be a positive integer, got -2"),
     (dict(input_size=3, hidden_size=4, num_layers=0), "num_layers must be a positive integer, got 0"),
     (dict(input_size=3.5, hidden_size=4), "input_size must be a positive integer, got 3.5"),
-    (dict(input_size=3, hidden_size=4, num_layers=2, dropout=1.0), r"dropout must be a number in \[0, 1\), got 1.0"),
+    (dict(input_size=3, hidden_size=4, num_layers=2, dropout=1.5), r"dropout must be a number in \[0, 1\], got 1.5"),
     (dict(input_size=3, hidden_size=4, num_layers=2, dropout=-0.1), "dropout must be .* got -0.1"),
     (dict(input_size=3, hidden_size=4, backend="cudnn-magic"), "backend must be 'auto' or one of .* got 'cudnn-magic'"),
 ])

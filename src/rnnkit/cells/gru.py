@@ -31,12 +31,13 @@ class GRUCell(Cell):
     gates = 3
     state_count = 1
     gate_names = ("r", "z", "n")
+    mode = "GRU"
 
     def step(self, x: Tensor, state: State, p: Params, record: dict | None = None) -> tuple[Tensor, State]:
         (h_prev,) = state
         if not self.has_extras:
-            x_r, x_z, x_n = linear(x, p["weight_ih"], p.get("bias_ih")).chunk(3, dim=1)
-            h_r, h_z, h_n = linear(h_prev, p["weight_hh"], p.get("bias_hh")).chunk(3, dim=1)
+            x_r, x_z, x_n = linear(x, p["weight_ih"], p.get("bias_ih")).tensor_split(3, dim=1)
+            h_r, h_z, h_n = linear(h_prev, p["weight_hh"], p.get("bias_hh")).tensor_split(3, dim=1)
         else:
             a_x = linear(x, p["weight_ih"], None)
             a_h = linear(extras.recurrent_input(h_prev, p), p["weight_hh"], None)
@@ -44,8 +45,8 @@ class GRUCell(Cell):
                 a_x, a_h = extras.norm(a_x, p, "ih"), extras.norm(a_h, p, "hh")
             if self.bias:
                 a_x, a_h = a_x + p["bias_ih"], a_h + p["bias_hh"]
-            x_r, x_z, x_n = a_x.chunk(3, dim=1)
-            h_r, h_z, h_n = a_h.chunk(3, dim=1)
+            x_r, x_z, x_n = a_x.tensor_split(3, dim=1)
+            h_r, h_z, h_n = a_h.tensor_split(3, dim=1)
         r = torch.sigmoid(x_r + h_r)
         z = torch.sigmoid(x_z + h_z)
         n = torch.tanh(x_n + r * h_n)

@@ -23,6 +23,10 @@ class LSTMCell(Cell):
     weight_ih (4H, D) and weight_hh (4H, H) stack the gates' rows as [i; f; g; o];
     bias_ih, bias_hh (4H,). The state is the pair (h, c).
 
+    With a projection (``proj_size`` P > 0, torch.nn.LSTM's LSTMP)::
+
+        h = W_hr (o ⊙ tanh(c))                        weight_hr (P, H); h and h_prev (B, P), weight_hh (4H, P)
+
     With extras (``rnnkit.cells.extras``): LayerNorm-LSTM
     z = LN_ih(W_ih x) + LN_hh(W_hh ĥ) + b_ih + b_hh and h = o ⊙ tanh(LN_c(c)); recurrent dropout
     ĥ = h_prev ⊙ m; zoneout on both h and c.
@@ -31,6 +35,8 @@ class LSTMCell(Cell):
     gates = 4
     state_count = 2
     gate_names = ("i", "f", "g", "o")
+    mode = "LSTM"
+    supports_projection = True
 
     def step(self, x: Tensor, state: State, p: Params, record: dict | None = None) -> tuple[Tensor, State]:
         h_prev, c_prev = state
@@ -44,10 +50,12 @@ class LSTMCell(Cell):
             z = a_x + a_h
             if self.bias:
                 z = z + p["bias_ih"] + p["bias_hh"]
-        z_i, z_f, z_g, z_o = z.chunk(4, dim=1)
+        z_i, z_f, z_g, z_o = z.tensor_split(4, dim=1)
         i, f, g, o = torch.sigmoid(z_i), torch.sigmoid(z_f), torch.tanh(z_g), torch.sigmoid(z_o)
         c = f * c_prev + i * g
         h = o * torch.tanh(extras.norm(c, p, "c") if self.layer_norm else c)
+        if self.proj_size:
+            h = linear(h, p["weight_hr"], None)
         if self.zoneout > 0:
             h, c = extras.zone(self, h, h_prev, p, "h"), extras.zone(self, c, c_prev, p, "c")
         if record is not None:

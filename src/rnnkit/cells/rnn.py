@@ -29,9 +29,14 @@ class RNNCell(Cell):
     gate_names = ("pre",)
 
     def __init__(self, input_size: int, hidden_size: int, bias: bool = True, nonlinearity: str = "tanh",
-                 *, own_parameters: bool = True, **extra_options):
+                 device=None, dtype=None, *, own_parameters: bool = True, **extra_options):
         self.nonlinearity = check_choice("nonlinearity", nonlinearity, NONLINEARITIES)
-        super().__init__(input_size, hidden_size, bias, own_parameters=own_parameters, **extra_options)
+        super().__init__(input_size, hidden_size, bias, device, dtype, own_parameters=own_parameters,
+                         **extra_options)
+
+    @property
+    def mode(self) -> str:
+        return f"RNN_{self.nonlinearity.upper()}"
 
     def step(self, x: Tensor, state: State, p: Params, record: dict | None = None) -> tuple[Tensor, State]:
         (h_prev,) = state
@@ -43,5 +48,5 @@ class RNNCell(Cell):
             record["pre"] = pre
         return h, (h,)
 
-    def extra_repr(self) -> str:
-        return super().extra_repr() + f", nonlinearity={self.nonlinearity!r}"
+    def torch_options(self) -> dict:
+        return {} if self.nonlinearity == "tanh" else {"nonlinearity": self.nonlinearity}

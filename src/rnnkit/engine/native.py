@@ -34,7 +34,8 @@ from rnnkit.lengths import last_valid
 
 _KERNELS = {LSTMCell: torch.lstm, GRUCell: torch.gru}
 _RNN_KERNELS = {"tanh": torch.rnn_tanh, "relu": torch.rnn_relu}
-_ORDER = ("weight_ih", "weight_hh", "bias_ih", "bias_hh")  # torch's flat-weight order per layer and direction
+# torch's flat-weight order per layer and direction (weight_hr: a projection, LSTM with proj_size)
+_ORDER = ("weight_ih", "weight_hh", "bias_ih", "bias_hh", "weight_hr")
 
 
 def _kernel(layer):
@@ -65,8 +66,8 @@ def _call(layer, x: Tensor, state: tuple[Tensor, ...], weights: list[Tensor], nu
 
 
 def _zeros(layer, x: Tensor, count: int) -> tuple[Tensor, ...]:
-    zeros = x.new_zeros(count, x.shape[1], layer.hidden_size)
-    return tuple(zeros for _ in range(layer.cell_type.state_count))
+    # h has proj_size features with a projection, c hidden_size (torch.lstm tells them apart by that).
+    return tuple(x.new_zeros(count, x.shape[1], size) for size in layer.cell_for(0, 0).state_sizes)
 
 
 # ``plan``'s cost model, in row-steps (one row through one step): a kernel step costs about as much as this
@@ -162,7 +163,7 @@ def _segmented_direction(layer, k: int, d: int, x: Tensor, h0, lengths: Tensor, 
             ends = plan(ranked, hold=False)
         else:
             held_weights = [torch.cat([weights[0], column], 1), *weights[1:]]
-    out = x.new_zeros(steps, batch, layer.hidden_size)  # in the caller's row order; zero past each length
+    out = x.new_zeros(steps, batch, layer.cell_for(k, d).output_size)  # the caller's row order; 0 past each length
     finals = []
     start, live, running = 0, batch, batch
     for end in ends:
@@ -194,7 +195,7 @@ class NativeBackend:
     def unsupported(self, layer, x, lengths):
         if layer.cell_type not in (LSTMCell, GRUCell, RNNCell):
             return f"torch has no native kernel for {layer.cell_type.__name__}"
-        extra = sorted(set(layer.cell_options) - {"nonlinearity"})
+        extra = sorted(set(layer.cell_options) - {"nonlinearity", "proj_size"})
         if extra:
             return f"torch's kernels have no cell options {extra}"
         return None
@@ -206,7 +207,8 @@ class NativeBackend:
         if lengths is not None:
             order = torch.argsort(lengths, descending=True, stable=True)
             ranked = lengths[order].tolist()
-            ends = plan(ranked, hold=layer.cell_type is LSTMCell)
+            # A projected h is not bounded by 1, which ``_hold_column``'s bound needs: no holding there.
+            ends = plan(ranked, hold=layer.cell_type is LSTMCell and not layer.proj_size)
 
             def direction(layer, k, d, x_d, h0, lengths, record=None):
                 return _segmented_direction(layer, k, d, x_d, h0, lengths, order, ranked, ends)

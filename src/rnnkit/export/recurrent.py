@@ -40,6 +40,10 @@ def check_exportable(layer) -> None:
     if cell not in _OP:
         raise ExportError(f"cannot export a layer of the custom cell {cell.__name__}: the export knows the steps "
                           "of RNNCell, GRUCell and LSTMCell only")
+    proj_size = layer.cell_options.get("proj_size", 0)
+    if proj_size:
+        raise ExportError(f"cannot export an LSTM with proj_size={proj_size}: ONNX's LSTM operator has no "
+                          "projection and the export does not write one")
 
 
 def _reorder(t: Tensor, order: tuple[int, ...]) -> Tensor:

@@ -4,10 +4,12 @@
 take torch.nn's arguments and keep torch.nn's parameter names
 (``weight_ih_l0``, ``bias_hh_l1_reverse``, ...), so state dicts load both ways.
 
-Shapes (batch_first=False; swap T and B for batch_first=True):
+Shapes (batch_first=False; swap T and B for batch_first=True), H_out = proj_size P if set, else H:
     input (T, B, D) or (T, D) unbatched, or a PackedSequence
-    output (T, B, dirs·H), zero past each sequence's length
-    h_n (and c_n for LSTM) (L·dirs, B, H), each sequence's state at its own last token
+    output (T, B, dirs·H_out), zero past each sequence's length
+    h_n (L·dirs, B, H_out) and, for LSTM, c_n (L·dirs, B, H), each sequence's state at its own last token
+
+The differences from torch.nn that remain, each deliberate, are listed in docs/compatibility.md.
 """
 
 from __future__ import annotations
@@ -21,19 +23,21 @@ from torch.nn.utils.rnn import PackedSequence, pack_padded_sequence, pad_packed_
 from rnnkit.cells import Cell, GRUCell, LSTMCell, RNNCell
 from rnnkit.engine.registry import check_backend_name, resolve_backend
 from rnnkit.lengths import check_lengths
-from rnnkit.validation import check_positive_int, check_probability
+from rnnkit.validation import DtypeMismatchError, ShapeError, check_positive_int, check_probability
 
 
 class Recurrent(nn.Module):
     """A stack of ``num_layers`` recurrent layers (each optionally bidirectional) of one cell type.
 
-    Args mirror torch.nn.RNN; ``cell`` is a Cell subclass, ``backend`` a registered
-    back-end name or ``"auto"``, and ``cell_options`` are passed to every cell.
+    The positional arguments after ``cell`` are torch.nn.RNNBase's (``proj_size`` for cells that support it,
+    ``device``/``dtype`` for the parameters); ``backend`` (a registered back-end name or ``"auto"``) and the
+    ``cell_options`` passed to every cell are keyword-only.
     """
 
     def __init__(self, cell: type[Cell], input_size: int, hidden_size: int, num_layers: int = 1,
                  bias: bool = True, batch_first: bool = False, dropout: float = 0.0,
-                 bidirectional: bool = False, backend: str = "auto", **cell_options):
+                 bidirectional: bool = False, proj_size: int = 0, device=None, dtype=None, *,
+                 backend: str = "auto", **cell_options):
         super().__init__()
         if not (isinstance(cell, type) and issubclass(cell, Cell)):
             raise TypeError(f"cell must be a subclass of rnnkit.cells.Cell, got {cell!r}")
@@ -45,31 +49,49 @@ class Recurrent(nn.Module):
             if not isinstance(flag, bool):
                 raise TypeError(f"{name} must be a bool, got {flag!r}")
         self.bias, self.batch_first, self.bidirectional = bias, batch_first, bidirectional
-        self.dropout = check_probability("dropout", dropout)
+        self.dropout = check_probability("dropout", dropout, allow_one=True)
         if self.dropout > 0 and num_layers == 1:
-            warnings.warn("dropout acts between layers; with num_layers=1 it does nothing", stacklevel=2)
+            warnings.warn(f"dropout acts between layers; with num_layers=1 dropout={dropout} does nothing",
+                          stacklevel=2)
         self.backend = check_backend_name(backend)
         self.num_directions = 2 if bidirectional else 1
-        self.cell_options = dict(cell_options)
+        # A projection is a cell option (the cells own the layout); only a set one is passed, so the back ends
+        # that check the options (native, fused) see it and the rest of the options stay as before.
+        self.cell_options = dict(cell_options, **({"proj_size": proj_size} if proj_size != 0 else {}))
+        self._build(cell, {"device": device, "dtype": dtype})
+        self.proj_size = self.cell_for(0, 0).proj_size
+        self.mode = self.cell_for(0, 0).mode
+        self.reset_parameters()
+
+    def _build(self, cell: type[Cell], factory: dict) -> None:
+        """One cell per layer and direction, and their tensors registered under torch.nn's names."""
         self._names: dict[tuple[int, int], dict[str, str]] = {}  # params_for's cell name -> parameter name
-        cells = []
-        for k in range(num_layers):
-            layer_input = input_size if k == 0 else hidden_size * self.num_directions
+        self._flat_weights_names: list[str] = []  # torch.nn's attribute: every parameter name in its order
+        self._all_weights: list[list[str]] = []  # torch.nn's: the names per layer and direction
+        cells: list[Cell] = []
+        for k in range(self.num_layers):
+            layer_input = self.input_size if k == 0 else cells[-1].output_size * self.num_directions
             for d in range(self.num_directions):
-                c = cell(layer_input, hidden_size, bias, own_parameters=False, **cell_options)
+                c = cell(layer_input, self.hidden_size, self.bias, own_parameters=False, **self.cell_options)
                 cells.append(c)
                 self._names[(k, d)] = {name: self._param_name(name, k, d) for name in c.parameter_shapes()}
                 for name, shape in c.parameter_shapes().items():
-                    self.register_parameter(self._names[(k, d)][name], nn.Parameter(torch.empty(shape)))
-        # The cells hold configuration only, no tensors: the state dict keeps torch.nn's keys.
-        self.cells = nn.ModuleList(cells)
-        self._cell_list = tuple(cells)  # cell_for runs every call: ModuleList indexing costs ~5 µs
-        self.reset_parameters()
+                    self.register_parameter(self._names[(k, d)][name], nn.Parameter(torch.empty(shape, **factory)))
+                self._all_weights.append(list(self._names[(k, d)].values()))
+                self._flat_weights_names.extend(self._names[(k, d)].values())
+        # The cells hold configuration only, no tensors, and are not submodules: the state dict keeps torch.nn's
+        # keys and the module tree (repr, named_modules) is torch.nn's.
+        self._cell_list = tuple(cells)  # cell_for runs every call: a tuple, not a ModuleList (~5 µs an index)
 
     # -- parameters -------------------------------------------------------------
     @staticmethod
     def _param_name(name: str, k: int, d: int) -> str:
         return f"{name}_l{k}" + ("_reverse" if d == 1 else "")
+
+    @property
+    def cells(self) -> tuple[Cell, ...]:
+        """Every layer's and direction's cell, layer-major (the configuration, not the weights)."""
+        return self._cell_list
 
     def cell_for(self, k: int, d: int) -> Cell:
         return self._cell_list[k * self.num_directions + d]
@@ -80,6 +102,16 @@ class Recurrent(nn.Module):
         # else registered under the name (a parametrization, a plain tensor).
         own = self._parameters
         return {name: own[full] if full in own else getattr(self, full) for name, full in self._names[(k, d)].items()}
+
+    @property
+    def _flat_weights(self) -> list[Tensor]:
+        """torch.nn's attribute: the tensors in ``_flat_weights_names``' order, read now (parametrized or moved)."""
+        return [getattr(self, name) for name in self._flat_weights_names]
+
+    @property
+    def all_weights(self) -> list[list[Tensor]]:
+        """torch.nn's attribute: the tensors of each layer and direction, in torch.nn's order."""
+        return [[getattr(self, name) for name in names] for names in self._all_weights]
 
     def reset_parameters(self) -> None:
         for k in range(self.num_layers):
@@ -93,7 +125,10 @@ class Recurrent(nn.Module):
 
     # -- running ----------------------------------------------------------------
     def _prepare(self, input, hx, lengths):
-        """Validate and bring the call to time-major (T, B, D) with CPU lengths and a tuple hx."""
+        """Validate and bring the call to time-major (T, B, D) with CPU lengths and a tuple hx.
+
+        Exception classes are torch.nn's (see ``rnnkit.validation``), messages rnnkit's.
+        """
         packed = isinstance(input, PackedSequence)
         unbatched = False
         if packed:
@@ -112,16 +147,27 @@ class Recurrent(nn.Module):
                 x = input.transpose(0, 1) if self.batch_first else input
             else:
                 raise ValueError(f"input must be 3-D (batched) or 2-D (unbatched), got shape {tuple(input.shape)}")
-        if not x.dtype.is_floating_point:
-            raise TypeError(f"input must be a floating-point tensor, got dtype {x.dtype}")
+        self._check_dtype(x)
         if x.shape[2] != self.input_size:
-            raise ValueError(f"input has {x.shape[2]} features but input_size={self.input_size}")
+            raise ShapeError(f"input has {x.shape[2]} features but input_size={self.input_size}")
         if x.shape[0] == 0:
-            raise ValueError("input has zero time steps")
+            raise ShapeError("input has zero time steps")
         steps, batch = x.shape[0], x.shape[1]
         lengths = check_lengths(lengths, batch, steps)
         hx = self._check_hx(hx, batch, x, unbatched)
         return x, hx, lengths, packed, unbatched
+
+    def _check_dtype(self, x: Tensor) -> None:
+        """The input's dtype against the weights' (autocast casts them itself, so not under autocast)."""
+        first = self._flat_weights_names[0]
+        weight = self._parameters[first] if first in self._parameters else getattr(self, first)
+        if x.dtype == weight.dtype or torch.is_autocast_enabled(x.device.type):
+            return
+        if not x.dtype.is_floating_point:
+            raise DtypeMismatchError(f"input must be a floating-point tensor, got dtype {x.dtype} "
+                                     f"(the weights are {weight.dtype})")
+        raise DtypeMismatchError(f"input has dtype {x.dtype} but the weights have {weight.dtype}: convert the "
+                                 f"input (input.to({weight.dtype})) or the layer (layer.to({x.dtype}))")
 
     def _check_hx(self, hx, batch: int, x: Tensor, unbatched: bool):
         if hx is None:
@@ -132,14 +178,14 @@ class Recurrent(nn.Module):
         if len(states) != count or not all(isinstance(s, Tensor) for s in states):
             raise TypeError(f"{what} must be {count} tensor(s), got {type(hx).__name__} of {len(states)}")
         lead = self.num_layers * self.num_directions
-        expected = (lead, self.hidden_size) if unbatched else (lead, batch, self.hidden_size)
         out = []
-        for i, s in enumerate(states):
+        for i, (s, size) in enumerate(zip(states, self.cell_for(0, 0).state_sizes, strict=True)):
             name = "hx" if count == 1 else ("h_0", "c_0")[i]
+            expected = (lead, size) if unbatched else (lead, batch, size)
             if tuple(s.shape) != expected:
-                raise ValueError(f"{name} must have shape {expected}, got {tuple(s.shape)}")
-            if s.dtype != x.dtype:
-                raise TypeError(f"{name} has dtype {s.dtype} but the input has {x.dtype}")
+                raise ShapeError(f"{name} must have shape {expected}, got {tuple(s.shape)}")
+            if s.dtype != x.dtype and not torch.is_autocast_enabled(x.device.type):
+                raise DtypeMismatchError(f"{name} has dtype {s.dtype} but the input has {x.dtype}")
             if s.device != x.device:
                 raise ValueError(f"{name} is on {s.device} but the input is on {x.device}")
             out.append(s.unsqueeze(1) if unbatched else s)
@@ -172,14 +218,36 @@ class Recurrent(nn.Module):
 
         return run_trace(self, input, hx, lengths)
 
+    def __prepare_scriptable__(self):
+        """``torch.jit.script``: torch.nn's own module sharing these parameters, or a clear error (see ``script``)."""
+        from rnnkit.layers.script import scriptable_layer
+
+        return scriptable_layer(self)
+
     def extra_repr(self) -> str:
-        s = f"{self.cell_type.__name__}, {self.input_size}, {self.hidden_size}, num_layers={self.num_layers}"
-        for name, default in (("bias", True), ("batch_first", False), ("dropout", 0.0), ("bidirectional", False)):
+        """torch.nn's repr, then the rnnkit-only options that are set (and the cell of a generic ``Recurrent``)."""
+        s = f"{self.input_size}, {self.hidden_size}"
+        if type(self) is Recurrent:
+            s = f"{self.cell_type.__name__}, " + s
+        if self.proj_size != 0:
+            s += f", proj_size={self.proj_size}"
+        for name, default in (("num_layers", 1), ("bias", True), ("batch_first", False), ("dropout", 0.0),
+                              ("bidirectional", False)):
             if getattr(self, name) != default:
                 s += f", {name}={getattr(self, name)}"
-        if self.cell_options:
-            s += ", " + ", ".join(f"{k}={v!r}" for k, v in self.cell_options.items())
-        return s + f", backend={self.backend!r}"
+        return s + "".join(f", {k}={v!r}" for k, v in self.rnnkit_options().items())
+
+    def rnnkit_options(self) -> dict:
+        """The options torch.nn's module lacks that this layer sets: the back end and the cell options."""
+        shown_by_torch = set() if type(self) is Recurrent else {"nonlinearity"}
+        options = {k: v for k, v in self.cell_options.items() if k != "proj_size" and k not in shown_by_torch}
+        return ({"backend": self.backend} if self.backend != "auto" else {}) | options
+
+
+def _refuse_proj_size(cls: str, cell_options: dict) -> None:
+    # torch.nn.RNN/GRU accept **kwargs only to refuse proj_size with this error.
+    if "proj_size" in cell_options:
+        raise ValueError(f"proj_size argument is only supported for LSTM, not {cls}")
 
 
 class RNN(Recurrent):
@@ -187,20 +255,21 @@ class RNN(Recurrent):
 
     def __init__(self, input_size: int, hidden_size: int, num_layers: int = 1, nonlinearity: str = "tanh",
                  bias: bool = True, batch_first: bool = False, dropout: float = 0.0,
-                 bidirectional: bool = False, backend: str = "auto", **cell_options):
+                 bidirectional: bool = False, device=None, dtype=None, *, backend: str = "auto", **cell_options):
+        _refuse_proj_size("RNN", cell_options)
         super().__init__(RNNCell, input_size, hidden_size, num_layers, bias, batch_first, dropout,
-                         bidirectional, backend, nonlinearity=nonlinearity, **cell_options)
+                         bidirectional, 0, device, dtype, backend=backend, nonlinearity=nonlinearity, **cell_options)
         self.nonlinearity = nonlinearity
 
 
 class LSTM(Recurrent):
-    """Drop-in for ``torch.nn.LSTM``: returns ``(output, (h_n, c_n))``."""
+    """Drop-in for ``torch.nn.LSTM``: returns ``(output, (h_n, c_n))``; ``proj_size`` as torch.nn's."""
 
     def __init__(self, input_size: int, hidden_size: int, num_layers: int = 1, bias: bool = True,
                  batch_first: bool = False, dropout: float = 0.0, bidirectional: bool = False,
-                 backend: str = "auto", **cell_options):
+                 proj_size: int = 0, device=None, dtype=None, *, backend: str = "auto", **cell_options):
         super().__init__(LSTMCell, input_size, hidden_size, num_layers, bias, batch_first, dropout,
-                         bidirectional, backend, **cell_options)
+                         bidirectional, proj_size, device, dtype, backend=backend, **cell_options)
 
 
 class GRU(Recurrent):
@@ -208,6 +277,7 @@ class GRU(Recurrent):
 
     def __init__(self, input_size: int, hidden_size: int, num_layers: int = 1, bias: bool = True,
                  batch_first: bool = False, dropout: float = 0.0, bidirectional: bool = False,
-                 backend: str = "auto", **cell_options):
+                 device=None, dtype=None, *, backend: str = "auto", **cell_options):
+        _refuse_proj_size("GRU", cell_options)
         super().__init__(GRUCell, input_size, hidden_size, num_layers, bias, batch_first, dropout,
-                         bidirectional, backend, **cell_options)
+                         bidirectional, 0, device, dtype, backend=backend, **cell_options)
