@@ -35,24 +35,25 @@ def twins(backend, **kwargs):
     return torch_lstm, ours
 
 
-def grads(module, result):
+def grads(module, result, x):
+    """Gradients of one loss over the output, h_n and c_n, for every parameter and the input."""
     out, (h, c) = result
     if isinstance(out, nn.utils.rnn.PackedSequence):
-        out = out.data
+        out = pad_packed_sequence(out)[0]
     weights = torch.linspace(-1, 1, out.numel(), dtype=out.dtype).view_as(out)
     loss = (out * weights).sum() + (h ** 2).sum() + (c * 0.5).sum()
-    names = [n for n, _ in module.named_parameters()]
-    return dict(zip(names, torch.autograd.grad(loss, list(module.parameters())), strict=True))
+    names = [n for n, _ in module.named_parameters()] + ["input"]
+    return dict(zip(names, torch.autograd.grad(loss, [*module.parameters(), x]), strict=True))
 
 
-def assert_same(ours, theirs, ours_result, theirs_result):
+def assert_same(ours, theirs, ours_result, theirs_result, x):
     (o1, (h1, c1)), (o2, (h2, c2)) = ours_result, theirs_result
     if isinstance(o1, nn.utils.rnn.PackedSequence):
         o1, o2 = pad_packed_sequence(o1)[0], pad_packed_sequence(o2)[0]
     torch.testing.assert_close(o1, o2)
     torch.testing.assert_close(h1, h2)
     torch.testing.assert_close(c1, c2)
-    g1, g2 = grads(ours, ours_result), grads(theirs, theirs_result)
+    g1, g2 = grads(ours, ours_result, x), grads(theirs, theirs_result, x)
     assert g1.keys() == g2.keys()
     for name in g1:
         torch.testing.assert_close(g1[name], g2[name], msg=name)
@@ -66,36 +67,38 @@ def test_dense_matches_torch(backend, bidirectional, batch_first):
     x = torch.randn(5, 4, D, dtype=torch.float64)  # 5 steps, 4 rows
     if batch_first:
         x = x.transpose(0, 1).contiguous()
+    x.requires_grad_()
     dirs = 2 if bidirectional else 1
     h0 = torch.randn(2 * dirs, 4, P, dtype=torch.float64)
     c0 = torch.randn(2 * dirs, 4, H, dtype=torch.float64)
     for hx in (None, (h0, c0)):
         r_ours, r_theirs = ours(x, hx), theirs(x, hx)
         assert r_ours[0].shape[-1] == P * dirs and r_ours[1][0].shape[-1] == P and r_ours[1][1].shape[-1] == H
-        assert_same(ours, theirs, r_ours, r_theirs)
+        assert_same(ours, theirs, r_ours, r_theirs, x)
 
 
 @pytest.mark.parametrize("backend", BACKENDS)
 @pytest.mark.parametrize("bidirectional", [False, True])
-def test_lengths_and_packed_match_torch_packed(backend, bidirectional):
+@pytest.mark.parametrize("with_state", [False, True])
+def test_lengths_and_packed_match_torch_packed(backend, bidirectional, with_state):
     theirs, ours = twins(backend, num_layers=2, bidirectional=bidirectional)
-    x = torch.randn(6, 4, D, dtype=torch.float64)
-    lengths = torch.tensor([6, 2, 5, 1])
+    x = torch.randn(6, 4, D, dtype=torch.float64, requires_grad=True)
+    lengths = torch.tensor([6, 2, 5, 1])  # unsorted: torch.nn permutes hx to its sorted order and back
+    lead = 4 if bidirectional else 2
+    hx = (torch.randn(lead, 4, P, dtype=torch.float64), torch.randn(lead, 4, H, dtype=torch.float64))
+    hx = hx if with_state else None
     packed = pack_padded_sequence(x, lengths, enforce_sorted=False)
-    r_theirs = theirs(packed)
-    assert_same(ours, theirs, ours(packed), r_theirs)
-    # lengths= on padded input: torch.nn's packed result, padded.
-    out, (h, c) = ours(x, lengths=lengths)
-    torch.testing.assert_close(out, pad_packed_sequence(r_theirs[0])[0])
-    torch.testing.assert_close((h, c), r_theirs[1])
+    assert_same(ours, theirs, ours(packed, hx), theirs(packed, hx), x)
+    # lengths= on padded input: torch.nn's packed result, padded (its gradients too).
+    assert_same(ours, theirs, ours(x, hx, lengths=lengths), theirs(packed, hx), x)
 
 
 @pytest.mark.parametrize("backend", BACKENDS)
 def test_unbatched_matches_torch(backend):
     theirs, ours = twins(backend)
-    x = torch.randn(5, D, dtype=torch.float64)
+    x = torch.randn(5, D, dtype=torch.float64, requires_grad=True)
     hx = (torch.randn(1, P, dtype=torch.float64), torch.randn(1, H, dtype=torch.float64))
-    assert_same(ours, theirs, ours(x, hx), theirs(x, hx))
+    assert_same(ours, theirs, ours(x, hx), theirs(x, hx), x)
 
 
 def test_state_dict_keys_and_shapes_equal_torchs():
