@@ -48,8 +48,7 @@ def grads(module, result, x):
 
 def assert_same(ours, theirs, ours_result, theirs_result, x):
     (o1, (h1, c1)), (o2, (h2, c2)) = ours_result, theirs_result
-    if isinstance(o1, nn.utils.rnn.PackedSequence):
-        o1, o2 = pad_packed_sequence(o1)[0], pad_packed_sequence(o2)[0]
+    o1, o2 = (pad_packed_sequence(o)[0] if isinstance(o, nn.utils.rnn.PackedSequence) else o for o in (o1, o2))
     torch.testing.assert_close(o1, o2)
     torch.testing.assert_close(h1, h2)
     torch.testing.assert_close(c1, c2)
