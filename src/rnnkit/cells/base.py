@@ -56,6 +56,10 @@ class Cell(nn.Module):
             raise TypeError(f"bias must be a bool, got {bias!r}")
         self.bias = bias
         self.proj_size = self._check_proj_size(proj_size)
+        # Features of h (P with a projection, else H) and of each state tensor (h, then c for LSTM): plain
+        # attributes, read on every layer call (a property costs a few µs there).
+        self.output_size = self.proj_size or self.hidden_size
+        self.state_sizes = (self.output_size,) + (self.hidden_size,) * (self.state_count - 1)
         self.owns_parameters = own_parameters
         if own_parameters:
             factory = {"device": device, "dtype": dtype}
@@ -81,16 +85,6 @@ class Cell(nn.Module):
     def mode(self) -> str:
         """torch.nn.RNNBase's name for the cell kind ('LSTM', 'GRU', 'RNN_TANH', 'RNN_RELU'); else the class."""
         return type(self).__name__
-
-    @property
-    def output_size(self) -> int:
-        """Features of h: P with a projection, else H."""
-        return self.proj_size or self.hidden_size
-
-    @property
-    def state_sizes(self) -> tuple[int, ...]:
-        """Features of each state tensor: h has ``output_size``, c (LSTM) ``hidden_size``."""
-        return (self.output_size,) + (self.hidden_size,) * (self.state_count - 1)
 
     def parameter_shapes(self) -> dict[str, tuple[int, ...]]:
         """Names and shapes of the tensors ``step`` reads, in torch.nn's order."""

@@ -61,6 +61,7 @@ class Recurrent(nn.Module):
         self._build(cell, {"device": device, "dtype": dtype})
         self.proj_size = self.cell_for(0, 0).proj_size
         self.mode = self.cell_for(0, 0).mode
+        self._state_sizes = self.cell_for(0, 0).state_sizes  # features of h (and c): every call checks hx
         self.reset_parameters()
 
     def _build(self, cell: type[Cell], factory: dict) -> None:
@@ -179,7 +180,7 @@ class Recurrent(nn.Module):
             raise TypeError(f"{what} must be {count} tensor(s), got {type(hx).__name__} of {len(states)}")
         lead = self.num_layers * self.num_directions
         out = []
-        for i, (s, size) in enumerate(zip(states, self.cell_for(0, 0).state_sizes, strict=True)):
+        for i, (s, size) in enumerate(zip(states, self._state_sizes, strict=True)):
             name = "hx" if count == 1 else ("h_0", "c_0")[i]
             expected = (lead, size) if unbatched else (lead, batch, size)
             if tuple(s.shape) != expected:
