@@ -1,0 +1,2 @@
+# %% [markdown]
+# # 02_classify_news

@@ -1,0 +1,2 @@
+# %% [markdown]
+# # 03_inside_the_gates

@@ -1,0 +1,2 @@
+# %% [markdown]
+# # 04_generate_text

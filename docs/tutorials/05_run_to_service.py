@@ -1,0 +1,2 @@
+# %% [markdown]
+# # 05_run_to_service
