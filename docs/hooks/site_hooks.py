@@ -2,8 +2,9 @@
 
 * The command-line reference is generated from rnnkit's own argparse parsers at build time, so every option
   and default is written once, in the code: a page holding the marker below gets each verb's ``--help``.
-* mkdocs-jupyter's notebook template always emits a MathJax loader; the tutorials write their equations as
-  text, and the site must open offline, so the loader (an empty ``src``) and its configuration are dropped.
+* mkdocs-jupyter's notebook template always emits a MathJax loader and a script that imports Mermaid from a CDN
+  when a notebook has a diagram. The tutorials write their equations as text and draw no diagrams, and the site
+  must open offline, so both scripts are dropped from the built pages.
 """
 
 from __future__ import annotations
@@ -16,6 +17,8 @@ HELP_WIDTH = "100"  # argparse wraps to $COLUMNS; fixed so the page does not dep
 _MATHJAX = re.compile(r'<!-- Load mathjax -->\s*<script src="">\s*</script>\s*<!-- MathJax configuration -->\s*'
                       r'<script type="text/x-mathjax-config">.*?</script>\s*<!-- End of mathjax configuration -->',
                       re.S)
+_MERMAID = re.compile(r'<script type="module">(?:(?!</script>).)*?import\("https://cdnjs\.cloudflare\.com/ajax/libs/'
+                      r'mermaid/.*?</script>', re.S)
 
 
 def verb_helps() -> list[tuple[str, str, str]]:
@@ -53,4 +56,4 @@ def on_page_markdown(markdown: str, page, config, files) -> str:
 
 
 def on_post_page(output: str, page, config) -> str:
-    return _MATHJAX.sub("", output)
+    return _MERMAID.sub("", _MATHJAX.sub("", output))
