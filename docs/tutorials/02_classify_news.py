@@ -179,12 +179,12 @@ for name, options in (("LSTM 32, bidirectional", dict(bidirectional=True)),
 # files, the way your own data would come) and, unless `RNNKIT_TUTORIAL_FULL=1`, three epochs.
 
 # %%
-import csv  # noqa: E402
-import tempfile  # noqa: E402
-from pathlib import Path  # noqa: E402
+import csv
+import tempfile
+from pathlib import Path
 
-from rnnkit.api.classifier import CLASSIFIER_TRAIN_DEFAULTS, train_classifier  # noqa: E402
-from rnnkit.training.config import TrainConfig  # noqa: E402
+from rnnkit.api.classifier import CLASSIFIER_TRAIN_DEFAULTS, train_classifier
+from rnnkit.training.config import TrainConfig
 
 work = Path(tempfile.mkdtemp(prefix="rnnkit-tutorial-"))
 for split in ("train", "valid", "test"):

@@ -77,7 +77,7 @@ print({name: tuple(series.shape) for name, series in lstm_trace[0, 0].items()})
 # %%
 def heatmaps(steps, names, title):
     fig, axes = plt.subplots(len(names), 1, figsize=(11, 1.9 * len(names)), sharex=True)
-    for ax, name in zip(axes, names):
+    for ax, name in zip(axes, names, strict=True):
         values = steps[name][0, :, :24].T  # the first 24 units, one row each
         ax.imshow(values, aspect="auto", cmap="viridis", vmin=0 if name in "ifozr" else -1, vmax=1)
         ax.set_ylabel(name, rotation=0, labelpad=12)
