@@ -2,6 +2,7 @@
 
 * The command-line reference is generated from rnnkit's own argparse parsers at build time, so every option
   and default is written once, in the code: a page holding the marker below gets each verb's ``--help``.
+* Each tutorial's conversion time (its execution, when executed) is logged, so CI shows how long they take.
 * mkdocs-jupyter's notebook template always emits a MathJax loader and a script that imports Mermaid from a CDN
   when a notebook has a diagram. The tutorials write their equations as text and draw no diagrams, and the site
   must open offline, so both scripts are dropped from the built pages.
@@ -9,8 +10,14 @@
 
 from __future__ import annotations
 
+import logging
 import os
 import re
+import time
+
+from mkdocs.plugins import event_priority
+
+log = logging.getLogger("mkdocs.hooks.rnnkit")
 
 CLI_MARKER = "<!-- rnnkit-cli-reference -->"
 HELP_WIDTH = "100"  # argparse wraps to $COLUMNS; fixed so the page does not depend on the building terminal
@@ -47,6 +54,23 @@ def render_cli_reference() -> str:
         title = "rnnkit" if name == "rnnkit" else f"rnnkit {name}"
         parts.append(f"## `{title}`\n\n{summary}\n\n```text\n{text.rstrip()}\n```\n")
     return "\n".join(parts)
+
+
+_started: dict[str, float] = {}
+
+
+@event_priority(100)  # before mkdocs-jupyter converts (and executes) the notebook
+def on_pre_page(page, config, files):
+    _started[page.file.src_uri] = time.perf_counter()
+    return page
+
+
+@event_priority(-100)  # after it
+def on_page_content(html: str, page, config, files):
+    name = page.file.src_uri
+    if name.startswith("tutorials/") and name.endswith(".py"):
+        log.info("tutorial %s converted in %.1f s", name, time.perf_counter() - _started[name])
+    return html
 
 
 def on_page_markdown(markdown: str, page, config, files) -> str:
