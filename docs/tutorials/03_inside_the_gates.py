@@ -92,10 +92,11 @@ def heatmaps(steps, names, title):
 heatmaps(lstm_trace[0, 0], ["i", "f", "o", "c"], "LSTM: input, forget and output gates, cell state (24 units)")
 
 # %% [markdown]
-# Gates near 1 (yellow) let information through, near 0 (dark) block it. Forget gates that stay near 1 across the
-# sentence keep their cell-state component: those rows of C change slowly, the long memory. Rows that flip at
-# spaces and punctuation are the flags the lesson describes. The GRU has no separate cell state; its update gate
-# z decides, per unit, how much of the old state to keep:
+# Gates near 1 (yellow) let information through, near 0 (dark) block it. Look for rows of f that stay near 1
+# across the sentence: those components of C are kept from step to step and change slowly, the long memory. Rows
+# that change at spaces, punctuation or the line break react to word and line boundaries, the flags the lesson
+# describes; a model trained this briefly has only a few. The GRU has no separate cell state; its update gate z
+# decides, per unit, how much of the old state to keep:
 
 # %%
 gru_trace = trace(gru_lm, SENTENCE)
