@@ -16,7 +16,7 @@
 # The lesson's simple recurrent network reads a sentence one token at a time. Token i arrives as a vector X_i
 # (its embedding), and the network keeps a **state** S that it feeds back in with the next token:
 #
-# $$S_i = \sigma(W \cdot X_i + H \cdot S_{i-1} + b)$$
+#     S_i = σ(W·X_i + H·S_(i-1) + b)
 #
 # W maps the input to the state, H maps the previous state to the next, and the same W, H and b are used at every
 # step: the "chain of blocks that share weights". This tutorial writes that equation by hand, checks it against
@@ -30,7 +30,7 @@ import torch
 
 import rnnkit
 
-torch.manual_seed(0)
+_ = torch.manual_seed(0)
 
 # %% [markdown]
 # ## The equation, in a few lines
@@ -58,7 +58,7 @@ by_hand = torch.stack(by_hand)
 by_hand
 
 # %% [markdown]
-# ## The same numbers from `rnnkit.RNNCell` and `torch.nn.RNNCell`
+# ## The same numbers from rnnkit.RNNCell and torch.nn.RNNCell
 #
 # `rnnkit.RNNCell` names W `weight_ih` and H `weight_hh`, and splits b into `bias_ih + bias_hh` as torch.nn does,
 # so its state dict loads into `torch.nn.RNNCell` unchanged. Copy our W, H and b in and run both cells over the

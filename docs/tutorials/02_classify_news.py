@@ -139,7 +139,7 @@ def train_and_test(model):
 
 
 # %% [markdown]
-# ## Padded, packed, `lengths=`
+# ## Padded, packed, lengths=
 
 # %%
 results = {}

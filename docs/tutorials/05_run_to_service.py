@@ -55,7 +55,7 @@ classifier, summary = train_classifier(str(work / "train.csv"), work / "news", t
 print(sorted(p.name for p in (work / "news").iterdir()), sorted(p.name for p in (work / "news" / "model").iterdir()))
 
 # %% [markdown]
-# ## `rnnkit predict`
+# ## rnnkit predict
 #
 # Texts as arguments (or one per line on stdin); `--top-k` labels each, `--json` for machines.
 
@@ -63,7 +63,7 @@ print(sorted(p.name for p in (work / "news").iterdir()), sorted(p.name for p in 
 rnnkit(["predict", str(work / "news"), "Shares fell after the rate rise", "The striker scored twice", "--top-k", "2"])
 
 # %% [markdown]
-# ## `rnnkit serve`
+# ## rnnkit serve
 #
 # `rnnkit serve RUN` starts uvicorn on 127.0.0.1:8000 with the HTTP API, the explorer page at `/` and the API's own
 # documentation at `/docs`. The same application is `rnnkit.serve.create_app`; here FastAPI's `TestClient` runs it
