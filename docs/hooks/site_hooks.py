@@ -20,7 +20,7 @@ from mkdocs.plugins import event_priority
 log = logging.getLogger("mkdocs.hooks.rnnkit")
 
 CLI_MARKER = "<!-- rnnkit-cli-reference -->"
-HELP_WIDTH = "100"  # argparse wraps to $COLUMNS; fixed so the page does not depend on the building terminal
+HELP_WIDTH = "88"  # argparse wraps to $COLUMNS; fixed so the page does not depend on the building terminal
 _MATHJAX = re.compile(r'<!-- Load mathjax -->\s*<script src="">\s*</script>\s*<!-- MathJax configuration -->\s*'
                       r'<script type="text/x-mathjax-config">.*?</script>\s*<!-- End of mathjax configuration -->',
                       re.S)
