@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import math
+
 
 def check_positive_int(name: str, value) -> int:
     if isinstance(value, bool) or not isinstance(value, int) or value < 1:
@@ -24,6 +26,13 @@ def check_nonnegative_number(name: str, value) -> float:
 def check_positive_number(name: str, value) -> float:
     if isinstance(value, bool) or not isinstance(value, int | float) or not (0 < value < float("inf")):
         raise ValueError(f"{name} must be a positive number, got {value!r}")
+    return float(value)
+
+
+def check_finite_number(name: str, value) -> float:
+    # NaN fails every comparison, so a rule written as "x > threshold" would silently find nothing.
+    if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value):
+        raise ValueError(f"{name} must be a finite number, got {value!r}")
     return float(value)
 
 
