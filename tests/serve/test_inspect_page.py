@@ -8,7 +8,6 @@ import errno
 import hashlib
 import json
 import re
-import subprocess
 from html.parser import HTMLParser
 from pathlib import Path
 
@@ -116,19 +115,6 @@ def test_a_failed_write_names_the_file_and_leaves_nothing(classifier_dir, tmp_pa
     assert main(["inspect", str(classifier_dir), "the team", "--out", str(out)]) == 2
     assert f"{out.with_suffix('.png')}: No space left on device" in capsys.readouterr().err
     assert list(tmp_path.iterdir()) == []
-
-
-@pytest.fixture
-def full_disk(tmp_path):
-    """A 64 KiB tmpfs (root only): a real ENOSPC."""
-    folder = tmp_path / "full"
-    folder.mkdir()
-    mounted = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=64k", "tmpfs", str(folder)],
-                             capture_output=True, text=True)
-    if mounted.returncode != 0:
-        pytest.skip(f"cannot mount a tmpfs here ({mounted.stderr.strip()}); the simulated ENOSPC test covers it")
-    yield folder
-    subprocess.run(["umount", str(folder)], check=True)
 
 
 def test_inspect_on_a_full_disk(classifier_dir, full_disk, capsys):

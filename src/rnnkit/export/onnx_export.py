@@ -21,6 +21,7 @@ from rnnkit.export.graphs import classifier_graph, language_model_graph
 from rnnkit.export.parity import classifier_parity, language_model_parity
 from rnnkit.export.recurrent import ExportError
 from rnnkit.export.runtime import SIDECAR_FORMAT, make_session, sidecar_path
+from rnnkit.outputs import reported_as
 
 TOLERANCE = 1e-5
 INTERFACE = {
@@ -138,7 +139,9 @@ def export_onnx(source, out: str | Path | None = None, int8: bool = False, toler
     out.parent.mkdir(parents=True, exist_ok=True)
     model = predictor.model.float().eval()
     graph = classifier_graph(model) if kind == "classifier" else language_model_graph(model)
-    with tempfile.TemporaryDirectory(dir=out.parent, prefix=".export-") as tmp:
+    # A full disk (or any OS error) while the files are written names the file asked for; the temporary
+    # folder goes with the error, so nothing partial is left and any earlier export stays.
+    with reported_as(out), tempfile.TemporaryDirectory(dir=out.parent, prefix=".export-") as tmp:
         float_path = Path(tmp) / "float.onnx"
         onnx.save(graph, float_path)
         parity = {"float32": _parity(kind, predictor, make_session(float_path, threads)), "tolerance": tolerance}
