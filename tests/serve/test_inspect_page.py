@@ -13,14 +13,10 @@ from pathlib import Path
 
 import pytest
 
-from rnnkit.api.classifier import Classifier
 from rnnkit.cli.main import main
 from rnnkit.serve import create_app
 from rnnkit.serve.security import EXPLORER_POLICY
-from tests.serve.conftest import client_for
-
-HOSTILE_TEXT = "team <!--<script> goal </script> win & <b>bank</b>"
-HOSTILE_LABEL = "</script><!--<script>"
+from tests.serve.conftest import HOSTILE_LABEL, HOSTILE_TEXT, client_for
 
 
 class Page(HTMLParser):
@@ -56,15 +52,6 @@ def embedded_data(page: Page) -> dict:
 
 def sha256_source(text: str) -> str:
     return "'sha256-" + base64.b64encode(hashlib.sha256(text.encode()).digest()).decode() + "'"
-
-
-@pytest.fixture(scope="module")
-def hostile_classifier_dir(classifier_dir, tmp_path_factory):
-    clf = Classifier.load(classifier_dir)
-    labels = [HOSTILE_LABEL, *clf.labels[1:]]
-    folder = tmp_path_factory.mktemp("hostile") / "hostile"
-    Classifier(clf.model, clf.tokenizer, clf.vocab, labels, clf.max_length).save(folder / "model")
-    return folder
 
 
 def test_hostile_text_and_labels_stay_data_in_the_page(hostile_classifier_dir, tmp_path):
