@@ -187,3 +187,14 @@ def test_the_served_page_works_under_its_policy(browser, live_server):
     assert len(browser.find_elements(By.CSS_SELECTOR, "#saturation svg circle")) > 0
     errors = [e for e in browser.get_log("browser") if e["level"] == "SEVERE"]
     assert not errors, errors
+
+
+def test_the_api_docs_work_under_their_policy(browser, live_server):
+    """Swagger UI's set-up script is inline: the policy allows it by hash, and the page renders the API."""
+    browser.get(live_server + "/docs")
+    if "swagger" not in browser.page_source.lower():
+        pytest.skip("Swagger UI's files are not installed (fastapi-offline)")
+    wait(browser, lambda d: d.find_elements(By.CSS_SELECTOR, ".swagger-ui .opblock"))
+    assert "/v1/classify" in browser.find_element(By.CSS_SELECTOR, ".swagger-ui").text
+    errors = [e for e in browser.get_log("browser") if e["level"] == "SEVERE"]
+    assert not errors, errors
