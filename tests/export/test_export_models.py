@@ -201,3 +201,40 @@ def test_bad_arguments_are_named(tmp_path):
         export_onnx(clf, tmp_path / "m.onnx", tolerance=0)
     with pytest.raises(ExportError, match="out is required"):
         export_onnx(clf)
+
+
+def _edit_sidecar(path, edit):
+    meta = json.loads(path.read_text())
+    edit(meta)
+    path.write_text(json.dumps(meta))
+
+
+@pytest.mark.parametrize("edit, words", [
+    (lambda m: m["vocab"].update(tokens=m["vocab"]["tokens"][:3]), ("m.json", "'vocab' has 3 tokens", "14 rows")),
+    (lambda m: m.update(labels=m["labels"][:2]), ("m.json", "'labels' has 2 entries", "scores 3 classes")),
+    (lambda m: m.update(labels=[*m["labels"], "extra"]), ("'labels' has 4 entries",)),
+    (lambda m: m.pop("labels"), ("m.json", "'labels' is missing",)),
+], ids=["vocab-cut", "labels-cut", "labels-added", "labels-missing"])
+def test_a_sidecar_that_does_not_fit_its_classifier_graph_is_refused(edit, words, tmp_path):
+    result = export_onnx(tiny_classifier(cell="gru"), tmp_path / "m.onnx")
+    _edit_sidecar(result.sidecar, edit)
+    with pytest.raises(ExportError) as caught:
+        load_onnx(result.path)
+    for word in words:
+        assert word in str(caught.value)
+
+
+def test_a_language_model_graph_beside_a_classifier_sidecar_is_named(tmp_path):
+    """The .onnx of an LM copied over a classifier's: ONNX Runtime would say "Required inputs (['h0']) are
+    missing" at the first prediction; the load says which file holds what."""
+    clf = export_onnx(tiny_classifier(cell="gru"), tmp_path / "m.onnx")
+    lm = export_onnx(tiny_language_model(cell="lstm"), tmp_path / "lm.onnx")
+    clf.path.write_bytes(lm.path.read_bytes())
+    with pytest.raises(ExportError, match=r"m\.onnx holds a language model, but .*m\.json says kind 'classifier'"):
+        load_onnx(clf.path)
+    _edit_sidecar(lm.sidecar, lambda m: m["model_config"].update(hidden_size=7))
+    with pytest.raises(ExportError, match=r"lm\.json: field 'model_config\.hidden_size' is 7, .* h0 has 5"):
+        load_onnx(lm.path)
+    _edit_sidecar(lm.sidecar, lambda m: m["model_config"].update(hidden_size=5, cell="gru"))
+    with pytest.raises(ExportError, match=r"lm\.onnx has inputs \['c0', 'h0', 'ids'\]; .* needs \['h0', 'ids'\]"):
+        load_onnx(lm.path)

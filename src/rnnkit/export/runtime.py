@@ -138,6 +138,9 @@ def load_onnx(path: str | Path, threads: int | None = None):
         session = make_session(model_path, threads)
     except Exception as err:  # ORT raises its own exception types for unreadable or invalid files
         raise ExportError(f"{model_path}: ONNX Runtime cannot load it: {err}") from err
+    from rnnkit.export.consistency import check_sidecar_fits_graph
+
+    check_sidecar_fits_graph(model_path, sidecar_path(model_path), meta)
     from rnnkit.models.config import ClassifierConfig, LanguageModelConfig, from_dict
 
     if meta["kind"] == "classifier":
