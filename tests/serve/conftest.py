@@ -119,9 +119,10 @@ def live_server(classifier_dir, lm_dir):
     thread.join(timeout=30)
 
 
-# Text and a label that end a <script> element early or put the HTML parser in its script-escaped state.
-HOSTILE_TEXT = "team <!--<script> goal </script> win & <b>bank</b>"
-HOSTILE_LABEL = "</script><!--<script>"
+# Text and a label that end a <script> element early or put the HTML parser in its script-escaped state, and
+# that matplotlib would read as (broken) mathtext.
+HOSTILE_TEXT = "team <!--<script> goal </script> win & <b>bank</b> $\\frac{$ $x^$"
+HOSTILE_LABEL = "</script><!--<script>$\\frac$"
 
 
 @pytest.fixture(scope="session")

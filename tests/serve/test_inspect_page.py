@@ -57,6 +57,7 @@ def sha256_source(text: str) -> str:
 def test_hostile_text_and_labels_stay_data_in_the_page(hostile_classifier_dir, tmp_path):
     out = tmp_path / "view"
     assert main(["inspect", str(hostile_classifier_dir), HOSTILE_TEXT, "--out", str(out)]) == 0
+    assert out.with_suffix(".png").read_bytes()[:4] == b"\x89PNG"  # "$...$" drawn as text, not as mathtext
     text = out.with_suffix(".html").read_text(encoding="utf-8")
     page = Page(text)
     data = embedded_data(page)

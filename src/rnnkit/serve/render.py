@@ -54,8 +54,14 @@ def write_html(result: dict, model_info: dict, text: str, path: str | Path,
     return write_text_atomically(path, explorer_page(result, model_info, text, span, unit))
 
 
+def _literal(text: str) -> str:
+    """User text (tokens, labels, the model's name) as matplotlib shows it: a pair of "$" would start its
+    mathtext, which draws "$x$" as math and fails the whole figure on "$\\frac$"; "\\$" is a plain dollar."""
+    return text.replace("$", r"\$")
+
+
 def _token_label(token: str) -> str:
-    return json.dumps(token, ensure_ascii=False)[1:-1]
+    return _literal(json.dumps(token, ensure_ascii=False)[1:-1])
 
 
 def _prediction(ax, result: dict) -> None:
@@ -65,7 +71,7 @@ def _prediction(ax, result: dict) -> None:
         probs = np.asarray(result["probabilities"])
         for c, label in enumerate(result["labels"]):
             ax.plot(x, probs[:, c], marker="o" if len(x) < 40 else None, ms=3, color=PALETTE[c % len(PALETTE)],
-                    label=f"{label} {probs[-1, c]:.3f}")
+                    label=f"{_literal(label)} {probs[-1, c]:.3f}")
         ax.set_ylim(-0.02, 1.02)
         ax.set_ylabel("p(class)")
         ax.set_title("class probabilities as the network reads (each step: the text cut there)", loc="left")
@@ -136,7 +142,7 @@ def _coloured_text(ax, result: dict, values: np.ndarray, title: str, span=None, 
     for t, shown, x, y in _layout(result):
         colour = cmap(0.5 + 0.5 * float(values[t]) / lim)
         edge = "#111111" if span and span[0] <= t < span[1] else ("#e39b00" if t in matches else "none")
-        ax.text(x / TEXT_WIDTH, 1 - (y + 0.5) / lines, shown, family="monospace", fontsize=8, va="center",
+        ax.text(x / TEXT_WIDTH, 1 - (y + 0.5) / lines, _literal(shown), family="monospace", fontsize=8, va="center",
                 bbox={"boxstyle": "square,pad=0.1", "facecolor": colour, "edgecolor": edge, "linewidth": 1.2})
 
 
@@ -179,7 +185,8 @@ def write_png(result: dict, path: str | Path, unit: int | None = None, span: tup
     spec = fig.add_gridspec(len(rows), 1, height_ratios=rows, hspace=0.9, top=0.96, bottom=0.03)
     first_ax = fig.add_subplot(spec[0])
     _prediction(first_ax, result)
-    heading = f"{result.get('model', '')} ({result['kind'].replace('_', ' ')}, {len(result['tokens'])} tokens): "
+    kind = result["kind"].replace("_", " ")
+    heading = f"{_literal(result.get('model', ''))} ({kind}, {len(result['tokens'])} tokens): "
     first_ax.set_title(heading + first_ax.get_title(loc="left"), loc="left")
     for i, view in enumerate(views):
         ax = fig.add_subplot(spec[1 + i])
