@@ -83,8 +83,9 @@ def _parity(kind: str, predictor, session) -> dict:
 # uint8 activations by int8 weights with vpmaddubsw, which adds two products into a saturating int16: with 8-bit
 # weights (|w| ≤ 127) a pair reaches 2·255·127 = 64770 and is clipped, so the same file scored differently by CPU
 # (max |int8 - torch| 0.19 vs 0.008 on a tiny LSTM LM). 7-bit weights (reduce_range, |w| ≤ 64) keep every pair
-# within 2·255·64 = 32640 ≤ 32767: the integer sums are exact on every CPU. Per-channel scales win back most of the
-# lost bit (a trained 64-unit LSTM LM: max diff 0.15, top-1 agreement 0.999; per-tensor 8-bit: 0.96 and 0.976).
+# within 2·255·64 = 32640 ≤ 32767: the integer sums are exact on every CPU. Per-channel scales win back part of the
+# lost bit (a trained 64-unit LSTM LM: max diff 0.27, top-1 agreement 0.994 on every CPU; 8-bit per-tensor on
+# AVX2: 0.86 and 0.962; benchmarks/int8_choices.py).
 QUANTIZATION = {"method": "dynamic", "format": "QOperator", "weights": "int8", "activations": "uint8",
                 "per_channel": True, "reduce_range": True}
 # The largest |int8 weight| whose uint8 × int8 pair sums cannot saturate int16 (see above).
