@@ -6,6 +6,8 @@ for torch.nn catches rnnkit's too) and also rnnkit's earlier class, so code writ
 
 from __future__ import annotations
 
+import math
+
 
 class ArgumentTypeError(TypeError, ValueError):
     """An argument of the wrong type, e.g. a float size: torch.nn raises TypeError, rnnkit raised ValueError."""
@@ -50,6 +52,13 @@ def check_nonnegative_number(name: str, value) -> float:
 def check_positive_number(name: str, value) -> float:
     if isinstance(value, bool) or not isinstance(value, int | float) or not (0 < value < float("inf")):
         raise ValueError(f"{name} must be a positive number, got {value!r}")
+    return float(value)
+
+
+def check_finite_number(name: str, value) -> float:
+    # NaN fails every comparison, so a rule written as "x > threshold" would silently find nothing.
+    if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value):
+        raise ValueError(f"{name} must be a finite number, got {value!r}")
     return float(value)
 
 

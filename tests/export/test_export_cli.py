@@ -74,3 +74,40 @@ def test_a_saved_model_is_read_once_per_command(saved_classifier, saved_language
     assert len(opened) == 2
     assert main(["predict", str(saved_classifier.parent / "nothing"), "x"]) == 2
     assert "no checkpoint directory at" in capsys.readouterr().err
+
+
+def test_export_on_a_full_disk_names_the_file(saved_language_model, full_disk, capsys):
+    filler = full_disk / "filler"
+    with pytest.raises(OSError), filler.open("wb") as stream:  # the tiny model would fit in 64 KiB: fill it
+        while True:
+            stream.write(b"\0" * 4096)
+            stream.flush()
+    target = full_disk / "x.onnx"
+    assert main(["export", str(saved_language_model), "--out", str(target)]) == 2
+    assert f"{target}: No space left on device" in capsys.readouterr().err
+    assert list(full_disk.iterdir()) == [filler]  # no temporary folder, no partial graph
+
+
+def test_a_failed_write_names_the_export_and_keeps_the_earlier_one(saved_language_model, tmp_path, capsys,
+                                                                    monkeypatch):
+    """ENOSPC simulated where the graph is written (onnx.save), for machines that cannot mount a tmpfs."""
+    import errno
+
+    import onnx
+
+    from rnnkit.export import onnx_export
+
+    target = tmp_path / "x.onnx"
+    _run(capsys, "export", str(saved_language_model), "--out", str(target))
+    before = target.read_bytes()
+
+    def full(graph, path, *args, **kwargs):
+        with open(path, "wb") as stream:
+            stream.write(graph.SerializeToString()[:100])
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(onnx_export, "onnx", type("Onnx", (), {"save": staticmethod(full), "load": onnx.load,
+                                                               "TensorProto": onnx.TensorProto}))
+    assert main(["export", str(saved_language_model), "--out", str(target)]) == 2
+    assert f"{target}: No space left on device" in capsys.readouterr().err
+    assert target.read_bytes() == before and not [p for p in tmp_path.iterdir() if p.name.startswith(".")]

@@ -4,6 +4,7 @@ import json
 import subprocess
 import sys
 
+import pytest
 import torch
 from hypothesis import given, settings
 from hypothesis import strategies as st
@@ -65,6 +66,20 @@ def test_top_k_one_equals_greedy():
         g = torch.Generator().manual_seed(seed)
         sampled = sample_next(logits, SamplingConfig(temperature=1.3, top_k=1), generator=g)
         assert torch.equal(sampled, greedy)
+
+
+@pytest.mark.parametrize("top_p", [1e-300, 1e-46, 5e-324, 1e-30])
+def test_a_vanishing_top_p_keeps_the_top_token(top_p):
+    """top_p below float32's smallest number rounds to 0 against the probabilities: the top token still stays,
+    so every setting samples (as greedy would) instead of finding no token left."""
+    logits = torch.randn(4, 30, generator=torch.Generator().manual_seed(0)) * 3
+    banned = torch.tensor([0, 1])
+    greedy = sample_next(logits, SamplingConfig(temperature=0), banned)
+    for temperature in (0, 0.7, 2.0):
+        config = SamplingConfig(temperature=temperature, top_p=top_p)
+        kept = torch.isfinite(filter_logits(logits, config, banned))
+        assert kept.sum(1).tolist() == [1] * 4 and kept[torch.arange(4), greedy].all()
+        assert torch.equal(sample_next(logits, config, banned, torch.Generator().manual_seed(1)), greedy)
 
 
 @settings(max_examples=60, deadline=None)

@@ -117,3 +117,19 @@ def live_server(classifier_dir, lm_dir):
     yield f"http://127.0.0.1:{port}"
     server.should_exit = True
     thread.join(timeout=30)
+
+
+# Text and a label that end a <script> element early or put the HTML parser in its script-escaped state, and
+# that matplotlib would read as (broken) mathtext.
+HOSTILE_TEXT = "team <!--<script> goal </script> win & <b>bank</b> $\\frac{$ $x^$"
+HOSTILE_LABEL = "</script><!--<script>$\\frac$"
+
+
+@pytest.fixture(scope="session")
+def hostile_classifier_dir(classifier_dir, tmp_path_factory):
+    """The tiny classifier with its first label renamed to HOSTILE_LABEL."""
+    clf = Classifier.load(classifier_dir)
+    folder = tmp_path_factory.mktemp("serve-hostile") / "hostile"
+    Classifier(clf.model, clf.tokenizer, clf.vocab, [HOSTILE_LABEL, *clf.labels[1:]], clf.max_length).save(
+        folder / "model")
+    return folder

@@ -156,6 +156,16 @@ async def test_generate_streams_what_the_python_api_samples(app, models):
     assert plain == {"model": "poet", "text": expected, "tokens": 40, "finish_reason": "length"}
 
 
+async def test_generate_with_a_vanishing_top_p_answers_the_greedy_text(app, models):
+    """top_p = 1e-300 is 0 in float32: the top token must still survive (it was a 500: no token left to draw)."""
+    greedy = models["poet"].generate("Thou", 20, temperature=0)
+    async with client_for(app) as client:
+        r = await client.post("/v1/generate", json={"prompt": "Thou", "max_tokens": 20, "temperature": 0.9,
+                                                     "top_p": 1e-300, "seed": 2, "stream": False})
+    assert r.status_code == 200, r.text
+    assert r.json()["text"] == greedy
+
+
 async def test_generate_stop_string_and_timeout(models):
     sample = models["poet"].generate("Thou", 60, seed=3)
     stop = sample[25:27]

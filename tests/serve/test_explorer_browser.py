@@ -17,6 +17,7 @@ import pytest
 from rnnkit.cli.main import main
 from rnnkit.serve import span_units
 from rnnkit.serve.render import most_variable_unit
+from tests.serve.conftest import HOSTILE_LABEL, HOSTILE_TEXT
 
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
 CHROMEDRIVER = shutil.which("chromedriver")
@@ -155,3 +156,45 @@ def test_inspect_html_file_renders_offline(browser, classifier_dir, tmp_path):
     # The span given on the command line is selected in the page, with the units Python finds for it.
     expected = span_units(data["layers"][0]["series"]["h"], 1, 3)
     assert json.loads(browser.find_element(By.ID, "span-result").get_attribute("data-units")) == expected["units"]
+
+
+def test_inspect_html_file_with_hostile_text_and_label_renders(browser, hostile_classifier_dir, tmp_path):
+    """'<!--<script>' in the text or a label once swallowed the page's real </script>: nothing rendered."""
+    out = tmp_path / "hostile"
+    assert main(["inspect", str(hostile_classifier_dir), HOSTILE_TEXT, "--out", str(out), "--json"]) == 0
+    data = json.loads(out.with_suffix(".json").read_text())
+    browser.get(out.with_suffix(".html").as_uri())
+    wait(browser, lambda d: d.find_element(By.TAG_NAME, "body").get_attribute("data-ready"))
+    shown = shown_probabilities(browser)
+    assert HOSTILE_LABEL in shown and shown.keys() == data["final"].keys()
+    assert browser.find_element(By.ID, "text").get_attribute("value") == HOSTILE_TEXT
+    # The text is shown as text: its <b> is no element, and no script beyond the page's three exists.
+    assert browser.execute_script("return document.querySelectorAll('b, script').length") == 3
+    tokens = browser.find_elements(By.CSS_SELECTOR, "#unit-text .tok")
+    assert [t.get_attribute("textContent") for t in tokens] == data["tokens"]
+    assert painted_colours(browser, "heatmap") > 20
+    errors = [e for e in browser.get_log("browser") if e["level"] == "SEVERE"]
+    assert not errors, errors  # a script the page's policy refused would show here
+
+
+def test_the_served_page_works_under_its_policy(browser, live_server):
+    """The explorer sends a Content-Security-Policy without 'unsafe-inline'; everything still runs under it."""
+    headers = httpx.get(live_server + "/").headers
+    assert "script-src 'self'" in headers["content-security-policy"] and headers["x-content-type-options"] == "nosniff"
+    browser.get(live_server + "/")
+    read_text(browser, "poet", "Thou")
+    assert painted_colours(browser, "heatmap") > 20
+    assert len(browser.find_elements(By.CSS_SELECTOR, "#saturation svg circle")) > 0
+    errors = [e for e in browser.get_log("browser") if e["level"] == "SEVERE"]
+    assert not errors, errors
+
+
+def test_the_api_docs_work_under_their_policy(browser, live_server):
+    """Swagger UI's set-up script is inline: the policy allows it by hash, and the page renders the API."""
+    browser.get(live_server + "/docs")
+    if "swagger" not in browser.page_source.lower():
+        pytest.skip("Swagger UI's files are not installed (fastapi-offline)")
+    wait(browser, lambda d: d.find_elements(By.CSS_SELECTOR, ".swagger-ui .opblock"))
+    assert "/v1/classify" in browser.find_element(By.CSS_SELECTOR, ".swagger-ui").text
+    errors = [e for e in browser.get_log("browser") if e["level"] == "SEVERE"]
+    assert not errors, errors

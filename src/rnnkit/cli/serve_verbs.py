@@ -8,7 +8,9 @@ import sys
 from pathlib import Path
 
 from rnnkit.cli.options import add_dataclass_arguments, dataclass_from_args
+from rnnkit.outputs import write_text_atomically
 from rnnkit.serve.config import LOOPBACK, ServeConfig
+from rnnkit.validation import check_finite_number
 
 
 def register(verbs) -> None:
@@ -79,6 +81,7 @@ def run_inspect(args: argparse.Namespace) -> int:
         raise ValueError("the text is empty: nothing to inspect")
     if args.max_tokens < 1:
         raise ValueError(f"--max-tokens must be a positive integer, got {args.max_tokens}")
+    check_finite_number("--threshold", args.threshold)
     span = _parse_span(args.span)
     served = load_model(args.model)
     run = inspect_classifier if served.kind == CLASSIFIER else inspect_language_model
@@ -93,7 +96,7 @@ def run_inspect(args: argparse.Namespace) -> int:
     written = [png, html]
     if args.json:
         written.append(out.with_suffix(".json"))
-        written[-1].write_text(json.dumps(result), encoding="utf-8")
+        write_text_atomically(written[-1], json.dumps(result))
     if served.kind == CLASSIFIER:
         summary = "  ".join(f"{label} {p:.3f}" for label, p in result["final"].items())
     else:

@@ -52,6 +52,10 @@ def make_session(source, threads: int | None = None):
 
     options = ort.SessionOptions()
     options.log_severity_level = 3  # errors only: ORT's graph-optimisation notices are not the user's concern
+    # int8 files whose weights use all 8 bits (exported before --int8 chose 7, or by another tool) would saturate
+    # on x86 CPUs without VNNI; this option takes their products on the exact path there (no effect on float
+    # graphs, nor on 7-bit weights, which cannot saturate).
+    options.add_session_config_entry("session.x64quantprecision", "1")
     if threads is not None:
         options.intra_op_num_threads = threads
     source = str(source) if isinstance(source, Path) else source
@@ -138,6 +142,9 @@ def load_onnx(path: str | Path, threads: int | None = None):
         session = make_session(model_path, threads)
     except Exception as err:  # ORT raises its own exception types for unreadable or invalid files
         raise ExportError(f"{model_path}: ONNX Runtime cannot load it: {err}") from err
+    from rnnkit.export.consistency import check_sidecar_fits_graph
+
+    check_sidecar_fits_graph(model_path, sidecar_path(model_path), meta)
     from rnnkit.models.config import ClassifierConfig, LanguageModelConfig, from_dict
 
     if meta["kind"] == "classifier":

@@ -42,8 +42,10 @@ def filter_logits(logits: Tensor, config: SamplingConfig, banned: Tensor | None 
         scaled = logits / config.temperature if config.temperature > 0 else logits
         sorted_logits, order = scaled.sort(dim=1, descending=True)
         probs = sorted_logits.softmax(dim=1)
-        # Drop a token when the mass before it already reaches top_p (the most likely one always stays).
+        # Drop a token when the mass before it already reaches top_p. The most likely one always stays, said
+        # outright: a top_p below float32's smallest number rounds to 0, and "mass before it ≥ 0" holds for it too.
         drop_sorted = (probs.cumsum(dim=1) - probs) >= config.top_p
+        drop_sorted[:, 0] = False
         drop = torch.zeros_like(drop_sorted).scatter(1, order, drop_sorted)
         logits = logits.masked_fill(drop, float("-inf"))
     return logits

@@ -8,6 +8,7 @@
 Routes: POST /v1/classify, /v1/generate (SSE), /v1/inspect; GET /v1/models, /healthz, /readyz;
 the explorer page at / with its files under /static; Swagger UI at /docs from locally served files
 (fastapi-offline's copy of Swagger UI 5; without that package /docs says so and /openapi.json remains).
+Every response carries a Content-Security-Policy and nosniff (rnnkit.serve.security).
 """
 
 from __future__ import annotations
@@ -36,6 +37,7 @@ from rnnkit.serve.schemas import (
     InspectRequest,
     ModelsResponse,
 )
+from rnnkit.serve.security import EXPLORER_POLICY, SecurityHeaders, inline_policy
 from rnnkit.serve.service import Service
 
 STATIC = Path(str(resources.files("rnnkit.serve") / "static"))
@@ -113,10 +115,15 @@ def _page_routes(app: FastAPI) -> None:
             return HTMLResponse("<p>Swagger UI's files are not installed (pip install fastapi-offline); "
                                 "the schema is at <a href='/openapi.json'>/openapi.json</a>.</p>")
         # Swagger UI's files come from the fastapi-offline package, served here: the page loads nothing from a CDN.
-        return get_swagger_ui_html(openapi_url="/openapi.json", title="rnnkit API",
+        page = get_swagger_ui_html(openapi_url="/openapi.json", title="rnnkit API",
                                    swagger_js_url="/docs-assets/swagger-ui-bundle.js",
                                    swagger_css_url="/docs-assets/swagger-ui.css",
                                    swagger_favicon_url="/docs-assets/favicon.png")
+        # Its one inline script (the set-up call) runs by hash; the rest comes from this server.
+        page.headers["content-security-policy"] = inline_policy(
+            page.body.decode("utf-8"), scripts="'self'", styles="'self'",
+            more="img-src 'self' data:; connect-src 'self'")
+        return page
 
 
 def _swagger_assets() -> Path | None:
@@ -151,6 +158,7 @@ def create_app(models, config: ServeConfig | None = None, service: Service | Non
     app.add_middleware(ClassifyFastLane, service=service)  # inside the body limit and the request id
     app.add_middleware(BodyLimit, max_bytes=service.config.max_body_bytes)
     app.add_middleware(RequestId)
+    app.add_middleware(SecurityHeaders, page_policies={"/": EXPLORER_POLICY})  # outermost: errors get them too
     return app
 
 

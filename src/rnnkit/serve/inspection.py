@@ -20,6 +20,7 @@ import numpy as np
 import torch
 
 from rnnkit.models.classifier import EnsembleClassifier
+from rnnkit.validation import check_finite_number
 
 # A sigmoid gate below 0.1 or above 0.9 (a tanh one below -0.9 or above 0.9) counts as saturated.
 SIGMOID_GATES = {"i", "f", "o", "r", "z"}
@@ -154,6 +155,7 @@ def span_units(h, start: int, end: int, threshold: float = 0.3, top: int = 10) -
     on the span). ``matches`` are the tokens where every chosen unit is on. The explorer's
     JavaScript does the same computation in the page (the browser test compares the two).
     """
+    check_finite_number("threshold", threshold)
     values = np.asarray(h, dtype=np.float64)
     steps = values.shape[0]
     if not (0 <= start < end <= steps):

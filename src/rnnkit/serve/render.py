@@ -6,13 +6,16 @@ inlined: it opens from disk, with no server and nothing loaded from elsewhere.
 
 from __future__ import annotations
 
+import html
 import json
 from pathlib import Path
 
 import numpy as np
 from matplotlib.ticker import MaxNLocator
 
+from rnnkit.outputs import write_atomically, write_text_atomically
 from rnnkit.serve.inspection import SIGMOID_GATES, span_units
+from rnnkit.serve.security import inline_policy, script_json
 
 STATIC = Path(__file__).with_name("static")
 PALETTE = ["#2d6cdf", "#d9480f", "#2b8a3e", "#9c36b5", "#e8590c", "#0c8599", "#c2255c", "#5c940d", "#862e9c",
@@ -24,28 +27,41 @@ def most_variable_unit(result: dict, layer: int = 0, series: str = "h") -> int:
     return int(values.var(0).argmax())
 
 
-def write_html(result: dict, model_info: dict, text: str, path: str | Path,
-               span: tuple[int, int] | None = None, unit: int | None = None) -> Path:
+def explorer_page(result: dict, model_info: dict, text: str, span: tuple[int, int] | None = None,
+                  unit: int | None = None) -> str:
+    """The explorer page with its CSS, scripts and ``result`` inlined, under a policy that runs only those."""
     page = (STATIC / "index.html").read_text(encoding="utf-8")
     css = (STATIC / "explorer.css").read_text(encoding="utf-8")
     scripts = {name: (STATIC / name).read_text(encoding="utf-8") for name in ("draw.js", "explorer.js")}
     embedded = {"models": [model_info], "inspect": result, "text": text, "span": list(span) if span else None,
                 "unit": most_variable_unit(result) if unit is None else unit}
-    # "</" inside a script element would end it early: escape it in the JSON (still the same JSON value).
-    data = json.dumps(embedded, ensure_ascii=False).replace("</", "<\\/")
+    # The page's own edits first, the user's data last: no later replacement can match inside the data.
+    page = page.replace('<a class="muted right" href="docs">API docs</a>', "")
     page = page.replace('<link rel="stylesheet" href="static/explorer.css">', f"<style>\n{css}</style>")
     page = page.replace('<script src="static/draw.js"></script>', f"<script>\n{scripts['draw.js']}</script>")
-    embedded_data = f"<script>window.RNNKIT_EMBEDDED = {data};</script>\n"
+    # Text and labels are the user's: script_json leaves no "<", ">" or "&" that could end the element.
+    embedded_data = f"<script>window.RNNKIT_EMBEDDED = {script_json(embedded)};</script>\n"
     page = page.replace('<script src="static/explorer.js"></script>',
                         f"{embedded_data}<script>\n{scripts['explorer.js']}</script>")
-    page = page.replace('<a class="muted right" href="docs">API docs</a>', "")
-    path = Path(path)
-    path.write_text(page, encoding="utf-8")
-    return path
+    # Opened from disk there are no response headers: the policy travels in the page, ahead of what it covers.
+    policy = html.escape(inline_policy(page, more="img-src data:"), quote=True)
+    charset = '<meta charset="utf-8">'
+    return page.replace(charset, f'{charset}\n<meta http-equiv="Content-Security-Policy" content="{policy}">', 1)
+
+
+def write_html(result: dict, model_info: dict, text: str, path: str | Path,
+               span: tuple[int, int] | None = None, unit: int | None = None) -> Path:
+    return write_text_atomically(path, explorer_page(result, model_info, text, span, unit))
+
+
+def _literal(text: str) -> str:
+    """User text (tokens, labels, the model's name) as matplotlib shows it: a pair of "$" would start its
+    mathtext, which draws "$x$" as math and fails the whole figure on "$\\frac$"; "\\$" is a plain dollar."""
+    return text.replace("$", r"\$")
 
 
 def _token_label(token: str) -> str:
-    return json.dumps(token, ensure_ascii=False)[1:-1]
+    return _literal(json.dumps(token, ensure_ascii=False)[1:-1])
 
 
 def _prediction(ax, result: dict) -> None:
@@ -55,7 +71,7 @@ def _prediction(ax, result: dict) -> None:
         probs = np.asarray(result["probabilities"])
         for c, label in enumerate(result["labels"]):
             ax.plot(x, probs[:, c], marker="o" if len(x) < 40 else None, ms=3, color=PALETTE[c % len(PALETTE)],
-                    label=f"{label} {probs[-1, c]:.3f}")
+                    label=f"{_literal(label)} {probs[-1, c]:.3f}")
         ax.set_ylim(-0.02, 1.02)
         ax.set_ylabel("p(class)")
         ax.set_title("class probabilities as the network reads (each step: the text cut there)", loc="left")
@@ -126,7 +142,7 @@ def _coloured_text(ax, result: dict, values: np.ndarray, title: str, span=None, 
     for t, shown, x, y in _layout(result):
         colour = cmap(0.5 + 0.5 * float(values[t]) / lim)
         edge = "#111111" if span and span[0] <= t < span[1] else ("#e39b00" if t in matches else "none")
-        ax.text(x / TEXT_WIDTH, 1 - (y + 0.5) / lines, shown, family="monospace", fontsize=8, va="center",
+        ax.text(x / TEXT_WIDTH, 1 - (y + 0.5) / lines, _literal(shown), family="monospace", fontsize=8, va="center",
                 bbox={"boxstyle": "square,pad=0.1", "facecolor": colour, "edgecolor": edge, "linewidth": 1.2})
 
 
@@ -169,7 +185,8 @@ def write_png(result: dict, path: str | Path, unit: int | None = None, span: tup
     spec = fig.add_gridspec(len(rows), 1, height_ratios=rows, hspace=0.9, top=0.96, bottom=0.03)
     first_ax = fig.add_subplot(spec[0])
     _prediction(first_ax, result)
-    heading = f"{result.get('model', '')} ({result['kind'].replace('_', ' ')}, {len(result['tokens'])} tokens): "
+    kind = result["kind"].replace("_", " ")
+    heading = f"{_literal(result.get('model', ''))} ({kind}, {len(result['tokens'])} tokens): "
     first_ax.set_title(heading + first_ax.get_title(loc="left"), loc="left")
     for i, view in enumerate(views):
         ax = fig.add_subplot(spec[1 + i])
@@ -187,7 +204,9 @@ def write_png(result: dict, path: str | Path, unit: int | None = None, span: tup
         _coloured_text(fig.add_subplot(spec[row]), result, values, what, span, set(found["matches"]))
         row += 1
     _saturation(fig, spec[row], first)
-    path = Path(path)
-    fig.savefig(path, dpi=110, bbox_inches="tight")
-    plt.close(fig)
-    return path
+    try:
+        # The format is given, not read from the temporary's name; a full disk leaves no partial PNG.
+        return write_atomically(path, lambda temporary: fig.savefig(temporary, dpi=110, bbox_inches="tight",
+                                                                    format="png"))
+    finally:
+        plt.close(fig)
