@@ -206,3 +206,24 @@ def test_unbatched_input_and_arguments_are_checked():
         rnnkit.MinLSTM(D, H, mode="exp")
     with pytest.raises(ValueError, match="hx must have shape"):
         layer(torch.randn(5, 2, D, dtype=torch.float64), torch.zeros(2, 2, H, dtype=torch.float64))
+
+
+@pytest.mark.parametrize("algorithm", ["pairwise", "stepwise"])
+@pytest.mark.parametrize("steps", [1, 2, 7, 16])
+def test_both_scan_algorithms_and_their_adjoint_pass_gradcheck(algorithm, steps, monkeypatch):
+    import rnnkit.cells.linear_scan as linear_scan
+
+    monkeypatch.setattr(linear_scan, "STEPWISE_MIN", 0 if algorithm == "stepwise" else 10**9)
+    torch.manual_seed(steps)
+    a = torch.rand(steps, 2, 3, dtype=torch.float64, requires_grad=True)
+    b = torch.randn(steps, 2, 3, dtype=torch.float64, requires_grad=True)
+    h0 = torch.randn(2, 3, dtype=torch.float64, requires_grad=True)
+    a_, b_, h0_ = a.detach(), b.detach(), h0.detach()
+    torch.testing.assert_close(linear_scan.solve(a_, b_, algorithm=algorithm), _loop(a_, b_, h0_ * 0))
+    torch.testing.assert_close(linear_scan.solve(a_, b_, h0_, algorithm=algorithm), _loop(a_, b_, h0_))
+    backwards = linear_scan.solve(a_, b_, h0_, reverse=True, algorithm=algorithm)
+    torch.testing.assert_close(backwards, _loop(a_.flip(0), b_.flip(0), h0_).flip(0))
+    assert torch.autograd.gradcheck(scan_linear, (a, b, h0))
+    assert torch.autograd.gradcheck(lambda a, b: scan_linear(a, b), (a, b))
+    assert torch.autograd.gradcheck(lambda la, lb, h: scan_log(la, lb, h, chunk=3), (a.detach().log().requires_grad_(),
+                                                                                    b.detach(), h0))

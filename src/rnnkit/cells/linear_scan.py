@@ -6,13 +6,21 @@ elementwise recurrence can be computed in O(log T) rounds of whole-tensor operat
 
 Two formulations, both time-major (time is dim 0; the other dims are any shape, e.g. (T, B, H)):
 
-``scan_linear(a, b, h0)`` (any signs): the work-efficient pairwise scan. Two neighbouring steps compose into one,
-    (a₁, b₁) then (a₂, b₂)  =  (a₂a₁, a₂b₁ + b₂),
-so pairing steps (0,1), (2,3), ... halves the sequence; the half-length recurrence is solved the same way
-(recursively) and gives every odd step, and each even step is one more step from the odd one before it.
-log₂T levels, about 2T products in all, memory O(T). Numerics: the very products and sums of the step loop,
-only associated differently; nothing is divided and no logarithm is taken, so a product of many small a_t
-underflows to 0 exactly as the step loop's state forgets, and nothing becomes NaN or infinite.
+``scan_linear(a, b, h0)`` (any signs), an autograd function whose backward is the same recurrence run from the
+end (see ``_LinearScan``). Two algorithms compute it, with the same result:
+  * the work-efficient pairwise (parallel) scan. Two neighbouring steps compose into one,
+        (a₁, b₁) then (a₂, b₂)  =  (a₂a₁, a₂b₁ + b₂),
+    so pairing steps (0,1), (2,3), ... halves the sequence; the half-length recurrence is solved the same way
+    (recursively) and gives every odd step, and each even step is one more step from the odd one before it:
+    log₂T rounds of whole-tensor operations, about three times the step loop's arithmetic, memory O(T).
+  * the step loop, one fused multiply-add a row of B·… values per step, written into one output tensor.
+  The rounds are what a GPU (or many threads) wants: few launches, each over many values. On a CPU a round
+  costs its arithmetic, and the step loop does a third of it; it loses only where a step is so small that the
+  per-operation overhead (microseconds) dominates. So on a CPU the loop runs when a step has at least
+  ``STEPWISE_MIN`` values, the pairwise scan otherwise and on every other device.
+  Numerics: the very products and sums of the step loop, at most associated differently; nothing is divided
+  and no logarithm is taken, so a product of many small a_t underflows to 0 exactly as the step loop's state
+  forgets, and nothing becomes NaN or infinite, in any precision.
 
 ``scan_log(log_a, log_b, h0)`` (b_t > 0, the paper's log-space form): with a*_t = Σ_(k≤t) log a_k,
     h_t = exp(a*_t) ⊙ h0 + exp(a*_t + logcumsumexp_(k≤t)(log b_k − a*_k)),
@@ -28,32 +36,96 @@ from __future__ import annotations
 
 import torch
 from torch import Tensor
+from torch.autograd.function import once_differentiable
 
 LOG_CHUNK = 64  # steps per log-space chunk: bounds the cancellation described above
+STEPWISE_MIN = 1024  # values per step from which a CPU runs the step loop (measured: benchmarks/mincells.py)
 
 
 def scan_linear(a: Tensor, b: Tensor, h0: Tensor | None = None) -> Tensor:
     """Every h_t of h_t = a_t ⊙ h_(t-1) + b_t, h_(-1) = h0 (zero if None); a, b (T, ...) → h (T, ...)."""
-    if h0 is not None:
-        b = torch.cat([a[:1] * h0 + b[:1], b[1:]])
+    return _LinearScan.apply(a, b, h0)
+
+
+def solve(a: Tensor, b: Tensor, h0: Tensor | None = None, reverse: bool = False,
+          algorithm: str | None = None) -> Tensor:
+    """The recurrence without autograd, by ``algorithm`` ("pairwise", "stepwise"; None: chosen by size).
+
+    ``reverse``: run from the last step back, h_t = a_t ⊙ h_(t+1) + b_t (the adjoint's direction).
+    """
+    if algorithm is None:
+        algorithm = "stepwise" if a.device.type == "cpu" and a[0].numel() >= STEPWISE_MIN else "pairwise"
+    if algorithm == "stepwise":
+        return _stepwise(a, b, h0, reverse)
+    if reverse:
+        return solve(a.flip(0), b.flip(0), h0, False, algorithm).flip(0)
+    if h0 is not None:  # fold the initial state into the first step: b_0 + a_0 ⊙ h0
+        b = torch.cat([torch.addcmul(b[:1], a[:1], h0), b[1:]])
     return _pairwise(a, b)
 
 
+class _LinearScan(torch.autograd.Function):
+    """The scan with its adjoint written out: the backward is the same recurrence run from the end.
+
+    With G_t = dL/dh_t through every later step (the upstream gradient g_t plus what h_(t+1) passes back),
+        G_t = a_(t+1) ⊙ G_(t+1) + g_t,   dL/db_t = G_t,   dL/da_t = G_t ⊙ h_(t-1),   dL/dh0 = a_0 ⊙ G_0,
+    a reversed linear scan. Autograd through the pairwise scan's strided slices would instead allocate a
+    full-size zero tensor for every slice's gradient; this keeps only a and h (memory O(T)).
+    """
+
+    @staticmethod
+    def forward(ctx, a: Tensor, b: Tensor, h0: Tensor | None) -> Tensor:
+        h = solve(a, b, h0)
+        ctx.save_for_backward(a, h, h0)
+        return h
+
+    @staticmethod
+    @once_differentiable
+    def backward(ctx, grad_h: Tensor):
+        a, h, h0 = ctx.saved_tensors
+        # G_t's coefficient is a_(t+1): shift a by one step (the last G has nothing after it).
+        a_next = torch.cat([a[1:], a[:1]])
+        grads = solve(a_next, grad_h.contiguous(), reverse=True)
+        grad_a = torch.empty_like(grads)
+        torch.mul(grads[1:], h[:-1], out=grad_a[1:])
+        if h0 is None:
+            grad_a[0].zero_()
+        else:
+            torch.mul(grads[0], h0, out=grad_a[0])
+        grad_h0 = a[0] * grads[0] if ctx.needs_input_grad[2] else None
+        return grad_a, grads, grad_h0
+
+
+def _stepwise(a: Tensor, b: Tensor, h0: Tensor | None, reverse: bool) -> Tensor:
+    """The scan one step at a time into one output tensor (no autograd)."""
+    h = torch.empty_like(b)
+    order = range(a.shape[0] - 1, -1, -1) if reverse else range(a.shape[0])
+    prev = h0
+    for t in order:
+        if prev is None:
+            h[t] = b[t]
+        else:
+            torch.addcmul(b[t], a[t], prev, out=h[t])
+        prev = h[t]
+    return h
+
+
 def _pairwise(a: Tensor, b: Tensor) -> Tensor:
-    """The scan from a zero initial state, by pairing neighbouring steps (see the module docstring)."""
+    """The scan from a zero initial state by pairing neighbouring steps (no autograd; see the module docstring)."""
     steps = a.shape[0]
+    h = torch.empty_like(b)
     if steps == 1:
-        return b
+        return h.copy_(b)
     even = steps - steps % 2
     a_even, a_odd = a[0:even:2], a[1:even:2]
-    b_even, b_odd = b[0:even:2], b[1:even:2]
     # Step pair i, composed: h_(2i+1) = (a_(2i+1) a_(2i)) h_(2i-1) + (a_(2i+1) b_(2i) + b_(2i+1)).
-    h_odd = _pairwise(a_odd * a_even, a_odd * b_even + b_odd)
+    h_odd = _pairwise(a_odd * a_even, torch.addcmul(b[1:even:2], a_odd, b[0:even:2]))
+    h[1:even:2] = h_odd
     # One step from the odd state before: h_(2i) = a_(2i) h_(2i-1) + b_(2i); h_0 = b_0.
-    h_even = torch.cat([b[:1], a_even[1:] * h_odd[:-1] + b_even[1:]])
-    h = torch.stack([h_even, h_odd], dim=1).reshape(even, *a.shape[1:])
+    h[0] = b[0]
+    torch.addcmul(b[2:even:2], a_even[1:], h_odd[:-1], out=h[2:even:2])
     if steps > even:
-        h = torch.cat([h, (a[-1] * h_odd[-1] + b[-1]).unsqueeze(0)])
+        torch.addcmul(b[-1], a[-1], h_odd[-1], out=h[-1])
     return h
 
 
