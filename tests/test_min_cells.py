@@ -14,6 +14,9 @@ from rnnkit.cells.minimal import g
 LAYERS = {"mingru": rnnkit.MinGRU, "minlstm": rnnkit.MinLSTM}
 CELLS = {"mingru": rnnkit.MinGRUCell, "minlstm": rnnkit.MinLSTMCell}
 KINDS = [(kind, mode) for kind in LAYERS for mode in ("plain", "log")]
+# Every whole-sequence back end each form runs on (the log-space scan needs the positive form).
+SCANS = [(kind, mode, backend) for kind, mode in KINDS for backend in ("scan", "log-scan") if mode == "log" or
+         backend == "scan"]
 D, H = 3, 4
 
 
@@ -57,13 +60,13 @@ def test_log_scan_in_float32_stays_accurate_over_long_strongly_forgetting_sequen
     assert float(((got - exact).abs() / exact).max()) < 1e-4
 
 
-@pytest.mark.parametrize("kind,mode", KINDS)
-def test_cell_sequence_scan_equals_step_loop(kind, mode):
+@pytest.mark.parametrize("kind,mode,backend", SCANS)
+def test_cell_sequence_scan_equals_step_loop(kind, mode, backend):
     torch.manual_seed(1)
     cell = CELLS[kind](D, H, mode=mode).double()
     x, h0 = torch.randn(9, 4, D, dtype=torch.float64), torch.randn(4, H, dtype=torch.float64).abs()
     lengths = [9, 2, 5, 1]
-    out_s, h_s = cell.sequence(x, h0, lengths)
+    out_s, h_s = cell.sequence(x, h0, lengths, backend=backend)
     out_r, h_r = cell.sequence(x, h0, lengths, backend="reference")
     torch.testing.assert_close(out_s, out_r, atol=1e-12, rtol=0)
     torch.testing.assert_close(h_s, h_r, atol=1e-12, rtol=0)
@@ -109,10 +112,10 @@ def test_parameters_are_torch_like_with_no_hidden_to_hidden_weights():
     assert not any("bias" in name for name, _ in rnnkit.MinGRU(D, H, bias=False).named_parameters())
 
 
-@pytest.mark.parametrize("kind,mode", KINDS)
+@pytest.mark.parametrize("kind,mode,backend", SCANS)
 @pytest.mark.parametrize("batch_first", [False, True])
-def test_layer_scan_equals_reference_bidirectional_multilayer_with_lengths_and_h0(kind, mode, batch_first):
-    scan = _layer(kind, mode, num_layers=2, bidirectional=True, batch_first=batch_first)
+def test_layer_scan_equals_reference_bidirectional_multilayer_with_lengths_and_h0(kind, mode, backend, batch_first):
+    scan = _layer(kind, mode, num_layers=2, bidirectional=True, batch_first=batch_first, backend=backend)
     ref = _layer(kind, mode, num_layers=2, bidirectional=True, batch_first=batch_first, backend="reference")
     ref.load_state_dict(scan.state_dict())
     x = torch.randn(7, 5, D, dtype=torch.float64)
@@ -167,9 +170,9 @@ def test_stepping_one_token_at_a_time_equals_the_whole_sequence(kind, mode):
     torch.testing.assert_close(state, h_whole, atol=1e-12, rtol=0)
 
 
-@pytest.mark.parametrize("kind,mode", KINDS)
-def test_gradcheck_through_the_scan(kind, mode):
-    layer = _layer(kind, mode, bidirectional=True)
+@pytest.mark.parametrize("kind,mode,backend", SCANS)
+def test_gradcheck_through_the_scan(kind, mode, backend):
+    layer = _layer(kind, mode, bidirectional=True, backend=backend)
     names = ["weight_ih_l0", "bias_ih_l0_reverse"]
     params = {name: p.detach() for name, p in layer.named_parameters()}
     lengths = torch.tensor([5, 2, 4])
@@ -204,6 +207,10 @@ def test_unbatched_input_and_arguments_are_checked():
         rnnkit.MinGRU(D, H, backend="fused")
     with pytest.raises(ValueError, match="mode must be one of .*got 'exp'"):
         rnnkit.MinLSTM(D, H, mode="exp")
+    with pytest.raises(ValueError, match="backend 'log-scan' needs mode='log'"):
+        rnnkit.MinLSTM(D, H, backend="log-scan")
+    with pytest.raises(ValueError, match="backend 'log-scan' needs mode='log'"):
+        rnnkit.MinGRUCell(D, H).sequence(torch.randn(2, 1, D), backend="log-scan")
     with pytest.raises(ValueError, match="hx must have shape"):
         layer(torch.randn(5, 2, D, dtype=torch.float64), torch.zeros(2, 2, H, dtype=torch.float64))
 
@@ -227,3 +234,11 @@ def test_both_scan_algorithms_and_their_adjoint_pass_gradcheck(algorithm, steps,
     assert torch.autograd.gradcheck(lambda a, b: scan_linear(a, b), (a, b))
     assert torch.autograd.gradcheck(lambda la, lb, h: scan_log(la, lb, h, chunk=3), (a.detach().log().requires_grad_(),
                                                                                     b.detach(), h0))
+
+
+def test_auto_takes_the_log_space_scan_for_the_log_form_off_the_cpu_only():
+    from rnnkit.layers.minimal import resolve
+
+    cpu, meta = torch.empty(1), torch.empty(1, device="meta")
+    assert resolve("auto", "log", cpu) == "scan" and resolve("auto", "log", meta) == "log-scan"
+    assert resolve("auto", "plain", meta) == "scan" and resolve("reference", "log", meta) == "reference"

@@ -73,7 +73,8 @@ def test_classifier_trains_saves_loads_predicts_and_refuses_onnx_export(tiny_csv
 
 def test_config_checks_the_minimal_cells_back_ends():
     assert LanguageModelConfig(cell="mingru", backend="scan").backend == "scan"
-    with pytest.raises(ValueError, match=r"backend must be one of \['auto', 'reference', 'scan'\], got 'fused'"):
+    with pytest.raises(ValueError, match=r"backend must be one of \['auto', 'log-scan', 'reference', 'scan'\], "
+                                         r"got 'fused'"):
         LanguageModelConfig(cell="minlstm", backend="fused")
     with pytest.raises(ValueError, match="cell must be one of"):
         LanguageModelConfig(cell="mingru2")

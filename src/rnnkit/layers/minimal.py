@@ -10,9 +10,11 @@ Back ends (``backend=``), chosen here rather than in the engine registry:
     "reference"  the cell's ``step`` in a Python loop over time (``rnnkit.engine.reference``): the ground truth,
                  and what ``trace`` runs
     "scan"       one matrix product for every step's projections, then the elementwise recurrence
-                 h_t = a_t ⊙ h_(t-1) + b_t as a parallel scan in PyTorch operators
-                 (``rnnkit.cells.linear_scan``): any device, autograd for the backward
-    "auto"       the scan
+                 h_t = a_t ⊙ h_(t-1) + b_t as a scan in PyTorch operators (``rnnkit.cells.linear_scan``:
+                 pairwise/parallel, or a step loop on a CPU with wide steps), any device, with its adjoint
+                 scan for the backward
+    "log-scan"   the paper's log-space scan (logcumsumexp), for mode="log" only
+    "auto"       "log-scan" for mode="log" off the CPU, else "scan" (see ``rnnkit.cells.minimal``)
 There is no fused C++ kernel for these cells yet.
 
 Shapes as in ``rnnkit.layers.recurrent`` (batch_first=False): input (T, B, D), output (T, B, dirs·H),
@@ -24,31 +26,38 @@ from __future__ import annotations
 from torch import Tensor
 
 from rnnkit.cells import MinGRUCell, MinLSTMCell
-from rnnkit.cells.minimal import MinimalCell
+from rnnkit.cells.minimal import MinimalCell, check_backend_for_mode
 from rnnkit.engine.reference import REFERENCE
 from rnnkit.engine.stack import run_stack
 from rnnkit.layers.recurrent import Recurrent
 from rnnkit.validation import check_choice
 
-BACKENDS = ("auto", "reference", "scan")
-
-
-def _scan_direction(layer, k: int, d: int, x: Tensor, h0, lengths: Tensor | None, record=None):
-    """One layer, one direction over (T, B, F), for ``run_stack``: the cell's whole-sequence scan."""
-    cell = layer.cell_for(k, d)
-    out, h_n = cell.run_sequence(x, None if h0 is None else h0[0], layer.params_for(k, d), lengths, "scan")
-    return out, (h_n,)
+BACKENDS = ("auto", "reference", "scan", "log-scan")
 
 
 class ScanBackend:
-    name = "scan"
+    """Every layer and direction by the cells' whole-sequence ``run_sequence`` with ``algorithm``."""
+
+    def __init__(self, algorithm: str):
+        self.name = algorithm
+
+    def _direction(self, layer, k: int, d: int, x: Tensor, h0, lengths: Tensor | None, record=None):
+        cell = layer.cell_for(k, d)
+        out, h_n = cell.run_sequence(x, None if h0 is None else h0[0], layer.params_for(k, d), lengths, self.name)
+        return out, (h_n,)
 
     def run(self, layer, x, hx, lengths):
-        return run_stack(layer, x, hx, lengths, _scan_direction)
+        return run_stack(layer, x, hx, lengths, self._direction)
 
 
-SCAN = ScanBackend()
-_BY_NAME = {"reference": REFERENCE, "scan": SCAN, "auto": SCAN}
+_BY_NAME = {"reference": REFERENCE, "scan": ScanBackend("scan"), "log-scan": ScanBackend("log-scan")}
+
+
+def resolve(backend: str, mode: str, x: Tensor) -> str:
+    """The back end ``backend`` names for an input ``x``: "auto" settled (see the module docstring)."""
+    if backend != "auto":
+        return backend
+    return "log-scan" if mode == "log" and x.device.type != "cpu" else "scan"
 
 
 class MinimalRecurrent(Recurrent):
@@ -63,7 +72,7 @@ class MinimalRecurrent(Recurrent):
                  backend: str = "auto", mode: str = "plain"):
         if not (isinstance(cell, type) and issubclass(cell, MinimalCell)):
             raise TypeError(f"cell must be a subclass of rnnkit.cells.minimal.MinimalCell, got {cell!r}")
-        backend = check_choice("backend", backend, BACKENDS)
+        backend = check_backend_for_mode(check_choice("backend", backend, BACKENDS), mode)
         # The engine registry's back ends do not know these cells: the choice is made here, in forward.
         super().__init__(cell, input_size, hidden_size, num_layers, bias, batch_first, dropout, bidirectional,
                          "auto", mode=mode)
@@ -73,7 +82,7 @@ class MinimalRecurrent(Recurrent):
     def forward(self, input, hx=None, lengths=None):
         """Run the stack; shapes as ``Recurrent.forward``. ``lengths`` may be in any order."""
         x, hx, lengths, packed, unbatched = self._prepare(input, hx, lengths)
-        out, states = _BY_NAME[self.backend].run(self, x, hx, lengths)
+        out, states = _BY_NAME[resolve(self.backend, self.mode, x)].run(self, x, hx, lengths)
         return self._finish(input, out, states, lengths, packed, unbatched)
 
 
