@@ -8,7 +8,7 @@ from torch.func import functional_call
 from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
 
 import rnnkit
-from rnnkit.cells.linear_scan import LOG_CHUNK, scan_linear, scan_log
+from rnnkit.cells.linear_scan import LOG_CHUNK, scan_gated, scan_linear, scan_log
 from rnnkit.cells.minimal import g
 
 LAYERS = {"mingru": rnnkit.MinGRU, "minlstm": rnnkit.MinLSTM}
@@ -232,6 +232,11 @@ def test_both_scan_algorithms_and_their_adjoint_pass_gradcheck(algorithm, steps,
     torch.testing.assert_close(backwards, _loop(a_.flip(0), b_.flip(0), h0_).flip(0))
     assert torch.autograd.gradcheck(scan_linear, (a, b, h0))
     assert torch.autograd.gradcheck(lambda a, b: scan_linear(a, b), (a, b))
+    # The gated form: a = 1 − σ(u), b = σ(u) ⊙ c, with its own adjoint.
+    u = b.detach().clone().requires_grad_()
+    torch.testing.assert_close(scan_gated(u, b, h0), scan_linear(1 - torch.sigmoid(u), torch.sigmoid(u) * b, h0))
+    assert torch.autograd.gradcheck(scan_gated, (u, b, h0))
+    assert torch.autograd.gradcheck(lambda u, c: scan_gated(u, c), (u, b))
     assert torch.autograd.gradcheck(lambda la, lb, h: scan_log(la, lb, h, chunk=3), (a.detach().log().requires_grad_(),
                                                                                     b.detach(), h0))
 

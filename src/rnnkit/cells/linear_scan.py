@@ -83,9 +83,7 @@ class _LinearScan(torch.autograd.Function):
     @once_differentiable
     def backward(ctx, grad_h: Tensor):
         a, h, h0 = ctx.saved_tensors
-        # G_t's coefficient is a_(t+1): shift a by one step (the last G has nothing after it).
-        a_next = torch.cat([a[1:], a[:1]])
-        grads = solve(a_next, grad_h.contiguous(), reverse=True)
+        grads = _adjoint(a, grad_h)
         grad_a = torch.empty_like(grads)
         torch.mul(grads[1:], h[:-1], out=grad_a[1:])
         if h0 is None:
@@ -94,6 +92,48 @@ class _LinearScan(torch.autograd.Function):
             torch.mul(grads[0], h0, out=grad_a[0])
         grad_h0 = a[0] * grads[0] if ctx.needs_input_grad[2] else None
         return grad_a, grads, grad_h0
+
+
+def scan_gated(u: Tensor, c: Tensor, h0: Tensor | None = None) -> Tensor:
+    """Every h_t of h_t = (1 − σ(u_t)) ⊙ h_(t-1) + σ(u_t) ⊙ c_t: the scan with a_t = 1 − s_t, b_t = s_t ⊙ c_t.
+
+    minGRU (u = Linear_z(x)) and minLSTM (u = log i − log f) are both this interpolation. One autograd
+    function for the gate, the blend and the scan keeps the backward to a handful of tensors (see ``_GatedScan``).
+    """
+    return _GatedScan.apply(u, c, h0)
+
+
+class _GatedScan(torch.autograd.Function):
+    """``scan_gated`` with its adjoint: G from ``_adjoint``, then, with s = σ(u) and h_(-1) = h0,
+        dL/dc_t = G_t ⊙ s_t,   dL/du_t = G_t ⊙ (c_t − h_(t-1)) ⊙ s_t ⊙ (1 − s_t),   dL/dh0 = (1 − s_0) ⊙ G_0.
+    """
+
+    @staticmethod
+    def forward(ctx, u: Tensor, c: Tensor, h0: Tensor | None) -> Tensor:
+        s = torch.sigmoid(u)
+        h = solve(1 - s, s * c, h0)
+        ctx.save_for_backward(s, c, h, h0)
+        return h
+
+    @staticmethod
+    @once_differentiable
+    def backward(ctx, grad_h: Tensor):
+        s, c, h, h0 = ctx.saved_tensors
+        a = 1 - s
+        grads = _adjoint(a, grad_h)
+        grad_c = grads * s
+        grad_u = torch.empty_like(grads)
+        torch.sub(c[1:], h[:-1], out=grad_u[1:])
+        grad_u[0] = c[0] if h0 is None else c[0] - h0
+        grad_u.mul_(grad_c).mul_(a)
+        grad_h0 = a[0] * grads[0] if ctx.needs_input_grad[2] else None
+        return grad_u, grad_c, grad_h0
+
+
+def _adjoint(a: Tensor, grad_h: Tensor) -> Tensor:
+    """G_t = a_(t+1) ⊙ G_(t+1) + g_t from the last step back (see ``_LinearScan``)."""
+    a_next = torch.cat([a[1:], a[:1]])  # G_t's coefficient is a_(t+1); the last G has nothing after it
+    return solve(a_next, grad_h.contiguous(), reverse=True)
 
 
 def _stepwise(a: Tensor, b: Tensor, h0: Tensor | None, reverse: bool) -> Tensor:

@@ -4,10 +4,9 @@ from __future__ import annotations
 
 import torch
 from torch import Tensor
-from torch.nn import functional as F
 
 from rnnkit.cells.base import Params, State
-from rnnkit.cells.minimal import MinimalCell, log_g
+from rnnkit.cells.minimal import MinimalCell
 
 
 class MinGRUCell(MinimalCell):
@@ -17,8 +16,8 @@ class MinGRUCell(MinimalCell):
         h̃_t = Linear_h(x_t)                        candidate ("log" mode: g(Linear_h(x_t)))
         h_t = (1 − z_t) ⊙ h_(t-1) + z_t ⊙ h̃_t
 
-    so h_t = a_t ⊙ h_(t-1) + b_t with a_t = 1 − z_t = σ(−Linear_z(x_t)) and b_t = z_t ⊙ h̃_t; in log space
-    log a_t = −softplus(Linear_z(x_t)), log b_t = −softplus(−Linear_z(x_t)) + log g(Linear_h(x_t)).
+    so h_t = a_t ⊙ h_(t-1) + b_t with a_t = 1 − z_t and b_t = z_t ⊙ h̃_t: the gate logit is u_t = Linear_z(x_t),
+    and in log space log a_t = −softplus(u_t), log b_t = −softplus(−u_t) + log g(Linear_h(x_t)).
 
     Shapes: x_t (B, D); h_prev, h_t, z_t, h̃_t (B, H); weight_ih (2H, D) stacks the rows as [z; h];
     bias_ih (2H,). No hidden-to-hidden weights. ``mode``: "plain" or "log" (see ``rnnkit.cells.minimal``).
@@ -38,10 +37,6 @@ class MinGRUCell(MinimalCell):
             record.update(z=z, cand=h_tilde)
         return h, (h,)
 
-    def coefficients(self, proj: Tensor) -> tuple[Tensor, Tensor]:
+    def gate_logit(self, proj: Tensor) -> tuple[Tensor, Tensor]:
         k_z, k_h = proj.chunk(2, dim=-1)
-        return torch.sigmoid(-k_z), torch.sigmoid(k_z) * self.candidate(k_h)
-
-    def log_coefficients(self, proj: Tensor) -> tuple[Tensor, Tensor]:
-        k_z, k_h = proj.chunk(2, dim=-1)
-        return -F.softplus(k_z), -F.softplus(-k_z) + log_g(k_h)
+        return k_z, k_h

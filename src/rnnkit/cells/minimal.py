@@ -31,7 +31,7 @@ from torch import Tensor
 from torch.nn import functional as F
 
 from rnnkit.cells.base import Cell, Params, linear
-from rnnkit.cells.linear_scan import scan_linear, scan_log
+from rnnkit.cells.linear_scan import scan_gated, scan_log
 from rnnkit.lengths import check_lengths, last_valid, step_mask
 from rnnkit.validation import check_choice
 
@@ -59,8 +59,9 @@ def check_backend_for_mode(backend: str, mode: str) -> str:
 class MinimalCell(Cell):
     """Base for cells whose state update is h_t = a_t ⊙ h_(t-1) + b_t with a_t, b_t from x_t alone.
 
-    Subclasses set ``gates``/``gate_names`` and implement ``step`` (the equations), ``coefficients``
-    (a_t, b_t) and ``log_coefficients`` (log a_t, log b_t) from the projection Linear(x_t) (…, G·H).
+    Both cells blend: h_t = (1 − σ(u_t)) ⊙ h_(t-1) + σ(u_t) ⊙ h̃_t, with a gate logit u_t of their own.
+    Subclasses set ``gates``/``gate_names`` and implement ``step`` (the equations) and ``gate_logit``
+    ((u_t, Linear_h(x_t)) from the projection Linear(x_t) (…, G·H)), from which the scans are built.
     """
 
     state_count = 1
@@ -86,11 +87,14 @@ class MinimalCell(Cell):
         """Linear(x) split into the G blocks, in ``gate_names`` order."""
         return linear(x, p["weight_ih"], p.get("bias_ih")).chunk(self.gates, dim=-1)
 
-    def coefficients(self, proj: Tensor) -> tuple[Tensor, Tensor]:
+    def gate_logit(self, proj: Tensor) -> tuple[Tensor, Tensor]:
+        """(u_t, Linear_h(x_t)) such that σ(u_t) is the weight of the candidate."""
         raise NotImplementedError
 
     def log_coefficients(self, proj: Tensor) -> tuple[Tensor, Tensor]:
-        raise NotImplementedError
+        """(log a_t, log b_t) = (−softplus(u_t), −softplus(−u_t) + log g(Linear_h(x_t))), the "log" form's."""
+        u, k_h = self.gate_logit(proj)
+        return -F.softplus(u), -F.softplus(-u) + log_g(k_h)
 
     # -- a whole sequence -------------------------------------------------------
     def run_sequence(self, x: Tensor, h0: Tensor | None, p: Params, lengths: Tensor | None = None,
@@ -103,7 +107,8 @@ class MinimalCell(Cell):
             check_backend_for_mode(backend, self.mode)
             h = scan_log(*self.log_coefficients(proj), h0)
         else:
-            h = scan_linear(*self.coefficients(proj), h0)
+            u, k_h = self.gate_logit(proj)
+            h = scan_gated(u, self.candidate(k_h), h0)
         # The scan is causal: steps past a row's length never reach its earlier states, so the row's final
         # state is read at its own last step, and its outputs past the length are set to zero.
         if lengths is None:

@@ -7,7 +7,7 @@ from torch import Tensor
 from torch.nn import functional as F
 
 from rnnkit.cells.base import Params, State
-from rnnkit.cells.minimal import MinimalCell, log_g
+from rnnkit.cells.minimal import MinimalCell
 
 
 class MinLSTMCell(MinimalCell):
@@ -20,8 +20,8 @@ class MinLSTMCell(MinimalCell):
         h_t = f'_t ⊙ h_(t-1) + i'_t ⊙ h̃_t
 
     The state is h alone (no separate cell state c: with the output gate gone, c_t and h_t coincide).
-    For the scan, with δ_t = log i_t − log f_t = softplus(−Linear_f(x_t)) − softplus(−Linear_i(x_t)):
-    a_t = f'_t = σ(−δ_t), b_t = σ(δ_t) ⊙ h̃_t; log a_t = −softplus(δ_t), log b_t = −softplus(−δ_t) + log g(·).
+    For the scan, the gate logit is u_t = δ_t = log i_t − log f_t = softplus(−Linear_f(x_t)) − softplus(−Linear_i(x_t)):
+    i'_t = σ(δ_t), f'_t = 1 − σ(δ_t); log a_t = −softplus(δ_t), log b_t = −softplus(−δ_t) + log g(Linear_h(x_t)).
 
     Shapes: x_t (B, D); h_prev, h_t and every gate (B, H); weight_ih (3H, D) stacks the rows as [f; i; h];
     bias_ih (3H,). No hidden-to-hidden weights. ``mode``: "plain" or "log" (see ``rnnkit.cells.minimal``).
@@ -42,17 +42,6 @@ class MinLSTMCell(MinimalCell):
             record.update(f=f_norm, i=i_norm, cand=h_tilde)
         return h, (h,)
 
-    @staticmethod
-    def _delta(k_f: Tensor, k_i: Tensor) -> Tensor:
-        """δ = log i − log f, from log σ(k) = −softplus(−k)."""
-        return F.softplus(-k_f) - F.softplus(-k_i)
-
-    def coefficients(self, proj: Tensor) -> tuple[Tensor, Tensor]:
+    def gate_logit(self, proj: Tensor) -> tuple[Tensor, Tensor]:
         k_f, k_i, k_h = proj.chunk(3, dim=-1)
-        delta = self._delta(k_f, k_i)
-        return torch.sigmoid(-delta), torch.sigmoid(delta) * self.candidate(k_h)
-
-    def log_coefficients(self, proj: Tensor) -> tuple[Tensor, Tensor]:
-        k_f, k_i, k_h = proj.chunk(3, dim=-1)
-        delta = self._delta(k_f, k_i)
-        return -F.softplus(delta), -F.softplus(-delta) + log_g(k_h)
+        return F.softplus(-k_f) - F.softplus(-k_i), k_h  # δ = log i − log f, from log σ(k) = −softplus(−k)
