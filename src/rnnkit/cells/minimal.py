@@ -5,19 +5,20 @@ weight: one ``weight_ih`` (G·H, D) stacks every block (the gate order is the su
 ``bias_ih`` (G·H,) its bias. A cell runs in one of two forms (``mode``):
 
     "plain"  the paper's minGRU / minLSTM: the candidate h̃_t = Linear_h(x_t) is used as it is.
-    "log"    the paper's log-space form: the candidate goes through g, so every b_t and state is positive,
-             and the whole-sequence scan runs on logarithms (``linear_scan.scan_log``):
+    "log"    the paper's log-space form: the candidate goes through g, so every b_t and state is positive
+             (from a non-negative h0) and the sequence can be scanned on logarithms (``linear_scan.scan_log``):
                  g(x) = x + 0.5 if x ≥ 0 else σ(x)        (continuous, increasing, positive)
                  log g(x) = log(x + 0.5) if x ≥ 0 else −softplus(−x)
 
 Two ways to run a cell: ``cell(x_t, h_prev) -> h_t`` (one step, for generation; ``step`` is the equations as
 written, the ground truth) and ``cell.sequence(x, h0, lengths)`` (a whole time-major sequence by the scan).
 A whole sequence runs by one of ``SEQUENCE_BACKENDS``:
-    "scan"       Linear(x) for every step in one matrix product, then h_t = a_t ⊙ h_(t-1) + b_t by
-                 ``linear_scan.scan_linear`` (either form: nothing is divided, no logarithm is taken)
-    "log-scan"   the paper's log-space scan, ``linear_scan.scan_log`` (the "log" form only: it needs b_t > 0).
-                 On a CPU torch's logcumsumexp over time is slow (0.4 s for T·B·H = 128·64·384 on a Zen 3 core,
-                 against 0.03 s for the whole "scan"), so the layers choose it for other devices only
+    "scan"       Linear(x) for every step in one matrix product, then h_t = (1 − σ(u_t)) ⊙ h_(t-1) + σ(u_t) ⊙ h̃_t
+                 by ``linear_scan.scan_gated`` (either form: nothing is divided, no logarithm is taken)
+    "log-scan"   Linear(x) likewise, then the paper's log-space scan ``linear_scan.scan_log`` (the "log" form
+                 only: it needs b_t > 0). On a CPU torch's logcumsumexp over time is slow (measured 0.4 s for
+                 T·B·H = 128·64·384 on one Zen 3 core, against about 0.03 s for the "scan" recurrence), so the
+                 layers' "auto" takes it on other devices only
     "reference"  ``step`` in a loop over time: the ground truth
 
 Shape legend:
