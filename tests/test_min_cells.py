@@ -247,3 +247,14 @@ def test_auto_takes_the_log_space_scan_for_the_log_form_off_the_cpu_only():
     cpu, meta = torch.empty(1), torch.empty(1, device="meta")
     assert resolve("auto", "log", cpu) == "scan" and resolve("auto", "log", meta) == "log-scan"
     assert resolve("auto", "plain", meta) == "scan" and resolve("reference", "log", meta) == "reference"
+
+
+@pytest.mark.parametrize("kind", list(LAYERS))
+def test_under_autocast_the_state_keeps_the_input_dtype_so_it_can_be_carried(kind):
+    layer = LAYERS[kind](D, H, num_layers=2)
+    x = torch.randn(6, 2, D)
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        out, state = layer(x)
+        out2, state2 = layer(x, state)  # the next window, its state carried
+    assert out.dtype == state.dtype == state2.dtype == torch.float32
+    torch.testing.assert_close(out2, layer(x, state)[0], atol=0.1, rtol=0.1)

@@ -103,7 +103,10 @@ class MinimalCell(Cell):
         """x (T, B, D), h0 (B, H) or None → outputs (T, B, H) zero past each length, h_n (B, H) at each own end."""
         if backend == "reference":
             return self._step_loop(x, h0, p, lengths)
-        proj = linear(x, p["weight_ih"], p.get("bias_ih"))  # every step's projections: one matrix product
+        # Every step's projections in one matrix product. Under autocast it runs in the low precision, but the
+        # recurrence stays in the input's dtype: a bfloat16 state would gather rounding error over T steps, and
+        # a state carried to the next window must match that window's input.
+        proj = linear(x, p["weight_ih"], p.get("bias_ih")).to(x.dtype)
         if backend == "log-scan":
             check_backend_for_mode(backend, self.mode)
             h = scan_log(*self.log_coefficients(proj), h0)
