@@ -36,10 +36,10 @@ BACKENDS = ("auto", "reference", "scan", "log-scan")
 
 
 class ScanBackend:
-    """Every layer and direction by the cells' whole-sequence ``run_sequence`` with ``algorithm``."""
+    """Every layer and direction by the cells' ``run_sequence``, with the whole-sequence back end ``name``."""
 
-    def __init__(self, algorithm: str):
-        self.name = algorithm
+    def __init__(self, name: str):
+        self.name = name
 
     def _direction(self, layer, k: int, d: int, x: Tensor, h0, lengths: Tensor | None, record=None):
         cell = layer.cell_for(k, d)
@@ -64,7 +64,7 @@ class MinimalRecurrent(Recurrent):
     """A stack of minimal cells (``MinGRUCell``, ``MinLSTMCell``); arguments as ``Recurrent`` plus ``mode``.
 
     ``mode``: "plain" (the paper's minGRU/minLSTM) or "log" (the log-space, positive-valued form).
-    ``backend``: "auto", "reference" or "scan" (see the module docstring).
+    ``backend``: one of ``BACKENDS`` (see the module docstring).
     """
 
     def __init__(self, cell: type[MinimalCell], input_size: int, hidden_size: int, num_layers: int = 1,
