@@ -96,3 +96,14 @@ def test_cli_train_lm_and_generate_with_mingru(tmp_path):
                        capture_output=True, text=True, timeout=120)
     assert r.returncode == 0, r.stderr
     assert r.stdout.startswith("Thou") and len(r.stdout.rstrip("\n")) == 29
+
+
+@pytest.mark.parametrize("cell", ["gru", "lstm", "mingru", "minlstm"])
+def test_preflight_counts_the_parameters_the_stack_has(cell):
+    from rnnkit.api.preflight import stack_parameters
+    from rnnkit.models.config import EncoderConfig
+    from rnnkit.models.encoder import Encoder
+
+    config = EncoderConfig(cell=cell, embedding_dim=5, hidden_size=7, num_layers=2, bidirectional=True)
+    built = sum(p.numel() for p in Encoder(config, 11).parameters())
+    assert stack_parameters(config, 11, bidirectional=True) == built
