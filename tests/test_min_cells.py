@@ -113,8 +113,12 @@ def test_parameters_are_torch_like_with_no_hidden_to_hidden_weights():
 
 
 @pytest.mark.parametrize("kind,mode,backend", SCANS)
-@pytest.mark.parametrize("batch_first", [False, True])
-def test_layer_scan_equals_reference_bidirectional_multilayer_with_lengths_and_h0(kind, mode, backend, batch_first):
+@pytest.mark.parametrize("batch_first,stepwise_min", [(False, 0), (True, 10**9)])
+def test_layer_scan_equals_reference_bidirectional_multilayer_with_lengths_and_h0(kind, mode, backend, batch_first,
+                                                                                  stepwise_min, monkeypatch):
+    import rnnkit.cells.linear_scan as linear_scan
+
+    monkeypatch.setattr(linear_scan, "STEPWISE_MIN", stepwise_min)  # the step loop, then the pairwise scan
     scan = _layer(kind, mode, num_layers=2, bidirectional=True, batch_first=batch_first, backend=backend)
     ref = _layer(kind, mode, num_layers=2, bidirectional=True, batch_first=batch_first, backend="reference")
     ref.load_state_dict(scan.state_dict())
