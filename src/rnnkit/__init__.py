@@ -1,8 +1,8 @@
 """rnnkit: recurrent neural networks for text, from the equations to a served model."""
 
-from rnnkit.cells import Cell, GRUCell, LSTMCell, RNNCell
+from rnnkit.cells import Cell, GRUCell, LSTMCell, MinGRUCell, MinLSTMCell, RNNCell
 from rnnkit.engine import available_backends, register_backend
-from rnnkit.layers import GRU, LSTM, RNN, Recurrent, StateTrace
+from rnnkit.layers import GRU, LSTM, RNN, MinGRU, MinLSTM, Recurrent, StateTrace
 
 __version__ = "0.1.0"
 
@@ -21,8 +21,8 @@ def __getattr__(name: str):
     raise AttributeError(f"module 'rnnkit' has no attribute {name!r}")
 
 __all__ = [
-    "Cell", "RNNCell", "LSTMCell", "GRUCell",
-    "Recurrent", "RNN", "LSTM", "GRU", "StateTrace",
+    "Cell", "RNNCell", "LSTMCell", "GRUCell", "MinGRUCell", "MinLSTMCell",
+    "Recurrent", "RNN", "LSTM", "GRU", "MinGRU", "MinLSTM", "StateTrace",
     "available_backends", "register_backend",
     "train_classifier", "Classifier", "train_language_model", "LanguageModel",
 ]

@@ -20,7 +20,7 @@ from typing import TYPE_CHECKING
 
 from rnnkit.data import DataError
 from rnnkit.data.bundled import bundled_kind, bundled_names
-from rnnkit.models.config import ClassifierConfig, LanguageModelConfig, RecurrentStackConfig
+from rnnkit.models.config import MINIMAL_CELLS, ClassifierConfig, LanguageModelConfig, RecurrentStackConfig
 from rnnkit.models.pretrained import wants_glove
 from rnnkit.validation import check_probability
 
@@ -29,7 +29,7 @@ if TYPE_CHECKING:  # both modules import this one
     from rnnkit.api.language_model import CorpusConfig
     from rnnkit.training.ulmfit import PretrainConfig
 
-_GATES = {"lstm": 4, "gru": 3, "rnn": 1, "rnn_relu": 1}
+_GATES = {"lstm": 4, "gru": 3, "rnn": 1, "rnn_relu": 1, "mingru": 2, "minlstm": 3}
 # Float32 weights, their gradients, AdamW's two moments and the trainer's copy of the best weights.
 _COPIES_IN_MEMORY = 5
 _REPORT_BYTES = 2 << 20  # metrics, report text and two PNGs, generously
@@ -176,9 +176,12 @@ def stack_parameters(config: RecurrentStackConfig, vocab_size: int, bidirectiona
     """Parameters of the embedding and the recurrent stack (what dominates every model here)."""
     directions = 2 if bidirectional else 1
     hidden, total = config.hidden_size, vocab_size * config.embedding_dim
+    # Per gate row: the input weights, the recurrent weights and two biases; minimal cells have neither
+    # weight_hh nor bias_hh.
+    recurrent = 0 if config.cell in MINIMAL_CELLS else hidden + 1
     for layer in range(config.num_layers):
         inputs = config.embedding_dim if layer == 0 else hidden * directions
-        total += directions * _GATES[config.cell] * hidden * (inputs + hidden + 2)
+        total += directions * _GATES[config.cell] * hidden * (inputs + 1 + recurrent)
     return total
 
 

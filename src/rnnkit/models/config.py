@@ -14,7 +14,8 @@ from rnnkit.validation import (
     check_probability,
 )
 
-CELLS = ("lstm", "gru", "rnn", "rnn_relu")
+MINIMAL_CELLS = ("mingru", "minlstm")  # gates from x_t only (rnnkit.layers.minimal): their own back ends
+CELLS = ("lstm", "gru", "rnn", "rnn_relu", *MINIMAL_CELLS)
 NGRAM_PATHS = ("none", "logits", "features")
 NGRAM_WEIGHTINGS = ("auto", *WEIGHTINGS)  # "auto" is settled to one of the bag's own before it is built
 
@@ -27,12 +28,13 @@ def _help(text: str, **kw):
 class RecurrentStackConfig:
     """What every model here has: an embedding and a stack of one cell type, run by a back end."""
 
-    cell: str = _help("recurrent cell: lstm, gru, rnn (tanh) or rnn_relu", default="gru")
+    cell: str = _help("recurrent cell: lstm, gru, rnn (tanh), rnn_relu, mingru or minlstm", default="gru")
     embedding_dim: int = _help("embedding size (50 with GloVe 6B 50d)", default=50)
     hidden_size: int = _help("hidden units per direction", default=128)
     num_layers: int = _help("stacked recurrent layers", default=1)
     embedding_dropout: float = _help("dropout on the embeddings", default=0.1)
-    backend: str = _help("recurrence back end: auto, native, reference, fused, ...", default="auto")
+    backend: str = _help("recurrence back end: auto, native, reference, fused, ... (mingru, minlstm: auto, "
+                         "reference or scan)", default="auto")
 
     def __post_init__(self):
         check_choice("cell", self.cell, CELLS)
@@ -40,6 +42,11 @@ class RecurrentStackConfig:
             check_positive_int(name, getattr(self, name))
         check_probability("embedding_dropout", self.embedding_dropout)
         # Importing the engine registers every back end, so the name is checked here and not at the first batch.
+        if self.cell in MINIMAL_CELLS:
+            from rnnkit.layers.minimal import BACKENDS
+
+            check_choice("backend", self.backend, BACKENDS)
+            return
         from rnnkit.engine import registry
 
         registry.check_backend_name(self.backend)
@@ -145,7 +152,7 @@ class LanguageModelConfig(RecurrentStackConfig):
 
     # GRU by default: on the bundled Shakespeare split a 2 x 384 GRU (fused engine, then ~15k tokens/s on 2 cores)
     # reached a lower validation bits/char in 15 minutes than the 2 x 384 LSTM (~10k tokens/s) did in 30.
-    cell: str = _help("recurrent cell: lstm, gru, rnn (tanh) or rnn_relu", default="gru")
+    cell: str = _help("recurrent cell: lstm, gru, rnn (tanh), rnn_relu, mingru or minlstm", default="gru")
     embedding_dim: int = _help("embedding size", default=128)
     hidden_size: int = _help("hidden units per layer", default=384)
     num_layers: int = _help("stacked recurrent layers", default=2)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import torch
 from torch import Tensor, nn
 
-from rnnkit.layers import GRU, LSTM, RNN
+from rnnkit.layers import GRU, LSTM, RNN, MinGRU, MinLSTM
 from rnnkit.models.config import EncoderConfig
 
 
@@ -17,6 +17,10 @@ def make_recurrent(config: EncoderConfig, input_size: int) -> nn.Module:
         return LSTM(**kw)
     if config.cell == "gru":
         return GRU(**kw)
+    if config.cell == "mingru":
+        return MinGRU(**kw)
+    if config.cell == "minlstm":
+        return MinLSTM(**kw)
     return RNN(nonlinearity="relu" if config.cell == "rnn_relu" else "tanh", **kw)
 
 

@@ -1,0 +1,112 @@
+"""minGRU / minLSTM (scan back end) against rnnkit's GRU / LSTM (auto) and torch.nn's, in one process.
+
+    OMP_NUM_THREADS=1 .venv/bin/python benchmarks/mincells.py                   # hidden 384, B 1/16/64, T 128/512
+    OMP_NUM_THREADS=1 .venv/bin/python benchmarks/mincells.py --long            # adds T 2048 for B 1 and 16
+    OMP_NUM_THREADS=1 .venv/bin/python benchmarks/mincells.py --batches 64 --steps 128 --repeats 5
+
+Speed: tokens/s (B·T per call) of one layer, input size = hidden size, inference (no_grad forward) and
+training (forward + backward of out.sum()); medians over rounds, every round times each contender once in
+turn (the first round warms up and is dropped), so a busy machine slows every contender alike.
+
+Where the matrix products dominate (training, large B·T), the speed-up over a GRU of the same width is bounded
+by their arithmetic: per token the minGRU layer multiplies 2H×D, the GRU 3H×D and 3H×H, a third at D = H.
+
+Memory: the bytes autograd keeps for the backward of one training forward (every tensor saved by any
+operation, counted once per storage through ``torch.autograd.graph.saved_tensors_hooks``), against T.
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+import time
+
+import torch
+from torch import nn
+
+import rnnkit
+
+CONTENDERS = {  # name → maker(hidden)
+    "MinGRU": lambda h: rnnkit.MinGRU(h, h, backend="scan"),
+    "MinGRU-log": lambda h: rnnkit.MinGRU(h, h, backend="scan", mode="log"),
+    "MinLSTM": lambda h: rnnkit.MinLSTM(h, h, backend="scan"),
+    "rnnkit.GRU": lambda h: rnnkit.GRU(h, h),
+    "rnnkit.LSTM": lambda h: rnnkit.LSTM(h, h),
+    "nn.GRU": lambda h: nn.GRU(h, h),
+    "nn.LSTM": lambda h: nn.LSTM(h, h),
+}
+
+
+def _run(module, x, training: bool) -> None:
+    with torch.set_grad_enabled(training):
+        out = module(x)[0]
+        if training:
+            out.sum().backward()
+
+
+def speeds(modules: dict, batch: int, steps: int, hidden: int, training: bool, repeats: int) -> dict[str, float]:
+    x = torch.randn(steps, batch, hidden)
+    times = {name: [] for name in modules}
+    for _ in range(repeats + 1):
+        for name, module in modules.items():
+            xi = x.clone().requires_grad_(training)
+            start = time.perf_counter()
+            _run(module, xi, training)
+            times[name].append(time.perf_counter() - start)
+    return {name: batch * steps / statistics.median(t[1:]) for name, t in times.items()}
+
+
+def saved_bytes(module, batch: int, steps: int, hidden: int) -> int:
+    """Bytes of the distinct storages autograd saves for one training forward."""
+    seen: dict[int, int] = {}
+
+    def pack(t):
+        if t.layout == torch.strided and t.device.type != "meta":
+            storage = t.untyped_storage()
+            seen[storage.data_ptr()] = storage.nbytes()
+        return t
+
+    x = torch.randn(steps, batch, hidden, requires_grad=True)
+    with torch.autograd.graph.saved_tensors_hooks(pack, lambda t: t):
+        out = module(x)[0]
+    out.sum().backward()
+    params = sum(p.numel() * p.element_size() for p in module.parameters())
+    return max(sum(seen.values()) - params, 0)  # the weights are kept anyway: count what the sequence adds
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--hidden", type=int, default=384)
+    parser.add_argument("--batches", type=int, nargs="+", default=[1, 16, 64])
+    parser.add_argument("--steps", type=int, nargs="+", default=[128, 512])
+    parser.add_argument("--long", action="store_true", help="add T 2048 for batches up to 16")
+    parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--memory-batch", type=int, default=16)
+    parser.add_argument("--threads", type=int, default=torch.get_num_threads())
+    args = parser.parse_args()
+    torch.set_num_threads(args.threads)
+    torch.manual_seed(0)
+    modules = {name: make(args.hidden) for name, make in CONTENDERS.items()}
+    grid = [(b, t) for b in args.batches for t in args.steps]
+    if args.long:
+        grid += [(b, 2048) for b in args.batches if b <= 16 and 2048 not in args.steps]
+    names = list(modules)
+    print(f"tokens/s, one layer, hidden {args.hidden}, input {args.hidden}, {args.threads} thread(s), "
+          f"torch {torch.__version__}")
+    print(f"{'B':>3} {'T':>5} {'mode':5} " + " ".join(f"{n:>11}" for n in names) + "  MinGRU/rnnkit.GRU")
+    for training in (True, False):
+        for batch, steps in grid:
+            got = speeds(modules, batch, steps, args.hidden, training, args.repeats)
+            ratio = got["MinGRU"] / got["rnnkit.GRU"]
+            print(f"{batch:>3} {steps:>5} {'train' if training else 'infer':5} "
+                  + " ".join(f"{got[n]:>11,.0f}" for n in names) + f"  {ratio:>8.1f}x", flush=True)
+    print(f"\nsaved for backward (MiB, batch {args.memory_batch}): one training forward")
+    lengths = sorted({*args.steps, *([2048] if args.long else [])})
+    print(f"{'T':>5} " + " ".join(f"{n:>11}" for n in names))
+    for steps in lengths:
+        row = [saved_bytes(modules[n], args.memory_batch, steps, args.hidden) / 2**20 for n in names]
+        print(f"{steps:>5} " + " ".join(f"{v:>11.1f}" for v in row), flush=True)
+
+
+if __name__ == "__main__":
+    main()
