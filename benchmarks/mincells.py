@@ -28,7 +28,7 @@ import rnnkit
 
 CONTENDERS = {  # name → maker(hidden)
     "MinGRU": lambda h: rnnkit.MinGRU(h, h, backend="scan"),
-    "MinGRU-log": lambda h: rnnkit.MinGRU(h, h, backend="scan", mode="log"),
+    "MinGRU-log": lambda h: rnnkit.MinGRU(h, h, backend="scan", form="log"),
     "MinLSTM": lambda h: rnnkit.MinLSTM(h, h, backend="scan"),
     "rnnkit.GRU": lambda h: rnnkit.GRU(h, h),
     "rnnkit.LSTM": lambda h: rnnkit.LSTM(h, h),
@@ -93,7 +93,7 @@ def main() -> None:
     names = list(modules)
     print(f"tokens/s, one layer, hidden {args.hidden}, input {args.hidden}, {args.threads} thread(s), "
           f"torch {torch.__version__}")
-    print(f"{'B':>3} {'T':>5} {'mode':5} " + " ".join(f"{n:>11}" for n in names) + "  MinGRU/rnnkit.GRU")
+    print(f"{'B':>3} {'T':>5} {'form':5} " + " ".join(f"{n:>11}" for n in names) + "  MinGRU/rnnkit.GRU")
     for training in (True, False):
         for batch, steps in grid:
             got = speeds(modules, batch, steps, args.hidden, training, args.repeats)

@@ -13,16 +13,16 @@ from rnnkit.cells.minimal import g
 
 LAYERS = {"mingru": rnnkit.MinGRU, "minlstm": rnnkit.MinLSTM}
 CELLS = {"mingru": rnnkit.MinGRUCell, "minlstm": rnnkit.MinLSTMCell}
-KINDS = [(kind, mode) for kind in LAYERS for mode in ("plain", "log")]
+KINDS = [(kind, form) for kind in LAYERS for form in ("plain", "log")]
 # Every whole-sequence back end each form runs on (the log-space scan needs the positive form).
-SCANS = [(kind, mode, backend) for kind, mode in KINDS for backend in ("scan", "log-scan") if mode == "log" or
+SCANS = [(kind, form, backend) for kind, form in KINDS for backend in ("scan", "log-scan") if form == "log" or
          backend == "scan"]
 D, H = 3, 4
 
 
-def _layer(kind, mode, **kw):
+def _layer(kind, form, **kw):
     torch.manual_seed(0)
-    return LAYERS[kind](D, H, mode=mode, **kw).double()
+    return LAYERS[kind](D, H, form=form, **kw).double()
 
 
 def _loop(a, b, h0):
@@ -60,10 +60,10 @@ def test_log_scan_in_float32_stays_accurate_over_long_strongly_forgetting_sequen
     assert float(((got - exact).abs() / exact).max()) < 1e-4
 
 
-@pytest.mark.parametrize("kind,mode,backend", SCANS)
-def test_cell_sequence_scan_equals_step_loop(kind, mode, backend):
+@pytest.mark.parametrize("kind,form,backend", SCANS)
+def test_cell_sequence_scan_equals_step_loop(kind, form, backend):
     torch.manual_seed(1)
-    cell = CELLS[kind](D, H, mode=mode).double()
+    cell = CELLS[kind](D, H, form=form).double()
     x, h0 = torch.randn(9, 4, D, dtype=torch.float64), torch.randn(4, H, dtype=torch.float64).abs()
     lengths = [9, 2, 5, 1]
     out_s, h_s = cell.sequence(x, h0, lengths, backend=backend)
@@ -77,9 +77,9 @@ def test_cell_sequence_scan_equals_step_loop(kind, mode, backend):
     torch.testing.assert_close(h, h_s[:1], atol=1e-12, rtol=0)
 
 
-def _golden(cell_type, mode, bias):
+def _golden(cell_type, form, bias):
     """A 1-unit cell with hand-set weights, two steps x = 1, 3 from h0 = 0; the candidate weight is 2."""
-    cell = cell_type(1, 1, mode=mode).double()
+    cell = cell_type(1, 1, form=form).double()
     with torch.no_grad():
         cell.weight_ih.copy_(torch.tensor([[0.0]] * (cell.gates - 1) + [[2.0]]))
         cell.bias_ih.copy_(torch.tensor(bias, dtype=torch.float64))
@@ -112,15 +112,15 @@ def test_parameters_are_torch_like_with_no_hidden_to_hidden_weights():
     assert not any("bias" in name for name, _ in rnnkit.MinGRU(D, H, bias=False).named_parameters())
 
 
-@pytest.mark.parametrize("kind,mode,backend", SCANS)
+@pytest.mark.parametrize("kind,form,backend", SCANS)
 @pytest.mark.parametrize("batch_first,stepwise_min", [(False, 0), (True, 10**9)])
-def test_layer_scan_equals_reference_bidirectional_multilayer_with_lengths_and_h0(kind, mode, backend, batch_first,
+def test_layer_scan_equals_reference_bidirectional_multilayer_with_lengths_and_h0(kind, form, backend, batch_first,
                                                                                   stepwise_min, monkeypatch):
     import rnnkit.cells.linear_scan as linear_scan
 
     monkeypatch.setattr(linear_scan, "STEPWISE_MIN", stepwise_min)  # the step loop, then the pairwise scan
-    scan = _layer(kind, mode, num_layers=2, bidirectional=True, batch_first=batch_first, backend=backend)
-    ref = _layer(kind, mode, num_layers=2, bidirectional=True, batch_first=batch_first, backend="reference")
+    scan = _layer(kind, form, num_layers=2, bidirectional=True, batch_first=batch_first, backend=backend)
+    ref = _layer(kind, form, num_layers=2, bidirectional=True, batch_first=batch_first, backend="reference")
     ref.load_state_dict(scan.state_dict())
     x = torch.randn(7, 5, D, dtype=torch.float64)
     x = x.transpose(0, 1) if batch_first else x
@@ -131,9 +131,9 @@ def test_layer_scan_equals_reference_bidirectional_multilayer_with_lengths_and_h
     torch.testing.assert_close(h1, h2, atol=1e-12, rtol=0)
 
 
-@pytest.mark.parametrize("kind,mode", KINDS)
-def test_padding_never_changes_a_result(kind, mode):
-    layer = _layer(kind, mode, bidirectional=True, batch_first=True)
+@pytest.mark.parametrize("kind,form", KINDS)
+def test_padding_never_changes_a_result(kind, form):
+    layer = _layer(kind, form, bidirectional=True, batch_first=True)
     x = torch.randn(3, 8, D, dtype=torch.float64)
     lengths = torch.tensor([8, 3, 5])
     out, h_n = layer(x, lengths=lengths)
@@ -150,7 +150,7 @@ def test_padding_never_changes_a_result(kind, mode):
         assert bool((out[b, n:] == 0).all())
     # The reverse direction starts at each row's own last token: row 1's backward state after reading token 0
     # is the forward state of its reversed, cut sequence through the reverse weights.
-    rev = LAYERS[kind](D, H, mode=mode, batch_first=True).double()
+    rev = LAYERS[kind](D, H, form=form, batch_first=True).double()
     rev.load_state_dict({"weight_ih_l0": layer.weight_ih_l0_reverse, "bias_ih_l0": layer.bias_ih_l0_reverse})
     _, h_rev = rev(x[1:2, :3].flip(1))
     torch.testing.assert_close(out[1, 0, H:], h_rev[0, 0], atol=1e-12, rtol=0)
@@ -161,9 +161,9 @@ def test_padding_never_changes_a_result(kind, mode):
     torch.testing.assert_close(h_p, h_n)
 
 
-@pytest.mark.parametrize("kind,mode", KINDS)
-def test_stepping_one_token_at_a_time_equals_the_whole_sequence(kind, mode):
-    layer = _layer(kind, mode, num_layers=2)
+@pytest.mark.parametrize("kind,form", KINDS)
+def test_stepping_one_token_at_a_time_equals_the_whole_sequence(kind, form):
+    layer = _layer(kind, form, num_layers=2)
     x = torch.randn(12, 2, D, dtype=torch.float64)
     whole, h_whole = layer(x)
     state, outs = None, []
@@ -174,9 +174,9 @@ def test_stepping_one_token_at_a_time_equals_the_whole_sequence(kind, mode):
     torch.testing.assert_close(state, h_whole, atol=1e-12, rtol=0)
 
 
-@pytest.mark.parametrize("kind,mode,backend", SCANS)
-def test_gradcheck_through_the_scan(kind, mode, backend):
-    layer = _layer(kind, mode, bidirectional=True, backend=backend)
+@pytest.mark.parametrize("kind,form,backend", SCANS)
+def test_gradcheck_through_the_scan(kind, form, backend):
+    layer = _layer(kind, form, bidirectional=True, backend=backend)
     names = ["weight_ih_l0", "bias_ih_l0_reverse"]
     params = {name: p.detach() for name, p in layer.named_parameters()}
     lengths = torch.tensor([5, 2, 4])
@@ -209,11 +209,11 @@ def test_unbatched_input_and_arguments_are_checked():
     torch.testing.assert_close(out, layer(x.unsqueeze(1))[0].squeeze(1))
     with pytest.raises(ValueError, match="backend must be one of .*got 'fused'"):
         rnnkit.MinGRU(D, H, backend="fused")
-    with pytest.raises(ValueError, match="mode must be one of .*got 'exp'"):
-        rnnkit.MinLSTM(D, H, mode="exp")
-    with pytest.raises(ValueError, match="backend 'log-scan' needs mode='log'"):
+    with pytest.raises(ValueError, match="form must be one of .*got 'exp'"):
+        rnnkit.MinLSTM(D, H, form="exp")
+    with pytest.raises(ValueError, match="backend 'log-scan' needs form='log'"):
         rnnkit.MinLSTM(D, H, backend="log-scan")
-    with pytest.raises(ValueError, match="backend 'log-scan' needs mode='log'"):
+    with pytest.raises(ValueError, match="backend 'log-scan' needs form='log'"):
         rnnkit.MinGRUCell(D, H).sequence(torch.randn(2, 1, D), backend="log-scan")
     with pytest.raises(ValueError, match="hx must have shape"):
         layer(torch.randn(5, 2, D, dtype=torch.float64), torch.zeros(2, 2, H, dtype=torch.float64))

@@ -13,14 +13,14 @@ class MinGRUCell(MinimalCell):
     r"""minGRU step, gate order (z, h)::
 
         z_t = σ(Linear_z(x_t))                     update gate
-        h̃_t = Linear_h(x_t)                        candidate ("log" mode: g(Linear_h(x_t)))
+        h̃_t = Linear_h(x_t)                        candidate ("log" form: g(Linear_h(x_t)))
         h_t = (1 − z_t) ⊙ h_(t-1) + z_t ⊙ h̃_t
 
     so h_t = a_t ⊙ h_(t-1) + b_t with a_t = 1 − z_t and b_t = z_t ⊙ h̃_t: the gate logit is u_t = Linear_z(x_t),
     and in log space log a_t = −softplus(u_t), log b_t = −softplus(−u_t) + log g(Linear_h(x_t)).
 
     Shapes: x_t (B, D); h_prev, h_t, z_t, h̃_t (B, H); weight_ih (2H, D) stacks the rows as [z; h];
-    bias_ih (2H,). No hidden-to-hidden weights. ``mode``: "plain" or "log" (see ``rnnkit.cells.minimal``).
+    bias_ih (2H,). No hidden-to-hidden weights. ``form``: "plain" or "log" (see ``rnnkit.cells.minimal``).
     Trace records: "z" and "cand" (h̃_t).
     """
 

@@ -2,7 +2,7 @@
 
 Feng et al., "Were RNNs All We Needed?" (2024). Without h_(t-1) inside the gates there is no hidden-to-hidden
 weight: one ``weight_ih`` (G·H, D) stacks every block (the gate order is the subclass's ``gate_names``) and
-``bias_ih`` (G·H,) its bias. A cell runs in one of two forms (``mode``):
+``bias_ih`` (G·H,) its bias. A cell runs in one of two forms (``form``):
 
     "plain"  the paper's minGRU / minLSTM: the candidate h̃_t = Linear_h(x_t) is used as it is.
     "log"    the paper's log-space form: the candidate goes through g, so every b_t and state is positive
@@ -36,7 +36,7 @@ from rnnkit.cells.linear_scan import scan_gated, scan_log
 from rnnkit.lengths import check_lengths, last_valid, step_mask
 from rnnkit.validation import check_choice
 
-MODES = ("plain", "log")
+FORMS = ("plain", "log")
 SEQUENCE_BACKENDS = ("scan", "log-scan", "reference")
 
 
@@ -50,10 +50,10 @@ def log_g(x: Tensor) -> Tensor:
     return torch.where(x >= 0, torch.log(F.relu(x) + 0.5), -F.softplus(-x))
 
 
-def check_backend_for_mode(backend: str, mode: str) -> str:
+def check_backend_for_form(backend: str, form: str) -> str:
     """The log-space scan takes logarithms of b_t: only the "log" form keeps them positive."""
-    if backend == "log-scan" and mode != "log":
-        raise ValueError(f"backend 'log-scan' needs mode='log' (b_t > 0), got mode={mode!r}")
+    if backend == "log-scan" and form != "log":
+        raise ValueError(f"backend 'log-scan' needs form='log' (b_t > 0), got form={form!r}")
     return backend
 
 
@@ -67,11 +67,11 @@ class MinimalCell(Cell):
 
     state_count = 1
 
-    def __init__(self, input_size: int, hidden_size: int, bias: bool = True, *, own_parameters: bool = True,
-                 mode: str = "plain"):
-        mode = check_choice("mode", mode, MODES)
-        super().__init__(input_size, hidden_size, bias, own_parameters=own_parameters)
-        self.mode = mode
+    def __init__(self, input_size: int, hidden_size: int, bias: bool = True, device=None, dtype=None, *,
+                 own_parameters: bool = True, form: str = "plain"):
+        form = check_choice("form", form, FORMS)
+        super().__init__(input_size, hidden_size, bias, device, dtype, own_parameters=own_parameters)
+        self.form = form
 
     def parameter_shapes(self) -> dict[str, tuple[int, ...]]:
         """``weight_ih`` (G·H, D) and ``bias_ih`` (G·H,): no hidden-to-hidden tensors."""
@@ -82,7 +82,7 @@ class MinimalCell(Cell):
 
     def candidate(self, k_h: Tensor) -> Tensor:
         """h̃_t: the projection itself ("plain") or g of it ("log")."""
-        return g(k_h) if self.mode == "log" else k_h
+        return g(k_h) if self.form == "log" else k_h
 
     def projections(self, x: Tensor, p: Params) -> tuple[Tensor, ...]:
         """Linear(x) split into the G blocks, in ``gate_names`` order."""
@@ -108,7 +108,7 @@ class MinimalCell(Cell):
         # a state carried to the next window must match that window's input.
         proj = linear(x, p["weight_ih"], p.get("bias_ih")).to(x.dtype)
         if backend == "log-scan":
-            check_backend_for_mode(backend, self.mode)
+            check_backend_for_form(backend, self.form)
             h = scan_log(*self.log_coefficients(proj), h0)
         else:
             u, k_h = self.gate_logit(proj)
@@ -147,5 +147,5 @@ class MinimalCell(Cell):
         return self.run_sequence(x, h0, self.own_params(), lengths, backend)
 
     def extra_repr(self) -> str:
-        return super().extra_repr() + (f", mode={self.mode!r}" if self.mode != "plain" else "")
+        return super().extra_repr() + (f", form={self.form!r}" if self.form != "plain" else "")
 

@@ -16,7 +16,7 @@ class MinLSTMCell(MinimalCell):
         f_t = σ(Linear_f(x_t))                     forget gate
         i_t = σ(Linear_i(x_t))                     input gate
         f'_t = f_t / (f_t + i_t),  i'_t = i_t / (f_t + i_t)      normalised: f'_t + i'_t = 1
-        h̃_t = Linear_h(x_t)                        candidate ("log" mode: g(Linear_h(x_t)))
+        h̃_t = Linear_h(x_t)                        candidate ("log" form: g(Linear_h(x_t)))
         h_t = f'_t ⊙ h_(t-1) + i'_t ⊙ h̃_t
 
     The state is h alone (no separate cell state c: with the output gate gone, c_t and h_t coincide).
@@ -24,7 +24,7 @@ class MinLSTMCell(MinimalCell):
     i'_t = σ(δ_t), f'_t = 1 − σ(δ_t); log a_t = −softplus(δ_t), log b_t = −softplus(−δ_t) + log g(Linear_h(x_t)).
 
     Shapes: x_t (B, D); h_prev, h_t and every gate (B, H); weight_ih (3H, D) stacks the rows as [f; i; h];
-    bias_ih (3H,). No hidden-to-hidden weights. ``mode``: "plain" or "log" (see ``rnnkit.cells.minimal``).
+    bias_ih (3H,). No hidden-to-hidden weights. ``form``: "plain" or "log" (see ``rnnkit.cells.minimal``).
     Trace records: "f" and "i" (normalised: f'_t, i'_t) and "cand" (h̃_t).
     """
 

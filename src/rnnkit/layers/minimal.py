@@ -13,8 +13,8 @@ Back ends (``backend=``), chosen here rather than in the engine registry:
                  h_t = a_t ⊙ h_(t-1) + b_t as a scan in PyTorch operators (``rnnkit.cells.linear_scan``:
                  pairwise/parallel, or a step loop on a CPU with wide steps), any device, with its adjoint
                  scan for the backward
-    "log-scan"   the paper's log-space scan (logcumsumexp), for mode="log" only
-    "auto"       "log-scan" for mode="log" off the CPU, else "scan" (see ``rnnkit.cells.minimal``)
+    "log-scan"   the paper's log-space scan (logcumsumexp), for form="log" only
+    "auto"       "log-scan" for form="log" off the CPU, else "scan" (see ``rnnkit.cells.minimal``)
 There is no fused C++ kernel for these cells yet.
 
 Shapes as in ``rnnkit.layers.recurrent`` (batch_first=False): input (T, B, D), output (T, B, dirs·H),
@@ -26,7 +26,7 @@ from __future__ import annotations
 from torch import Tensor
 
 from rnnkit.cells import MinGRUCell, MinLSTMCell
-from rnnkit.cells.minimal import MinimalCell, check_backend_for_mode
+from rnnkit.cells.minimal import MinimalCell, check_backend_for_form
 from rnnkit.engine.reference import REFERENCE
 from rnnkit.engine.stack import run_stack
 from rnnkit.layers.recurrent import Recurrent
@@ -53,36 +53,36 @@ class ScanBackend:
 _BY_NAME = {"reference": REFERENCE, "scan": ScanBackend("scan"), "log-scan": ScanBackend("log-scan")}
 
 
-def resolve(backend: str, mode: str, x: Tensor) -> str:
+def resolve(backend: str, form: str, x: Tensor) -> str:
     """The back end ``backend`` names for an input ``x``: "auto" settled (see the module docstring)."""
     if backend != "auto":
         return backend
-    return "log-scan" if mode == "log" and x.device.type != "cpu" else "scan"
+    return "log-scan" if form == "log" and x.device.type != "cpu" else "scan"
 
 
 class MinimalRecurrent(Recurrent):
-    """A stack of minimal cells (``MinGRUCell``, ``MinLSTMCell``); arguments as ``Recurrent`` plus ``mode``.
+    """A stack of minimal cells (``MinGRUCell``, ``MinLSTMCell``); arguments as ``Recurrent`` plus ``form``.
 
-    ``mode``: "plain" (the paper's minGRU/minLSTM) or "log" (the log-space, positive-valued form).
+    ``form``: "plain" (the paper's minGRU/minLSTM) or "log" (the log-space, positive-valued form).
     ``backend``: one of ``BACKENDS`` (see the module docstring).
     """
 
     def __init__(self, cell: type[MinimalCell], input_size: int, hidden_size: int, num_layers: int = 1,
                  bias: bool = True, batch_first: bool = False, dropout: float = 0.0, bidirectional: bool = False,
-                 backend: str = "auto", mode: str = "plain"):
+                 device=None, dtype=None, *, backend: str = "auto", form: str = "plain"):
         if not (isinstance(cell, type) and issubclass(cell, MinimalCell)):
             raise TypeError(f"cell must be a subclass of rnnkit.cells.minimal.MinimalCell, got {cell!r}")
-        backend = check_backend_for_mode(check_choice("backend", backend, BACKENDS), mode)
+        backend = check_backend_for_form(check_choice("backend", backend, BACKENDS), form)
         # The engine registry's back ends do not know these cells: the choice is made here, in forward.
         super().__init__(cell, input_size, hidden_size, num_layers, bias, batch_first, dropout, bidirectional,
-                         "auto", mode=mode)
+                         device=device, dtype=dtype, backend="auto", form=form)
         self.backend = backend
-        self.mode = mode
+        self.form = form
 
     def forward(self, input, hx=None, lengths=None):
         """Run the stack; shapes as ``Recurrent.forward``. ``lengths`` may be in any order."""
         x, hx, lengths, packed, unbatched = self._prepare(input, hx, lengths)
-        out, states = _BY_NAME[resolve(self.backend, self.mode, x)].run(self, x, hx, lengths)
+        out, states = _BY_NAME[resolve(self.backend, self.form, x)].run(self, x, hx, lengths)
         return self._finish(input, out, states, lengths, packed, unbatched)
 
 
@@ -91,9 +91,9 @@ class MinGRU(MinimalRecurrent):
 
     def __init__(self, input_size: int, hidden_size: int, num_layers: int = 1, bias: bool = True,
                  batch_first: bool = False, dropout: float = 0.0, bidirectional: bool = False,
-                 backend: str = "auto", mode: str = "plain"):
+                 device=None, dtype=None, *, backend: str = "auto", form: str = "plain"):
         super().__init__(MinGRUCell, input_size, hidden_size, num_layers, bias, batch_first, dropout,
-                         bidirectional, backend, mode)
+                         bidirectional, device, dtype, backend=backend, form=form)
 
 
 class MinLSTM(MinimalRecurrent):
@@ -101,6 +101,6 @@ class MinLSTM(MinimalRecurrent):
 
     def __init__(self, input_size: int, hidden_size: int, num_layers: int = 1, bias: bool = True,
                  batch_first: bool = False, dropout: float = 0.0, bidirectional: bool = False,
-                 backend: str = "auto", mode: str = "plain"):
+                 device=None, dtype=None, *, backend: str = "auto", form: str = "plain"):
         super().__init__(MinLSTMCell, input_size, hidden_size, num_layers, bias, batch_first, dropout,
-                         bidirectional, backend, mode)
+                         bidirectional, device, dtype, backend=backend, form=form)
