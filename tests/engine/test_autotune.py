@@ -12,14 +12,16 @@ import pytest
 import torch
 
 import rnnkit
-from rnnkit.engine import autotune, cache
+from rnnkit.engine import autotune, cache, timing
 from rnnkit.engine.registry import resolve_backend
+from rnnkit.engine.timing import Timing
 
 
 @pytest.fixture(autouse=True)
 def tuner(tmp_path, monkeypatch):
     monkeypatch.setenv("RNNKIT_CACHE", str(tmp_path / "cache"))
     monkeypatch.setenv("RNNKIT_AUTOTUNE", "1")
+    monkeypatch.setattr(autotune, "busy", lambda: False)  # a quiet machine unless a test says otherwise
     autotune.forget()
     yield
     autotune.forget()
@@ -27,13 +29,13 @@ def tuner(tmp_path, monkeypatch):
 
 @pytest.fixture
 def timed(monkeypatch):
-    """``measure`` replaced by fixed times (ms per back end); records each call."""
+    """``measure`` replaced by a complete race with fixed times (ms per back end); records each call."""
     calls = []
 
     def install(ms: dict):
         def fake(backends, layer, x, lengths, train):
             calls.append(sorted(b.name for b in backends))
-            return {b.name: ms[b.name] / 1e3 for b in backends}
+            return Timing({b.name: ms[b.name] / 1e3 for b in backends}, {b.name: timing.MIN_ROUNDS for b in backends})
 
         monkeypatch.setattr(autotune, "measure", fake)
         return calls
