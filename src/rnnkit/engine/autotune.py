@@ -65,6 +65,7 @@ _tables: dict[str, dict] = {}  # machine key -> {decision key: entry}
 # The decisions in use, by a cheap key (see ``choose``): (back end, when to check again or None if settled).
 _memo: dict[tuple, tuple[object, float | None]] = {}
 _spent = {"seconds": 0.0, "tunings": 0}
+_now = time.monotonic  # when provisional decisions are due (a module attribute: tests set the clock)
 
 
 def enabled() -> bool:
@@ -225,7 +226,7 @@ def _due(entry: dict, known) -> bool:
     """Whether a recorded decision is checked again now (see the module docstring)."""
     if entry.get("settled", True):  # a decision written by hand (or by format 2 without the field) is followed
         return False
-    return known is None or time.monotonic() >= known[1]
+    return known is None or _now() >= known[1]
 
 
 def choose(eligible: list[tuple[object, float]], layer, x: Tensor, lengths: Tensor | None):
@@ -243,7 +244,7 @@ def choose(eligible: list[tuple[object, float]], layer, x: Tensor, lengths: Tens
                 .bit_length(), steps_class(x.shape[0]), layer.hidden_size, layer.num_layers, layer.num_directions,
                 x.dtype, torch.get_num_threads(), lengths is None, static.name, tuple(by_name))
     known = _memo.get(memo_key)
-    if known is not None and (known[1] is None or time.monotonic() < known[1]):
+    if known is not None and (known[1] is None or _now() < known[1]):
         return known[0]
     key, name = machine_key(), decision_key(layer, x, lengths, train)
     with _lock:
@@ -251,7 +252,7 @@ def choose(eligible: list[tuple[object, float]], layer, x: Tensor, lengths: Tens
         if entry is None or _due(entry, known):
             entry = check(tunable, static.name, layer, x, lengths, train, entry)
             _save(key, name, entry)
-        recheck = None if entry.get("settled", True) else time.monotonic() + RECHECK_AFTER_S
+        recheck = None if entry.get("settled", True) else _now() + RECHECK_AFTER_S
         chosen = by_name.get(entry["backend"], static)
         _memo[memo_key] = (chosen, recheck)
     return chosen
