@@ -2,7 +2,8 @@
 
 Runs the tuner alone (no benchmark rounds) on the engine benchmark's 66 kinds (3 cells × infer/train × the
 9 equal-length shapes and the 2 lengths shapes), each kind new to the process, and prints the seconds it
-took in total and for the slowest kind, with the load average. The decisions go to ``$RNNKIT_CACHE``: point
+took in total (the decisions only: building the layers and inputs is not counted) and for the slowest
+kind, with the load average. The decisions go to ``$RNNKIT_CACHE``: point
 it at an empty folder (with the compiled kernels copied in, or they are built first) to time a first use.
 
 Usage:  python benchmarks/autotune_cost.py [--threads N] [--repeat K]
@@ -37,17 +38,18 @@ def tune_all() -> tuple[float, float, dict]:
     for name in os.listdir(autotune.cache.directory()):
         if name.startswith("autotune-"):
             os.unlink(autotune.cache.directory() / name)
-    slowest, start, picks = 0.0, time.perf_counter(), {}
+    slowest, total, picks = 0.0, 0.0, {}
     for cell, training, batch, hidden, lengths in kinds():
         layer = CELLS[cell][1](INPUT, hidden).train(training)
         x = torch.randn(SEQ if lengths is None else 200, batch, INPUT)
         began = time.perf_counter()
         with torch.set_grad_enabled(training):
             chosen = resolve_backend("auto", layer, x, lengths).name
-        slowest = max(slowest, time.perf_counter() - began)
+        took = time.perf_counter() - began
+        slowest, total = max(slowest, took), total + took
         key = f"{cell} {'train' if training else 'infer'} {batch} {hidden}{' lengths' if lengths is not None else ''}"
         picks[key] = chosen
-    return time.perf_counter() - start, slowest, picks
+    return total, slowest, picks
 
 
 def main() -> None:
@@ -61,9 +63,10 @@ def main() -> None:
         load = os.getloadavg()[0]
         total, slowest, picks = tune_all()
         counts = {b: list(picks.values()).count(b) for b in sorted(set(picks.values()))}
+        provisional = sum(not entry.get("settled", True) for entry in autotune.table().values())
         print(f"first-use tuning {total:.2f} s for {len(picks)} kinds (slowest kind {slowest * 1e3:.0f} ms), "
               f"{torch.get_num_threads()} threads, load average {load:.2f} -> {os.getloadavg()[0]:.2f}; "
-              f"picks {counts}", flush=True)
+              f"picks {counts}, {provisional} provisional", flush=True)
 
 
 if __name__ == "__main__":

@@ -159,7 +159,7 @@ def _save(key: str, name: str, entry: dict) -> None:
         _tables[key] = merged
         doc = {"format": FORMAT, "machine": key, "decisions": dict(sorted(merged.items()))}
         try:
-            cache.write(file_name(key), (json.dumps(doc, indent=1) + "\n").encode())
+            cache.write(file_name(key), (json.dumps(doc, indent=1) + "\n").encode(), durable=False)
         except OSError:
             pass  # a full disk or a read-only cache: the decision still holds for this process
 
