@@ -349,11 +349,26 @@ def test_provisional_decision_is_checked_again_within_a_process_when_due(scripte
 
 def test_checks_again_a_limited_number_of_times(scripted):
     layer, x = _lstm()
-    scripted.update(busy=True, races=[({"fused": 9.0, "native": 4.0}, True)])
+    scripted["races"] = [({"fused": 9.0, "native": 4.0}, False)]  # every race cut by the budget
     for _ in range(autotune.RECHECKS + 3):
         autotune.forget()
         assert _chosen(layer, x) == "native"
     assert scripted["calls"] == 1 + autotune.RECHECKS and _entry()["settled"]
+
+
+def test_no_check_while_the_machine_is_busy(scripted, monkeypatch):
+    now = [100.0]
+    monkeypatch.setattr(autotune, "_now", lambda: now[0])
+    layer, x = _lstm()
+    scripted.update(busy=True, races=[({"fused": 9.0, "native": 4.0}, True), ({"fused": 2.0, "native": 5.0}, True)])
+    for _ in range(3):
+        autotune.forget()
+        now[0] += 2 * autotune.RECHECK_AFTER_S
+        assert _chosen(layer, x) == "native"
+    assert scripted["calls"] == 1 and _entry()["checks"] == 1
+    scripted["busy"] = False
+    now[0] += 2 * autotune.RECHECK_AFTER_S
+    assert _chosen(layer, x) == "fused" and scripted["calls"] == 2
 
 
 def test_race_cut_by_the_budget_is_provisional_even_when_quiet(scripted):

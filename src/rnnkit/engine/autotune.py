@@ -28,9 +28,10 @@ rounding.
 **Provisional decisions are checked again.** A decision is *settled* when its race was complete (not cut by
 the budget) on a machine that was not oversubscribed (``busy``: a load average of at least one runnable
 thread more than the usable CPUs); otherwise it is *provisional*. A provisional decision is checked again,
-at most ``RECHECKS`` times, the first time a later process meets the kind and every ``RECHECK_AFTER_S``
-seconds within a process; each check races again and the entry keeps every candidate's minimum over all
-checks (a busy moment only adds time, so a quiet one wins), deciding on those. Live calls are not timed to
+at most ``RECHECKS`` times, when the machine is not busy: the first time a later process meets the kind, and
+within a process not sooner than ``RECHECK_AFTER_S`` seconds after the last look. Each check races again and
+the entry keeps every candidate's minimum over all checks (a busy moment only adds time, so a quiet one
+wins), deciding on those. Live calls are not timed to
 contradict a decision: a live call has another length, another batch within its class and, in training, only
 its forward inside ``auto``'s reach, so its time is no measure of the choice. A race cut short decides on its
 minima if every candidate had a timed call, else by the static rule. First use thus costs at most about
@@ -226,7 +227,7 @@ def _due(entry: dict, known) -> bool:
     """Whether a recorded decision is checked again now (see the module docstring)."""
     if entry.get("settled", True):  # a decision written by hand (or by format 2 without the field) is followed
         return False
-    return known is None or _now() >= known[1]
+    return (known is None or _now() >= known[1]) and not busy()  # under load a check is no better than the last
 
 
 def choose(eligible: list[tuple[object, float]], layer, x: Tensor, lengths: Tensor | None):
