@@ -17,8 +17,9 @@ identity saved-tensor hooks (activation checkpointing must not see the timing's 
 
 **How long.** ``race``: each candidate is called once to warm up (first-touch allocations, one-off set-up),
 then the candidates are called in interleaved rounds (alternating order: a busy machine's noise hits them
-alike) and each one's *minimum* counts: noise only ever adds time, so the fastest sample is the best estimate
-of the call's cost. After ``MIN_ROUNDS`` rounds, a candidate ``DROP`` times slower than the best has clearly
+alike) and each one's *minimum* counts, its warm-up included: noise and one-off costs only ever add time, so
+the fastest call is the best estimate of a call's cost (means are not used: one preempted call would move
+them). After ``MIN_ROUNDS`` rounds, a candidate ``DROP`` times slower than the best has clearly
 lost and is not called again; the race ends when one candidate is left, after ``MAX_ROUNDS`` rounds, or when
 the next call would overrun ``BUDGET_S`` (the whole race, warm-up included, overruns it by one call at most).
 A race cut short by the budget is *incomplete*; ``autotune`` then decides on what was measured if every
@@ -60,7 +61,7 @@ class Timing:
 
 
 def timing_refused(x: Tensor) -> str | None:
-    """Why a call may not be timed now (None: it may). Cheap: ``auto`` asks on every call of a new kind."""
+    """Why a call may not be timed now (None: it may). Cheap (about 2 µs): ``auto`` asks on every call."""
     if torch.jit.is_scripting() or torch.jit.is_tracing():
         return "TorchScript or torch.jit.trace is recording the call"
     if torch.compiler.is_compiling() or torch.compiler.is_exporting():
@@ -71,7 +72,7 @@ def timing_refused(x: Tensor) -> str | None:
         return f"the input is a tensor subclass ({type(x).__name__})"
     if is_in_torch_dispatch_mode():
         return "a TorchDispatchMode is active"
-    if torch.is_autocast_enabled(x.device.type):
+    if torch.is_autocast_enabled("cpu" if x.is_cpu else x.device.type):  # x.device costs µs: this runs every call
         return "autocast is on"
     return None
 
