@@ -386,3 +386,13 @@ def test_all_lengths_full_is_the_dense_kind(timed):
     assert _chosen(layer, x) == "native" and len(calls) == 1
     (key,) = autotune.table()
     assert key.endswith("| dense")
+
+
+def test_engine_report_marks_a_provisional_decision(scripted, capsys):
+    from rnnkit.cli.main import main
+
+    layer, x = _lstm()
+    scripted.update(busy=True, races=[({"fused": 9.0, "native": 4.0}, True)])
+    assert _chosen(layer, x) == "native"
+    assert main(["engine-report"]) == 0
+    assert "-> native (static rule: fused) (provisional after 1 check(s)" in capsys.readouterr().out
