@@ -173,7 +173,7 @@ def forget() -> None:
 
 
 def spent() -> dict:
-    """Seconds spent timing in this process, and how many kinds were timed."""
+    """Seconds spent timing in this process, and how many races it ran (first uses and re-checks)."""
     return dict(_spent)
 
 
