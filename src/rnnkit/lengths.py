@@ -24,6 +24,8 @@ def check_lengths(lengths, batch: int, steps: int) -> Tensor | None:
     if lengths.dim() != 1 or lengths.numel() != batch:
         raise ValueError(f"lengths must have shape ({batch},) to match the batch, got {tuple(lengths.shape)}")
     lengths = lengths.detach().to("cpu", torch.int64)
+    if batch == 0:
+        return lengths  # a batch of zero sequences (torch.nn returns an empty output)
     low, high = int(lengths.min()), int(lengths.max())
     if low < 1:
         bad = int((lengths < 1).nonzero()[0])

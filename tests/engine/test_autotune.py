@@ -12,14 +12,16 @@ import pytest
 import torch
 
 import rnnkit
-from rnnkit.engine import autotune, cache
+from rnnkit.engine import autotune, cache, timing
 from rnnkit.engine.registry import resolve_backend
+from rnnkit.engine.timing import Timing
 
 
 @pytest.fixture(autouse=True)
 def tuner(tmp_path, monkeypatch):
     monkeypatch.setenv("RNNKIT_CACHE", str(tmp_path / "cache"))
     monkeypatch.setenv("RNNKIT_AUTOTUNE", "1")
+    monkeypatch.setattr(autotune, "busy", lambda: False)  # a quiet machine unless a test says otherwise
     autotune.forget()
     yield
     autotune.forget()
@@ -27,13 +29,13 @@ def tuner(tmp_path, monkeypatch):
 
 @pytest.fixture
 def timed(monkeypatch):
-    """``measure`` replaced by fixed times (ms per back end); records each call."""
+    """``measure`` replaced by a complete race with fixed times (ms per back end); records each call."""
     calls = []
 
     def install(ms: dict):
         def fake(backends, layer, x, lengths, train):
             calls.append(sorted(b.name for b in backends))
-            return {b.name: ms[b.name] / 1e3 for b in backends}
+            return Timing({b.name: ms[b.name] / 1e3 for b in backends}, {b.name: timing.MIN_ROUNDS for b in backends})
 
         monkeypatch.setattr(autotune, "measure", fake)
         return calls
@@ -214,3 +216,183 @@ def test_cache_directory_removed_while_running(timed):
     autotune.forget()
     assert _chosen(layer, x) == "native" and len(calls) == 2  # timed again, recorded in a new directory
     assert (cache.directory() / autotune.file_name(autotune.machine_key())).exists()
+
+
+# -- robust on a loaded machine: races on a fake clock, provisional decisions checked again ---------------------
+
+
+class FakeClock:
+    """A clock that only moves when a fake candidate runs: each call takes its next scripted duration (whole
+    milliseconds: exact arithmetic)."""
+
+    def __init__(self, durations: dict[str, list[int]]):
+        self.now, self.order = 0, []
+        self.durations = {name: list(d) for name, d in durations.items()}
+
+    def __call__(self) -> float:
+        return self.now
+
+    def calls(self) -> dict:
+        def make(name):
+            def call():
+                script = self.durations[name]
+                self.now += script.pop(0) if len(script) > 1 else script[0]  # the last duration repeats
+                self.order.append(name)
+            return call
+        return {name: make(name) for name in self.durations}
+
+
+def _race(durations: dict[str, list[int]], budget: int = 10_000):
+    clock = FakeClock(durations)
+    result = timing.race(clock.calls(), clock=clock, budget=budget)
+    return result, clock
+
+
+def test_race_compares_minima_not_means():
+    """Preempted samples (90 ms) hide nothing: native's fastest call is the cheaper one although its mean is not."""
+    result, _ = _race({"fused": [30, 20, 20, 20, 20], "native": [40, 10, 90, 90, 11]})
+    assert result.best == {"fused": 20, "native": 10} and result.complete
+    assert autotune.decide(result, "fused", result.complete) == "native"
+
+
+def test_race_interleaves_and_alternates_the_order():
+    _, clock = _race({"a": [1], "b": [1]})
+    assert clock.order[:8] == ["a", "b", "a", "b", "b", "a", "a", "b"]  # warm-ups, then rounds in turn
+
+
+def test_race_stops_when_one_candidate_clearly_wins():
+    result, clock = _race({"fused": [1], "native": [2]})  # 2× slower: beyond DROP after MIN_ROUNDS
+    assert timing.DROP < 2 and len(clock.order) == 2 + 2 * timing.MIN_ROUNDS
+    assert result.complete and autotune.decide(result, "native", True) == "fused"
+
+
+def test_race_of_equals_runs_its_rounds_and_keeps_the_static_choice():
+    result, clock = _race({"fused": [1], "native": [1]})
+    assert len(clock.order) == 2 + 2 * timing.MAX_ROUNDS and result.samples == {"fused": 10, "native": 10}
+    assert autotune.decide(result, "native", True) == "native"
+
+
+def test_a_far_slower_warm_up_is_not_timed_again():
+    result, clock = _race({"fused": [1], "native": [5]})  # 5× at warm-up: beyond WARM_DROP
+    assert clock.order.count("native") == 1 and result.samples["native"] == 0 and result.complete
+    assert autotune.decide(result, "native", True) == "fused"
+
+
+def test_race_stays_within_its_budget_and_falls_back_to_the_static_rule():
+    """Calls of 30 and 20 ms against a 70 ms budget: both warm up, no timed call fits; the static rule decides."""
+    result, clock = _race({"fused": [30], "native": [20]}, budget=70)
+    assert clock.now <= 70 and not result.complete and result.samples == {"fused": 0, "native": 0}
+    assert autotune.decide(result, "fused", result.complete) == "fused"
+
+
+def test_race_cut_short_decides_on_minima_when_each_candidate_was_timed():
+    result, clock = _race({"fused": [10], "native": [20]}, budget=75)
+    assert not result.complete and min(result.samples.values()) >= 1 and clock.now <= 75
+    assert autotune.decide(result, "native", result.complete) == "fused"
+
+
+def test_one_call_longer_than_the_budget_is_the_only_overrun():
+    result, clock = _race({"fused": [500], "native": [500]}, budget=80)
+    assert clock.order == ["fused"] and not result.complete  # the second warm-up would overrun again
+
+
+@pytest.fixture
+def scripted(monkeypatch):
+    """``measure`` replaced by a script of races (one Timing per call); the machine's load set by the test."""
+    state = {"busy": False, "races": [], "calls": 0}
+
+    def fake(backends, layer, x, lengths, train):
+        state["calls"] += 1
+        best, complete = state["races"].pop(0) if len(state["races"]) > 1 else state["races"][0]
+        return Timing({n: ms / 1e3 for n, ms in best.items()}, {n: 2 for n in best}, complete)
+
+    monkeypatch.setattr(autotune, "measure", fake)
+    monkeypatch.setattr(autotune, "busy", lambda: state["busy"])
+    return state
+
+
+def _entry():
+    (entry,) = autotune.table().values()
+    return entry
+
+
+def test_decision_under_load_is_checked_again_by_a_later_process(scripted):
+    """Under load native looked faster; the next process, quiet, finds fused faster: the minima over both
+    checks decide, and the decision is settled (not timed again)."""
+    layer, x = _lstm()
+    scripted.update(busy=True, races=[({"fused": 9.0, "native": 4.0}, True), ({"fused": 2.0, "native": 5.0}, True)])
+    assert _chosen(layer, x) == "native" and not _entry()["settled"]
+    assert _chosen(layer, x) == "native" and scripted["calls"] == 1  # same process, not yet due
+    autotune.forget()  # a later process
+    scripted["busy"] = False
+    assert _chosen(layer, x) == "fused" and scripted["calls"] == 2
+    entry = _entry()
+    assert entry["settled"] and entry["checks"] == 2 and entry["ms"] == {"fused": 2.0, "native": 4.0}
+    autotune.forget()
+    assert _chosen(layer, x) == "fused" and scripted["calls"] == 2
+
+
+def test_provisional_decision_is_checked_again_within_a_process_when_due(scripted, monkeypatch):
+    now = [100.0]
+    monkeypatch.setattr(autotune, "_now", lambda: now[0])
+    layer, x = _lstm()
+    scripted.update(busy=True, races=[({"fused": 9.0, "native": 4.0}, True), ({"fused": 2.0, "native": 5.0}, True)])
+    assert _chosen(layer, x) == "native"
+    now[0] += autotune.RECHECK_AFTER_S - 1
+    assert _chosen(layer, x) == "native" and scripted["calls"] == 1
+    now[0] += 1
+    scripted["busy"] = False
+    assert _chosen(layer, x) == "fused" and scripted["calls"] == 2
+    now[0] += 10 * autotune.RECHECK_AFTER_S  # settled: never again
+    assert _chosen(layer, x) == "fused" and scripted["calls"] == 2
+
+
+def test_checks_again_a_limited_number_of_times(scripted):
+    layer, x = _lstm()
+    scripted["races"] = [({"fused": 9.0, "native": 4.0}, False)]  # every race cut by the budget
+    for _ in range(autotune.RECHECKS + 3):
+        autotune.forget()
+        assert _chosen(layer, x) == "native"
+    assert scripted["calls"] == 1 + autotune.RECHECKS and _entry()["settled"]
+
+
+def test_no_check_while_the_machine_is_busy(scripted, monkeypatch):
+    now = [100.0]
+    monkeypatch.setattr(autotune, "_now", lambda: now[0])
+    layer, x = _lstm()
+    scripted.update(busy=True, races=[({"fused": 9.0, "native": 4.0}, True), ({"fused": 2.0, "native": 5.0}, True)])
+    for _ in range(3):
+        autotune.forget()
+        now[0] += 2 * autotune.RECHECK_AFTER_S
+        assert _chosen(layer, x) == "native"
+    assert scripted["calls"] == 1 and _entry()["checks"] == 1
+    scripted["busy"] = False
+    now[0] += 2 * autotune.RECHECK_AFTER_S
+    assert _chosen(layer, x) == "fused" and scripted["calls"] == 2
+
+
+def test_race_cut_by_the_budget_is_provisional_even_when_quiet(scripted):
+    layer, x = _lstm()
+    scripted["races"] = [({"fused": 9.0, "native": 4.0}, False), ({"fused": 3.0, "native": 4.0}, True)]
+    assert _chosen(layer, x) == "native" and not _entry()["settled"]
+    autotune.forget()
+    assert _chosen(layer, x) == "fused" and _entry()["settled"]
+
+
+def test_all_lengths_full_is_the_dense_kind(timed):
+    calls = timed({"fused": 3.0, "native": 1.0})
+    layer, x = _lstm()
+    assert _chosen(layer, x, torch.full((16,), 5)) == "native"
+    assert _chosen(layer, x) == "native" and len(calls) == 1
+    (key,) = autotune.table()
+    assert key.endswith("| dense")
+
+
+def test_engine_report_marks_a_provisional_decision(scripted, capsys):
+    from rnnkit.cli.main import main
+
+    layer, x = _lstm()
+    scripted.update(busy=True, races=[({"fused": 9.0, "native": 4.0}, True)])
+    assert _chosen(layer, x) == "native"
+    assert main(["engine-report"]) == 0
+    assert "-> native (static rule: fused) (provisional after 1 check(s)" in capsys.readouterr().out

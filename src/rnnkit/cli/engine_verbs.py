@@ -51,5 +51,7 @@ def run_engine_report(args: argparse.Namespace) -> int:
             times = ", ".join(f"{name} {ms:.3g} ms" for name, ms in sorted((entry.get("ms") or {}).items()))
             static = entry.get("static")
             note = "" if static in (None, entry["backend"]) else f" (static rule: {static})"
+            if entry.get("settled") is False:
+                note += f" (provisional after {entry.get('checks', 1)} check(s): raced again when the machine is quiet)"
             print(f"  {key:<{width}} -> {entry['backend']}{note}  [{times}; {entry.get('timed_steps', '?')} steps]")
     return 0

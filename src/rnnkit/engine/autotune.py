@@ -17,13 +17,25 @@ Given that file, every choice is deterministic; ``rnnkit engine-report`` prints 
 turns the tuner off: the back ends' static preferences decide (``registry``), as they also do where fewer
 than two tunable back ends can run the call, or while ``torch.compile`` traces.
 
-Timing never touches the caller's state: it runs on a detached copy of at most ``TIMED_STEPS`` steps of the
-input, calls the back ends directly (no module hooks), trains with ``torch.autograd.grad`` (no ``.grad`` is
-written, its graph is freed, the caller's saved-tensor hooks such as activation checkpointing never see it),
-infers under ``no_grad``, and restores the CPU random-number state that dropout masks consume. Candidates
-are timed in alternating rounds (a shared machine's noise hits them alike), and the fastest time of each
-counts; a static choice within ``TIE`` of the winner is kept. Every back end computes the same function, so
-the choice changes results only within float rounding.
+Timing (``rnnkit.engine.timing``) happens only in plain eager calls, never under tracing, compile, export,
+a ``torch.func`` transform, TorchScript or autocast (the static rules decide there); it runs on detached
+stand-ins of the input and weights, so the caller's graph, gradients, hooks, parametrizations and random state
+are as they were. Candidates race in interleaved rounds, each one's fastest call counts, one that clearly
+loses stops early, and a race has a time budget (``timing.BUDGET_S``). A static choice within ``TIE`` of the
+winner is kept. Every back end computes the same function, so the choice changes results only within float
+rounding.
+
+**Provisional decisions are checked again.** A decision is *settled* when its race was complete (not cut by
+the budget) on a machine that was not oversubscribed (``busy``: a load average of at least one runnable
+thread more than the usable CPUs); otherwise it is *provisional*. A provisional decision is checked again,
+at most ``RECHECKS`` times, when the machine is not busy: the first time a later process meets the kind, and
+within a process not sooner than ``RECHECK_AFTER_S`` seconds after the last look. Each check races again and
+the entry keeps every candidate's minimum over all checks (a busy moment only adds time, so a quiet one
+wins), deciding on those. Live calls are not timed to
+contradict a decision: a live call has another length, another batch within its class and, in training, only
+its forward inside ``auto``'s reach, so its time is no measure of the choice. A race cut short decides on its
+minima if every candidate had a timed call, else by the static rule. First use thus costs at most about
+``BUDGET_S`` a kind (one call more at worst), and at most ``RECHECKS`` more, spread over later uses.
 """
 
 from __future__ import annotations
@@ -40,25 +52,21 @@ import torch
 from torch import Tensor
 
 from rnnkit.engine import cache, machine
+from rnnkit.engine.timing import Timing, measure, timed_steps, timing_refused
 
 ENV = "RNNKIT_AUTOTUNE"
-# Steps of the input timed: as many as fit TIMED_FLOPS, between MIN_STEPS and TIMED_STEPS. Per-step cost is what
-# differs; at least 16 steps keep a back end's per-call set-up (oneDNN's weight reorder, the fused packing) from
-# weighing more than it does on real sequences, and the FLOP cap keeps a large LM's first call cheap.
-TIMED_STEPS, MIN_STEPS = 32, 16
-TIMED_FLOPS = 2e9
-MIN_ROUNDS, MAX_ROUNDS = 3, 10
-BUDGET_S = 0.04  # rounds stop once every candidate has had about this long in total (after MIN_ROUNDS)
-DROP = 1.5  # a candidate this many times slower than the best is not timed again
-WARM_DROP = 4.0  # nor one whose warm-up call took this many times the fastest warm-up
-CAP_S = 1.0  # rounds stop after this long (each running candidate timed at least once)
+LONG_STEPS = 16  # the steps classes: 1, 2 to LONG_STEPS - 1, LONG_STEPS and more
 TIE = 0.03
-FORMAT = 1
+RECHECKS = 3  # a provisional decision is checked again at most this many times
+RECHECK_AFTER_S = 30.0  # within a process, not sooner than this after the last check
+FORMAT = 2  # 2: entries carry samples, checks and settled (format-1 files are timed afresh)
 
 _lock = threading.RLock()
 _tables: dict[str, dict] = {}  # machine key -> {decision key: entry}
-_memo: dict[tuple, object] = {}  # the decisions in use, by a cheap key (see ``choose``)
+# The decisions in use, by a cheap key (see ``choose``): (back end, when to check again or None if settled).
+_memo: dict[tuple, tuple[object, float | None]] = {}
 _spent = {"seconds": 0.0, "tunings": 0}
+_now = time.monotonic  # when provisional decisions are due (a module attribute: tests set the clock)
 
 
 def enabled() -> bool:
@@ -74,10 +82,10 @@ def batch_class(batch: int) -> str:
 
 
 def steps_class(steps: int) -> str:
-    """1, 2-15, 16+: calls shorter than ``MIN_STEPS`` are timed at their own length, longer ones at 16-32."""
+    """1, 2-15, 16+: one-step calls (generation) apart from short and from whole sequences."""
     if steps <= 1:
         return "1"
-    return f"2-{MIN_STEPS - 1}" if steps < MIN_STEPS else f"{MIN_STEPS}+"
+    return f"2-{LONG_STEPS - 1}" if steps < LONG_STEPS else f"{LONG_STEPS}+"
 
 
 def training_call(layer, x: Tensor) -> bool:
@@ -152,7 +160,7 @@ def _save(key: str, name: str, entry: dict) -> None:
         _tables[key] = merged
         doc = {"format": FORMAT, "machine": key, "decisions": dict(sorted(merged.items()))}
         try:
-            cache.write(file_name(key), (json.dumps(doc, indent=1) + "\n").encode())
+            cache.write(file_name(key), (json.dumps(doc, indent=1) + "\n").encode(), durable=False)
         except OSError:
             pass  # a full disk or a read-only cache: the decision still holds for this process
 
@@ -165,88 +173,71 @@ def forget() -> None:
 
 
 def spent() -> dict:
-    """Seconds spent timing in this process, and how many kinds were timed."""
+    """Seconds spent timing in this process, and how many races it ran (first uses and re-checks)."""
     return dict(_spent)
 
 
-def _same(t: Tensor) -> Tensor:
-    return t
+def busy() -> bool:
+    """Whether the machine is oversubscribed now (1-minute load average at least usable CPUs + 1)."""
+    try:
+        load = os.getloadavg()[0]
+    except (AttributeError, OSError):  # no load average here: nothing says busy
+        return False
+    return load >= _machine_static().cpus + 1
 
 
-def _timer(backend, layer, x: Tensor, lengths: Tensor | None, train: bool):
-    if train:
-        params = [p for p in layer.parameters() if p.requires_grad]
-        inputs = params or [x.requires_grad_(True)]
-
-        def call():
-            # Identity saved-tensor hooks shadow the caller's (activation checkpointing, offloading), which must
-            # not see the timing's graph: checkpointing counts the tensors saved by the forward it recomputes.
-            with torch.enable_grad(), torch.autograd.graph.saved_tensors_hooks(_same, _same):
-                out, _ = backend.run(layer, x, None, lengths)
-                torch.autograd.grad(out.sum(), inputs)
-    else:
-
-        def call():
-            with torch.no_grad():
-                backend.run(layer, x, None, lengths)
-
-    return call
+def decide(timing: Timing, static: str, complete: bool) -> str:
+    """The winner of ``timing`` (minima; the static choice kept within ``TIE``), or ``static`` where a race cut
+    short left a candidate without a timed call."""
+    if not complete and not all(timing.samples.get(n, 0) >= 1 for n in timing.best):
+        return static
+    winner = min(timing.best, key=timing.best.get)
+    if static in timing.best and timing.best[static] <= timing.best[winner] * (1 + TIE):
+        return static
+    return winner
 
 
-def timed_steps(layer, x: Tensor, train: bool) -> int:
-    gates = {"RNNCell": 1, "GRUCell": 3, "LSTMCell": 4}.get(layer.cell_type.__name__, 4)
-    h, dirs = layer.hidden_size, layer.num_directions
-    width = sum(layer.input_size if k == 0 else h * dirs for k in range(layer.num_layers)) + layer.num_layers * h
-    per_step = 2 * gates * h * width * dirs * x.shape[1] * (3 if train else 1)
-    return min(x.shape[0], max(MIN_STEPS, min(TIMED_STEPS, int(TIMED_FLOPS // max(1, per_step)))))
+def merge(entry: dict | None, timing: Timing) -> Timing:
+    """``timing`` with the minima and sample counts of an earlier check of the same kind folded in."""
+    if not entry:
+        return timing
+    old_ms, old_samples = entry.get("ms") or {}, entry.get("samples") or {}
+    best = {n: min(s, old_ms.get(n, math.inf) / 1e3) for n, s in timing.best.items()}
+    samples = {n: c + int(old_samples.get(n, 0)) for n, c in timing.samples.items()}
+    return Timing(best, samples, timing.complete)
 
 
-def measure(backends: list, layer, x: Tensor, lengths: Tensor | None, train: bool) -> dict[str, float]:
-    """Fastest seconds per call of each back end, on a detached copy of at most ``TIMED_STEPS`` steps.
+def check(tunable: list, static: str, layer, x: Tensor, lengths: Tensor | None, train: bool,
+          entry: dict | None) -> dict:
+    """Race the candidates (again, for a provisional ``entry``) and return the new entry."""
+    start = time.perf_counter()
+    timing = merge(entry, measure(tunable, layer, x, lengths, train))
+    checks = (entry or {}).get("checks", 0) + 1
+    complete = timing.complete or (entry or {}).get("complete", False)
+    settled = (timing.complete and not busy()) or checks > RECHECKS
+    new = {"backend": decide(timing, static, complete), "static": static, "timed_steps": timed_steps(layer, x, train),
+           "ms": {n: round(s * 1e3, 4) for n, s in timing.best.items() if s < math.inf},
+           "samples": timing.samples, "complete": complete, "checks": checks, "settled": settled}
+    _spent["seconds"] += time.perf_counter() - start
+    _spent["tunings"] += 1
+    return new
 
-    After the warm-up, rounds alternate the candidates; after ``MIN_ROUNDS`` (the best of that many samples: a
-    shared machine preempts some), one slower than ``DROP``× the best stops being timed (it has lost), and
-    rounds stop once ``BUDGET_S`` per candidate is spent.
-    """
-    steps = timed_steps(layer, x, train)
-    xs = x[:steps].detach().clone()
-    ls = None if lengths is None else lengths.clamp(max=steps)
-    best = {b.name: math.inf for b in backends}
-    with torch.random.fork_rng(devices=[]):
-        calls = {b.name: _timer(b, layer, xs, ls, train) for b in backends}
-        warm = {}
-        for name, call in calls.items():
-            start = time.perf_counter()
-            call()  # warm-up: first-touch allocations, a back end's one-off set-up
-            warm[name] = time.perf_counter() - start
-        # Far behind already (first-touch costs are not 4×): e.g. torch's per-op threads on an oversubscribed
-        # machine, a scheduler tick per op. Timing it MIN_ROUNDS times more would cost seconds.
-        running = {n: c for n, c in calls.items() if warm[n] <= WARM_DROP * min(warm.values())}
-        total, began = 0.0, time.perf_counter()
-        for rounds in range(MAX_ROUNDS):
-            for name, call in running.items():
-                start = time.perf_counter()
-                call()
-                elapsed = time.perf_counter() - start
-                best[name] = min(best[name], elapsed)
-                total += elapsed
-            if time.perf_counter() - began > CAP_S:
-                break  # a slow machine: decide on what was measured
-            if rounds + 1 < MIN_ROUNDS:
-                continue  # one preempted sample must not decide: every candidate gets MIN_ROUNDS
-            fastest = min(best.values())
-            running = {n: c for n, c in running.items() if best[n] <= DROP * fastest}
-            if len(running) < 2 or total >= BUDGET_S * len(calls):
-                break
-    return best
+
+def _due(entry: dict, known) -> bool:
+    """Whether a recorded decision is checked again now (see the module docstring)."""
+    if entry.get("settled", True):  # a decision written by hand (or by format 2 without the field) is followed
+        return False
+    return (known is None or _now() >= known[1]) and not busy()  # under load a check is no better than the last
 
 
 def choose(eligible: list[tuple[object, float]], layer, x: Tensor, lengths: Tensor | None):
-    """The back end ``auto`` runs: the cached or freshly timed winner, or the static choice (see the module)."""
+    """The back end ``auto`` runs: the recorded or freshly timed winner, or the static choice (see the module)."""
     static = max(eligible, key=lambda e: e[1])[0]
     tunable = [b for b, _ in eligible if getattr(b, "autotune", True)]
-    if len(tunable) < 2 or not enabled() or torch.compiler.is_compiling():
+    if len(tunable) < 2 or not enabled() or timing_refused(x) is not None:
         return static
+    if lengths is not None and min(lengths.tolist()) == x.shape[0]:  # (a list is µs cheaper than a tensor op)
+        lengths = None  # every sequence full length: the back ends run it as dense, so it is that kind
     train = training_call(layer, x)
     by_name = {b.name: b for b in tunable}
     # The decision for this kind of call, looked up by a tuple: building the string key costs ~10 µs a call.
@@ -254,21 +245,15 @@ def choose(eligible: list[tuple[object, float]], layer, x: Tensor, lengths: Tens
                 .bit_length(), steps_class(x.shape[0]), layer.hidden_size, layer.num_layers, layer.num_directions,
                 x.dtype, torch.get_num_threads(), lengths is None, static.name, tuple(by_name))
     known = _memo.get(memo_key)
-    if known is not None:
-        return known
+    if known is not None and (known[1] is None or _now() < known[1]):
+        return known[0]
     key, name = machine_key(), decision_key(layer, x, lengths, train)
     with _lock:
         entry = table(key).get(name)
-        if entry is None:
-            start = time.perf_counter()
-            seconds = measure(tunable, layer, x, lengths, train)
-            winner = min(seconds, key=seconds.get)
-            if static.name in seconds and seconds[static.name] <= seconds[winner] * (1 + TIE):
-                winner = static.name
-            entry = {"backend": winner, "static": static.name, "timed_steps": timed_steps(layer, x, train),
-                     "ms": {k: round(v * 1e3, 4) for k, v in seconds.items()}}
+        if entry is None or _due(entry, known):
+            entry = check(tunable, static.name, layer, x, lengths, train, entry)
             _save(key, name, entry)
-            _spent["seconds"] += time.perf_counter() - start
-            _spent["tunings"] += 1
-        chosen = _memo[memo_key] = by_name.get(entry["backend"], static)
+        recheck = None if entry.get("settled", True) else _now() + RECHECK_AFTER_S
+        chosen = by_name.get(entry["backend"], static)
+        _memo[memo_key] = (chosen, recheck)
     return chosen

@@ -132,8 +132,11 @@ def read(name: str) -> tuple[bytes | None, str | None]:
         return f.read(), None
 
 
-def write(name: str, data: bytes, mode: int = 0o600) -> Path:
-    """Write the cache file ``name`` atomically (a temporary name, then a rename); returns its path."""
+def write(name: str, data: bytes, mode: int = 0o600, durable: bool = True) -> Path:
+    """Write the cache file ``name`` atomically (a temporary name, then a rename); returns its path.
+
+    ``durable=False`` skips the flush to disk (``fsync``, tens of milliseconds on a busy disk): for files whose
+    loss in a power cut costs only their re-making, such as the tuner's decisions."""
     path = directory()
     dir_fd = _open_dir(path)
     tmp = f".{name}.{os.getpid()}.{secrets.token_hex(4)}.tmp"
@@ -143,7 +146,8 @@ def write(name: str, data: bytes, mode: int = 0o600) -> Path:
             with os.fdopen(fd, "wb") as f:
                 f.write(data)
                 f.flush()
-                os.fsync(f.fileno())
+                if durable:
+                    os.fsync(f.fileno())
             os.chmod(tmp, mode, dir_fd=dir_fd)  # the umask may have taken bits the owner needs
             os.replace(tmp, name, src_dir_fd=dir_fd, dst_dir_fd=dir_fd)
         except BaseException:

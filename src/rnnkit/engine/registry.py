@@ -12,7 +12,7 @@ call, the one with the highest score: a back end may define
 faster for that size); without one, its score is its registration priority. Ties go to the
 higher priority. That is the *static* choice: unless ``RNNKIT_AUTOTUNE=0``, ``auto`` times the candidates on
 the first call of each kind and keeps the fastest (``autotune``). A back end with ``autotune = False`` (the
-reference) is never timed.
+reference) is never timed. A batch of zero sequences goes to ``empty.EMPTY_BATCH`` on every back end.
 """
 
 from __future__ import annotations
@@ -59,6 +59,12 @@ def check_backend_name(name: str) -> str:
     return name
 
 
+def _empty_batch() -> Backend:
+    from rnnkit.engine.empty import EMPTY_BATCH  # here: the reference back end registers itself through this module
+
+    return EMPTY_BATCH
+
+
 def resolve_backend(name: str, layer, x: Tensor, lengths: Tensor | None) -> Backend:
     """The back end that will run this call, or a clear error naming why none can."""
     check_backend_name(name)
@@ -67,7 +73,9 @@ def resolve_backend(name: str, layer, x: Tensor, lengths: Tensor | None) -> Back
         reason = backend.unsupported(layer, x, lengths)
         if reason is not None:
             raise ValueError(f"backend={name!r} cannot run this layer: {reason}")
-        return backend
+        return _empty_batch() if x.shape[1] == 0 else backend
+    if x.shape[1] == 0:
+        return _empty_batch()
     reasons, eligible = [], []
     for candidate in available_backends():
         entry = _REGISTRY[candidate]

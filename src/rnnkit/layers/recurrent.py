@@ -152,7 +152,8 @@ class Recurrent(nn.Module):
         if x.shape[2] != self.input_size:
             raise ShapeError(f"input has {x.shape[2]} features but input_size={self.input_size}")
         if x.shape[0] == 0:
-            raise ShapeError("input has zero time steps")
+            # torch.nn raises RuntimeError here ("Expected sequence length to be larger than 0"); ShapeError is one
+            raise ShapeError(f"input has zero time steps (shape {tuple(input.shape)}): sequences need at least one")
         steps, batch = x.shape[0], x.shape[1]
         lengths = check_lengths(lengths, batch, steps)
         hx = self._check_hx(hx, batch, x, unbatched)
