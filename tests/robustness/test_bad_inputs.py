@@ -12,6 +12,7 @@ from __future__ import annotations
 import errno
 import hashlib
 import io
+import json
 import os
 import random
 import shutil
@@ -95,11 +96,22 @@ def ws(tmp_path_factory) -> Workspace:
     (root / "corrupt_model" / "config.json").write_text("{", encoding="utf-8")
     (root / "no_weights").mkdir()
     shutil.copy(root / "clf" / "model" / "config.json", root / "no_weights")
+    for name in ("clf", "lm"):  # one weight changed after saving: a file that still parses, with other numbers
+        shutil.copytree(root / name / "model", root / f"tampered_{name}")
+        flip_last_byte(root / f"tampered_{name}" / "model.safetensors")
     paths = {name.replace(".", "_").replace("/", "_"): str(root / name) for name in
-             [*files, "latin1.csv", "latin1.txt", "emptydir", "clf", "lm", "corrupt_model", "no_weights"]}
+             [*files, "latin1.csv", "latin1.txt", "emptydir", "clf", "lm", "corrupt_model", "no_weights",
+              "tampered_clf", "tampered_lm"]}
     paths.update(foreign_run=str(root / "foreign_run"), report_run=str(root / "report_run"))
     paths.update(ws=str(root), out=str(root / "out"), missing=str(root / "missing"), ro=_read_only_dir(root))
     return Workspace(root, paths)
+
+
+def flip_last_byte(path: Path) -> None:
+    """Change the last byte of a file: inside a safetensors file's tensor data, so the file still parses."""
+    data = bytearray(path.read_bytes())
+    data[-1] ^= 0x5A
+    path.write_bytes(bytes(data))
 
 
 def _read_only_dir(root: Path) -> str:
@@ -188,6 +200,8 @@ CASES = [
     Case("preset-unknown", train("--preset", "huge"), words=("--preset", "invalid choice", "huge")),
     Case("option-unknown", train("--hiden-size", "8"), words=("unrecognized", "--hiden-size")),
     Case("model-too-big", train("--hidden-size", "10000000"), words=("parameters", "memory", "hidden_size")),
+    Case("encoder-weights-tampered", train("--encoder", "{tampered_clf}"),
+         words=("tampered_clf", "model.safetensors", "weights_sha256", "changed")),
     # -- train: input files -------------------------------------------------------------------------------
     Case("data-missing", train("--data", "{missing}.csv"), words=("missing.csv", "no such file", "data")),
     Case("data-empty-string", train("--data", ""), words=("data", "empty")),
@@ -238,6 +252,8 @@ CASES = [
     Case("eval-data-empty", ["eval", "{clf}", "{empty_csv}"], words=("empty.csv", "empty")),
     Case("eval-config-corrupt", ["eval", "{corrupt_model}", "{test_csv}"], words=("config.json", "invalid JSON")),
     Case("eval-weights-missing", ["eval", "{no_weights}", "{test_csv}"], words=("model.safetensors", "missing")),
+    Case("eval-weights-tampered", ["eval", "{tampered_clf}", "{test_csv}"],
+         words=("tampered_clf", "model.safetensors", "changed")),
     Case("eval-lm-text-missing", ["eval", "{lm}", "{missing}.txt"], words=("missing.txt",)),
     Case("eval-lm-text-empty", ["eval", "{lm}", "{empty_txt}"], words=("empty.txt", "empty")),
     Case("eval-lm-text-not-utf8", ["eval", "{lm}", "{latin1_txt}"], words=("latin1.txt", "UTF-8")),
@@ -257,6 +273,8 @@ CASES = [
          words=("standard input", "UTF-8")),
     Case("predict-blank-text", ["predict", "{clf}", "   "], words=("texts[0]", "empty")),
     Case("predict-with-lm", ["predict", "{lm}", "hello"], words=("language model", "not a classifier")),
+    Case("predict-weights-tampered", ["predict", "{tampered_clf}", "a goal"],
+         words=("tampered_clf", "model.safetensors", "weights_sha256", "changed")),
     Case("predict-stdin-runs", ["predict", "{clf}", "-", "--top-k", "3"], stdin="a goal\n\nbank shares\n", code=0,
          absent=()),
     # -- train-lm -----------------------------------------------------------------------------------------------
@@ -290,6 +308,7 @@ CASES = [
     # -- generate -----------------------------------------------------------------------------------------------
     Case("gen-model-missing", ["generate", "{missing}"], words=("missing",)),
     Case("gen-with-classifier", ["generate", "{clf}"], words=("classifier", "not a language model")),
+    Case("gen-weights-tampered", ["generate", "{tampered_lm}"], words=("tampered_lm", "model.safetensors", "changed")),
     Case("gen-n-0", ["generate", "{lm}", "-n", "0", "--prompt", "To be"], words=("max_tokens", "0")),
     Case("gen-n-neg", ["generate", "{lm}", "-n", "-5"], words=("max_tokens", "-5")),
     Case("gen-temperature-neg", ["generate", "{lm}", "--temperature", "-1"], words=("temperature", "-1")),
@@ -490,3 +509,35 @@ def test_data_from_a_pipe_is_read_once(ws, tmp_path, capsys):
     assert _run(argv) == 0, capsys.readouterr().err
     writer.join(timeout=10)
     assert (tmp_path / "run" / "model" / "model.safetensors").is_file()
+
+
+# -- weights changed after saving: every loader refuses them, naming the file -----------------------------------
+
+
+@pytest.mark.parametrize("argv", [["export", "{tampered_clf}", "--out", "{out}/model.onnx"],
+                                  ["serve", "{tampered_clf}", "--port", "0"], ["inspect", "{tampered_lm}", "To be",
+                                                                               "--out", "{out}/inspect"]],
+                         ids=["export", "serve", "inspect"])
+def test_tampered_weights_are_refused_by_every_verb(ws, capsys, monkeypatch, argv):
+    import rnnkit.serve.server
+
+    monkeypatch.setattr(rnnkit.serve.server, "serve", lambda *a, **k: 0)  # never listen, whatever happens
+    before = _snapshot(ws.root)
+    assert _run([_fill(a, ws) for a in argv]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "model.safetensors" in err and "weights_sha256" in err, err
+    assert _snapshot(ws.root) == before
+
+
+def test_tampered_weights_are_refused_by_the_api_and_old_checkpoints_still_load(ws, tmp_path):
+    for loader, name in ((Classifier.load, "tampered_clf"), (LanguageModel.load, "tampered_lm")):
+        with pytest.raises(ValueError, match=f"{name}.model.safetensors does not match the weights_sha256"):
+            loader(ws.paths[name])
+    # A checkpoint saved before the digest existed has none in its config.json: it loads unchecked.
+    old = tmp_path / "old"
+    shutil.copytree(Path(ws.paths["clf"]) / "model", old)
+    config = json.loads((old / "config.json").read_text(encoding="utf-8"))
+    assert len(config.pop("weights_sha256")) == 64
+    (old / "config.json").write_text(json.dumps(config), encoding="utf-8")
+    texts = ["the goal and a team today", "bank shares"]
+    assert Classifier.load(old).predict(texts, top_k=3) == Classifier.load(ws.paths["clf"]).predict(texts, top_k=3)
