@@ -25,6 +25,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import re
 import shutil
 import tempfile
 import uuid
@@ -242,10 +243,20 @@ def _swap_in(staging: Path, directory: Path) -> None:
 
 def _backup_hint(directory: Path) -> str:
     """If a crash hit between the two renames, point at the surviving old checkpoint."""
-    if not directory.parent.is_dir():
-        return ""
-    backups = sorted(directory.parent.glob(f".{directory.name}.old-*"))
+    backups = siblings_named(directory, ".old-", "[0-9a-f]{8}")
     return f" (a previous version survives at {backups[-1]})" if backups else ""
+
+
+def siblings_named(path: Path, infix: str, suffix: str) -> list[Path]:
+    """The entries beside ``path`` named ``.NAME`` + ``infix`` + a match of the regex ``suffix``, sorted.
+
+    NAME is taken literally, never as a pattern: with ``glob``, ``--out 'h[1]'`` would find (and a new run
+    discard) the folders of ``h1``, and ``h[1]``'s own would never be found.
+    """
+    if not path.parent.is_dir():
+        return []
+    pattern = re.compile(re.escape(f".{path.name}{infix}") + suffix)
+    return sorted(p for p in path.parent.iterdir() if pattern.fullmatch(p.name))
 
 
 def _fsync_file(path: Path) -> None:

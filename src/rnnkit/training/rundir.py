@@ -33,13 +33,15 @@ except ImportError:  # Windows: no advisory locks; concurrent runs to one --out 
     fcntl = None
 
 from rnnkit.models.config import CLASSIFIER_FIELDS_BEFORE
-from rnnkit.training.checkpoint import _swap_in
+from rnnkit.training.checkpoint import _swap_in, siblings_named
 from rnnkit.training.state import STATE_FILE
 from rnnkit.training.trainer import INTERRUPTED, NON_FINITE, RESUMABLE_CHANGES
 
 SETTINGS_FILE = "run.json"
 RESUME_DIR = "resume"
 LOCK_FILE = ".lock"
+# What tempfile.mkdtemp adds after the ``.NAME.staging-`` prefix.
+_TEMP_SUFFIX = "[a-z0-9_]{8}"
 # Settings a resumed run may change: they alter no number of the result (the trainer's own list, so the two
 # checks of a resumed run's settings cannot disagree).
 CHANGEABLE_ON_RESUME = tuple(f"train.{name}" for name in RESUMABLE_CHANGES)
@@ -218,9 +220,7 @@ def resumable_settings(out: str | Path) -> dict[str, Any]:
 
 
 def _staging_folders(out: Path) -> list[Path]:
-    if not out.parent.is_dir():
-        return []
-    return sorted(p for p in out.parent.glob(f".{out.name}.staging-*") if p.is_dir())
+    return [p for p in siblings_named(out, ".staging-", _TEMP_SUFFIX) if p.is_dir()]
 
 
 def _try_lock(staging: Path):
