@@ -3,10 +3,14 @@ weights, and the report always describes the model beside it. The CLI runs in th
 
 from __future__ import annotations
 
+import contextlib
+import errno
 import hashlib
 import json
+import os
 import random
 import signal
+import subprocess
 from pathlib import Path
 
 import pytest
@@ -276,3 +280,91 @@ def test_a_run_saved_before_a_model_field_existed_resumes_with_the_value_it_had(
     again = RunFolder(out, resume=True).open({"model": {"ngrams": "none", "ngram_lr_scale": 1.0}})
     assert again.path == first.path
     again.release()
+
+
+# -- a full disk in the middle of a run -------------------------------------------------------------------------
+
+
+class _FullDisk:
+    """A file object whose writes fail as the kernel's do on a full disk: ENOSPC, naming no file."""
+
+    def __init__(self, *args, **kwargs):
+        pass
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        return False
+
+    def write(self, data):
+        raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+
+
+def _check_full_disk_ending(code: int, capsys, out: Path, before: dict[str, str]) -> str:
+    err = capsys.readouterr().err
+    assert code == 1 and "Traceback" not in err, err
+    line = _error_line_of(err)
+    assert "no space left on device" in line.lower() and str(out.parent) in line, line
+    assert _snapshot(out) == before  # the earlier run survives, whole
+    return line
+
+
+def _error_line_of(err: str) -> str:
+    lines = [line for line in err.splitlines() if line.startswith("rnnkit ")]
+    assert len(lines) == 1, err
+    return lines[0]
+
+
+@pytest.mark.parametrize("after_steps", [0, 3])  # the first training state's write; the model's write
+def test_a_full_disk_during_an_overwrite_is_one_line_and_keeps_the_earlier_run(tmp_path, data, capsys, monkeypatch,
+                                                                                after_steps):
+    import rnnkit.training.checkpoint
+
+    out = tmp_path / "run"
+    assert main(_train_args(data, out)) == 0
+    before = _snapshot(out)
+    capsys.readouterr()
+    writes = []
+
+    def opener(path, mode="r", *args, **kwargs):  # the writer of checkpoints and training states
+        writes.append(path)
+        return _FullDisk() if len(writes) > after_steps else open(path, mode, *args, **kwargs)
+
+    monkeypatch.setattr(rnnkit.training.checkpoint, "open", opener, raising=False)
+    code = main(_train_args(data, out, "--overwrite", "--checkpoint-every", "1", "--hidden-size", "12"))
+    line = _check_full_disk_ending(code, capsys, out, before)
+    assert str(writes[-1]) in line  # the file that could not be written
+    if after_steps:  # a training state was saved before the disk filled: the run can go on
+        assert f"--resume {out}" in line
+    else:
+        assert _leftovers(out) == []
+
+
+def test_a_real_full_disk_on_a_small_tmpfs(tmp_path, data, capsys, monkeypatch):
+    """The same on a real file system that fills up (needs root and mount; skipped where either is missing)."""
+    disk = tmp_path / "disk"
+    disk.mkdir()
+    mounted = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=16m", "tmpfs", str(disk)], capture_output=True)
+    if mounted.returncode != 0:
+        pytest.skip(f"cannot mount a tmpfs here: {mounted.stderr.decode().strip()}")
+    try:
+        out, small = disk / "run", ("--ngrams", "none", "--max-vocab", "100")  # fits the disk, by the pre-flight too
+        assert main(_train_args(data, out, *small)) == 0
+        before = _snapshot(out)
+        capsys.readouterr()
+        step = ClassificationTask.train_step
+
+        def filling(self, model, batch):  # once training runs (the pre-flight has passed), the disk fills up
+            with open(disk / "filler", "ab") as filler, contextlib.suppress(OSError):
+                while True:
+                    filler.write(b"\0" * 65536)
+                    filler.flush()
+            return step(self, model, batch)
+
+        monkeypatch.setattr(ClassificationTask, "train_step", filling)
+        code = main(_train_args(data, out, *small, "--overwrite", "--checkpoint-every", "1"))
+        monkeypatch.undo()
+        _check_full_disk_ending(code, capsys, out, before)
+    finally:
+        subprocess.run(["umount", str(disk)], check=True)

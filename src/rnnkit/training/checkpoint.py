@@ -130,11 +130,18 @@ def verify_weights(directory: str | Path) -> None:
     _check_digest(directory / MODEL_FILE, _read_config_and_digest(directory / CONFIG_FILE)[1])
 
 
-def write_file(path: Path, data: bytes) -> None:
-    """Write ``data`` to ``path``; an OS error (a full disk above all) names the path."""
+def write_file(path: Path, data: bytes | memoryview, sync: bool = False) -> None:
+    """Write ``data`` to ``path`` (then fsync it, with ``sync``); an OS error (a full disk above all) names the path.
+
+    The kernel's ENOSPC names no file, and safetensors' or torch's own writers turn it into an error that names
+    none either: every checkpoint and training state goes through here.
+    """
     try:
         with open(path, "wb") as handle:
             handle.write(data)
+            if sync:
+                handle.flush()
+                os.fsync(handle.fileno())
     except OSError as error:
         raise OSError(error.errno, error.strerror or str(error), str(path)) from error
 

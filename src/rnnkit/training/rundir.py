@@ -18,6 +18,7 @@ renames it into place only when everything (model, report, log) is written, so
 
 from __future__ import annotations
 
+import errno
 import json
 import os
 import shutil
@@ -322,5 +323,25 @@ def abandon(run: RunFolder, error: BaseException | None = None) -> None:
         if isinstance(error, KeyboardInterrupt):
             raise RunInterrupted(f"interrupted; the training state is saved, continue with: {run.command} --resume "
                                  f"{run.out}", 128 + signal.SIGINT) from error
+        if _disk_full(error):
+            raise RunStopped(f"{_where(error, run)}: no space left on device; the training state is saved: free some "
+                             f"space, then continue with: {run.command} --resume {run.out}{_kept(run)}") from error
     else:
         run.discard()
+        if _disk_full(error):
+            raise RunStopped(f"{_where(error, run)}: no space left on device; nothing of this run is kept (free some "
+                             f"space and start it again){_kept(run)}") from error
+
+
+def _disk_full(error: BaseException | None) -> bool:
+    return isinstance(error, OSError) and error.errno in (errno.ENOSPC, errno.EDQUOT)
+
+
+def _where(error: OSError, run: RunFolder) -> str:
+    # Not every writer names its file (a log line's write does not): the run's folder then.
+    return str(error.filename if error.filename is not None else run.path or run.out)
+
+
+def _kept(run: RunFolder) -> str:
+    """What the user most fears lost: an earlier run in --out is untouched until a new one completes."""
+    return f"; the earlier run in {run.out} is unchanged" if run.out.is_dir() and any(run.out.iterdir()) else ""

@@ -13,6 +13,7 @@ the file: the state holds only tensors, numbers, strings, lists, tuples and dict
 
 from __future__ import annotations
 
+import io
 import os
 import random
 import tempfile
@@ -22,7 +23,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from rnnkit.training.checkpoint import _fsync_dir
+from rnnkit.training.checkpoint import _fsync_dir, write_file
 
 STATE_FORMAT = 1
 STATE_FILE = "state.pt"
@@ -56,12 +57,13 @@ def save_state(path: str | Path, state: dict[str, Any]) -> Path:
     """Write ``state`` to ``path`` atomically (temporary sibling, fsync, rename, fsync of the folder)."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
+    # Serialised in memory, then written by the one writer whose OS errors (a full disk) name the file.
+    buffer = io.BytesIO()
+    torch.save({"format": STATE_FORMAT, **state}, buffer)
     handle, temporary = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    os.close(handle)
     try:
-        with os.fdopen(handle, "wb") as stream:
-            torch.save({"format": STATE_FORMAT, **state}, stream)
-            stream.flush()
-            os.fsync(stream.fileno())
+        write_file(Path(temporary), buffer.getbuffer(), sync=True)
         os.replace(temporary, path)
     except BaseException:
         Path(temporary).unlink(missing_ok=True)
