@@ -202,6 +202,8 @@ CASES = [
     Case("preset-unknown", train("--preset", "huge"), words=("--preset", "invalid choice", "huge")),
     Case("option-unknown", train("--hiden-size", "8"), words=("unrecognized", "--hiden-size")),
     Case("model-too-big", train("--hidden-size", "10000000"), words=("parameters", "memory", "hidden_size")),
+    Case("ngram-buckets-13-tb", train("--ngram-buckets", "1099511627776"),
+         words=("parameters", "memory", "ngram_buckets")),
     Case("encoder-weights-tampered", train("--encoder", "{tampered_clf}"),
          words=("tampered_clf", "model.safetensors", "weights_sha256", "changed")),
     # -- train: input files -------------------------------------------------------------------------------
@@ -547,3 +549,27 @@ def test_tampered_weights_are_refused_by_the_api_and_old_checkpoints_still_load(
     (old / "config.json").write_text(json.dumps(config), encoding="utf-8")
     texts = ["the goal and a team today", "bank shares"]
     assert Classifier.load(old).predict(texts, top_k=3) == Classifier.load(ws.paths["clf"]).predict(texts, top_k=3)
+
+
+# -- sizes known only once the data is read ----------------------------------------------------------------------
+
+
+def test_a_model_too_big_for_its_labels_is_refused_before_it_is_built(ws, tmp_path, capsys, monkeypatch):
+    """The n-gram table is (vocabulary + buckets) x labels: 500 labels make 10M buckets 5 G weights."""
+    import rnnkit.api.classifier
+    import rnnkit.api.preflight
+
+    def never(*args, **kwargs):
+        raise AssertionError("the model was built")
+
+    monkeypatch.setattr(rnnkit.api.preflight, "_physical_memory", lambda: 8 << 30)  # the same on every machine
+    monkeypatch.setattr(rnnkit.api.classifier, "RNNClassifier", never)
+    data = tmp_path / "many_labels.csv"
+    data.write_text("label,text\n" + "".join(f"c{i},the goal {i}\nc{i},a team {i}\n" for i in range(500)))
+    argv = train("--data", str(data), "--ngram-buckets", "10000000", "--valid-fraction", "0.5",
+                 "--out", str(tmp_path / "run"))
+    assert _run([_fill(a, ws) for a in argv]) == 2
+    err = capsys.readouterr().err.strip().splitlines()[-1]
+    for word in ("parameters", "memory", "500 labels", "ngram_buckets", "ngrams=none"):
+        assert word in err, err
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["many_labels.csv"]  # nothing left behind

@@ -20,7 +20,7 @@ from rnnkit.api.checkpoints import open_checkpoint
 from rnnkit.api.data_config import ClassifierDataConfig, load_classification_data, read_file
 from rnnkit.api.encoders import load_encoder
 from rnnkit.api.language_model import read_text
-from rnnkit.api.preflight import check_classifier_run
+from rnnkit.api.preflight import check_classifier_run, check_classifier_sizes
 from rnnkit.api.pretraining import pretrain_encoder
 from rnnkit.data import EncodedDataset, Example, Vocabulary, stratified_folds
 from rnnkit.data.tokenizers import CharTokenizer, WordTokenizer
@@ -195,6 +195,7 @@ def _train_classifier(run: RunFolder, data_config: ClassifierDataConfig, model_c
     if source:
         _log(f"encoder: {source.source.describe()}, its vocabulary ({len(vocab)}) and tokenizer kept")
     labels = splits.labels
+    check_classifier_sizes(model_config, len(vocab), len(labels), run.out)
     train_data = EncodedDataset.from_examples(pooled, tokenizer, vocab, labels)
     valid_data = EncodedDataset.from_examples(splits.valid, tokenizer, vocab, labels)
     _log(f"data {splits.name}: {len(splits.train)} train / {len(splits.valid)} valid / {len(splits.test)} test, "
