@@ -9,6 +9,7 @@ need a real process (a closed pipe, the real exit status) run at the end through
 
 from __future__ import annotations
 
+import contextlib
 import errno
 import hashlib
 import io
@@ -573,3 +574,28 @@ def test_a_model_too_big_for_its_labels_is_refused_before_it_is_built(ws, tmp_pa
     for word in ("parameters", "memory", "500 labels", "ngram_buckets", "ngrams=none"):
         assert word in err, err
     assert sorted(p.name for p in tmp_path.iterdir()) == ["many_labels.csv"]  # nothing left behind
+
+
+@pytest.mark.parametrize("argv", [train("--format", "csv"), lm()], ids=["train", "train-lm"])
+def test_a_pipe_nothing_writes_to_is_refused_not_waited_on_forever(ws, tmp_path, capsys, monkeypatch, argv):
+    import rnnkit.data.decoding
+
+    monkeypatch.setattr(rnnkit.data.decoding, "PIPE_WAIT_S", 0.2, raising=False)
+    pipe = tmp_path / "nobody.pipe"
+    os.mkfifo(pipe)
+    codes = []
+    argv = [_fill(a, ws) for a in argv]
+    argv[argv.index("--data") + 1], argv[argv.index("--out") + 1] = str(pipe), str(tmp_path / "run")
+    runner = threading.Thread(target=lambda: codes.append(_run(argv)), daemon=True)
+    runner.start()
+    runner.join(timeout=60)
+    try:
+        assert codes == [2], "still waiting on the pipe" if runner.is_alive() else codes
+        err = capsys.readouterr().err
+        assert err.count("\n") == 1 and "nobody.pipe" in err and "nothing wrote to" in err, err
+        assert sorted(p.name for p in tmp_path.iterdir()) == ["nobody.pipe"]
+    finally:
+        if runner.is_alive():  # let the blocked reader go (it then sees an empty file)
+            with contextlib.suppress(OSError):
+                os.close(os.open(pipe, os.O_WRONLY | os.O_NONBLOCK))
+            runner.join(timeout=60)

@@ -18,6 +18,7 @@ from rnnkit.api.checkpoints import open_checkpoint
 from rnnkit.api.preflight import check_corpus_sizes, check_language_model_run
 from rnnkit.data import DataError, TextSplits, Vocabulary, load_bundled
 from rnnkit.data.bundled import bundled_names
+from rnnkit.data.decoding import read_bytes
 from rnnkit.data.mmap_stream import build_cache, open_cache, text_bytes, text_files
 from rnnkit.data.tokenizers import CharTokenizer, WordTokenizer
 from rnnkit.evaluation import plot_training_curves, write_report
@@ -77,7 +78,7 @@ def read_text(path: str) -> str:
     """A UTF-8 text file, or every .txt file of a folder in sorted order joined by a blank line."""
     texts = []
     for f in text_files(path):
-        raw = f.read_bytes()
+        raw = read_bytes(f)
         try:
             text = raw.decode("utf-8")
         except UnicodeDecodeError as err:
