@@ -599,3 +599,20 @@ def test_a_pipe_nothing_writes_to_is_refused_not_waited_on_forever(ws, tmp_path,
             with contextlib.suppress(OSError):
                 os.close(os.open(pipe, os.O_WRONLY | os.O_NONBLOCK))
             runner.join(timeout=60)
+
+
+def test_the_pretraining_time_budget_covers_reading_the_unlabeled_text(ws, tmp_path, capsys):
+    """A budget of a microsecond reads one piece of a 6 MiB --unlabeled text, not all of it, and says so."""
+    from rnnkit.data.mmap_stream import PIECE_BYTES
+
+    rng = random.Random(0)
+    words = [w for topic in WORDS.values() for w in topic] + ["the", "a", "today", "and"]
+    line = " ".join(rng.choice(words) for _ in range(4000)) + "\n"
+    unlabeled = tmp_path / "more.txt"
+    unlabeled.write_text(line * (3 * PIECE_BYTES // len(line) + 1), encoding="utf-8")
+    argv = [_fill(a, ws) for a in train("--out", str(tmp_path / "run"), "--pretrain-lm", "--unlabeled",
+                                        str(unlabeled), "--pretrain-max-time", "0.000001")]
+    assert _run(argv) == 0, capsys.readouterr().err
+    err = capsys.readouterr().err
+    assert f"unlabeled {unlabeled}: the pre-training time budget (1e-06 s) ended reading after 2.0 of 6.0 MiB" in err
+    assert (tmp_path / "run" / "model").is_dir()

@@ -19,9 +19,8 @@ import torch
 from rnnkit.api.checkpoints import open_checkpoint
 from rnnkit.api.data_config import ClassifierDataConfig, load_classification_data, read_file
 from rnnkit.api.encoders import load_encoder
-from rnnkit.api.language_model import read_text
 from rnnkit.api.preflight import check_classifier_run, check_classifier_sizes
-from rnnkit.api.pretraining import pretrain_encoder
+from rnnkit.api.pretraining import pretrain_encoder, read_unlabeled
 from rnnkit.data import EncodedDataset, Example, Vocabulary, stratified_folds
 from rnnkit.data.tokenizers import CharTokenizer, WordTokenizer
 from rnnkit.evaluation import classification_report, format_report, write_report
@@ -190,7 +189,8 @@ def _train_classifier(run: RunFolder, data_config: ClassifierDataConfig, model_c
     use_glove = source is None and wants_glove(data_config.embeddings, model_config.embedding_dim,
                                                data_config.tokenizer)
     pooled = splits.train + splits.valid if model_config.cross_fit else splits.train
-    unlabeled = read_text(pretrain.unlabeled) if pretrain.unlabeled else ""
+    unlabeled = read_unlabeled(run, pretrain.unlabeled, tokenizer, pretrain.pretrain_max_time) \
+        if pretrain.unlabeled else ""
     vocab = source.vocab if source else build_vocabulary(pooled, tokenizer, data_config, use_glove, unlabeled)
     if source:
         _log(f"encoder: {source.source.describe()}, its vocabulary ({len(vocab)}) and tokenizer kept")
