@@ -616,3 +616,51 @@ def test_the_pretraining_time_budget_covers_reading_the_unlabeled_text(ws, tmp_p
     err = capsys.readouterr().err
     assert f"unlabeled {unlabeled}: the pre-training time budget (1e-06 s) ended reading after 2.0 of 6.0 MiB" in err
     assert (tmp_path / "run" / "model").is_dir()
+
+
+# -- serve: the address is checked before any model loads ------------------------------------------------------
+
+
+@pytest.fixture
+def busy_port():
+    import socket
+
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as listener:
+        listener.bind(("127.0.0.1", 0))
+        listener.listen()
+        yield listener.getsockname()[1]
+
+
+@pytest.fixture
+def never_served(monkeypatch):
+    """Record the models loaded; never start uvicorn (a row that wrongly passes its checks returns at once)."""
+    import rnnkit.serve.models
+    import rnnkit.serve.server
+
+    loaded = []
+    load = rnnkit.serve.models.load_model
+    monkeypatch.setattr(rnnkit.serve.models, "load_model", lambda *a, **k: loaded.append(a) or load(*a, **k))
+    monkeypatch.setattr(rnnkit.serve.server.DrainingServer, "run", lambda self, *a, **k: None)
+    return loaded
+
+
+@pytest.mark.parametrize(("extra", "words"), [(("--port", "{busy}"), ("127.0.0.1:{busy}", "already in use")),
+                                              (("--port", "70000"), ("port", "70000")),
+                                              (("--port", "-1"), ("port", "-1")),
+                                              (("--host", "no-such-host.invalid"), ("no-such-host.invalid",))],
+                         ids=["port-busy", "port-70000", "port-negative", "host-unknown"])
+def test_serve_checks_its_address_before_loading_models(ws, capsys, busy_port, never_served, extra, words):
+    argv = ["serve", ws.paths["clf"], ws.paths["lm"], *(e.format(busy=busy_port) for e in extra)]
+    assert _run(argv) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and err.startswith("rnnkit serve: error: "), err
+    for word in words:
+        assert word.format(busy=busy_port) in err, err
+    assert never_served == []  # refused before the first model loaded
+
+
+def test_serve_on_every_interface_says_so(ws, capsys, never_served):
+    assert _run(["serve", ws.paths["clf"], "--host", "0.0.0.0", "--port", "0"]) == 0
+    err = capsys.readouterr().err
+    assert "warning: listening on 0.0.0.0, reachable from every network interface" in err, err
+    assert "no authentication" in err
