@@ -368,3 +368,41 @@ def test_a_real_full_disk_on_a_small_tmpfs(tmp_path, data, capsys, monkeypatch):
         _check_full_disk_ending(code, capsys, out, before)
     finally:
         subprocess.run(["umount", str(disk)], check=True)
+
+
+# -- --resume: what it cannot continue is said first, in one line --------------------------------------------------
+
+
+@pytest.mark.parametrize("damage", ["truncated", "garbled"])
+def test_a_damaged_training_state_is_refused_before_anything_else(tmp_path, data, capsys, monkeypatch, damage):
+    out = tmp_path / "run"
+    signal_during_step(monkeypatch, call=3)
+    assert main(_train_args(data, out, "--checkpoint-every", "1")) == 128 + signal.SIGTERM
+    monkeypatch.undo()
+    state = next(_leftovers(out)[0].glob("resume/*.pt"))
+    raw = bytearray(state.read_bytes())
+    if damage == "truncated":
+        raw = raw[: len(raw) // 2]
+    else:
+        middle = len(raw) // 2
+        raw[middle:middle + 64] = bytes(b ^ 0xFF for b in raw[middle:middle + 64])
+    state.write_bytes(bytes(raw))
+    capsys.readouterr()
+    assert main(["train", "--resume", str(out), "--no-progress"]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "Traceback" not in err, err  # no "data ..." line first
+    assert str(state) in err and "--overwrite" in err
+    assert state.read_bytes() == bytes(raw) and not out.exists()  # left as it was
+
+
+@pytest.mark.parametrize("verb", ["train", "train-lm"])
+def test_resume_of_a_finished_run_says_it_is_finished(tmp_path, data, capsys, verb):
+    out = tmp_path / "run"
+    args = _train_args(data, out) if verb == "train" else \
+        ["train-lm", "--data", data["train"], "--out", str(out), "--epochs", "1", "--embedding-dim", "8",
+         "--hidden-size", "8", "--num-layers", "1", "--batch-size", "4", "--bptt", "16", "--no-progress"]
+    assert main(args) == 0
+    capsys.readouterr()
+    assert main([verb, "--resume", str(out)]) == 2
+    line = _error_line(capsys)
+    assert "finished" in line and "--overwrite" in line, line

@@ -35,7 +35,7 @@ except ImportError:  # Windows: no advisory locks; concurrent runs to one --out 
 
 from rnnkit.models.config import CLASSIFIER_FIELDS_BEFORE
 from rnnkit.training.checkpoint import _swap_in, siblings_named
-from rnnkit.training.state import STATE_FILE
+from rnnkit.training.state import STATE_FILE, check_state_file
 from rnnkit.training.trainer import INTERRUPTED, NON_FINITE, RESUMABLE_CHANGES
 
 SETTINGS_FILE = "run.json"
@@ -111,13 +111,13 @@ class RunFolder:
         resumable = [p for p in leftovers if (p / SETTINGS_FILE).is_file() and any((p / RESUME_DIR).glob("*.pt"))]
         if self.resume:
             if not resumable:
-                finished = " (it is a finished run)" if self.out.is_dir() and any(self.out.iterdir()) else ""
-                raise RunFolderError(f"--resume {self.out}: no interrupted run to resume{finished}: no "
-                                     f".{self.out.name}.staging-* folder with a saved training state beside it")
+                raise RunFolderError(_nothing_to_resume(self.out))
             self.path = max(resumable, key=lambda p: _newest_state(p))
             self._lock = leftovers[self.path]  # held since it was found: no moment where another run could take it
             try:
                 self._check_settings(settings)
+                for state in sorted(self.state_dir.glob("*.pt")):  # before any output: the data is read next
+                    check_state_file(state, f"--resume {self.out}")
             except BaseException:
                 self.release()  # refused: the interrupted run stays resumable, by this process too
                 raise
@@ -215,9 +215,16 @@ def resumable_settings(out: str | Path) -> dict[str, Any]:
     out = Path(out)
     found = [p for p in _staging_folders(out) if (p / SETTINGS_FILE).is_file() and any((p / RESUME_DIR).glob("*.pt"))]
     if not found:
-        raise RunFolderError(f"--resume {out}: no interrupted run to resume: no .{out.name}.staging-* folder with a "
-                             "saved training state beside it")
+        raise RunFolderError(_nothing_to_resume(out))
     return read_settings(max(found, key=_newest_state))
+
+
+def _nothing_to_resume(out: Path) -> str:
+    if out.is_dir() and any(out.iterdir()):
+        return (f"--resume {out}: that run is finished, there is nothing to resume; to train it again, start a new "
+                f"run with the same --out and --overwrite (the finished run stays until the new one completes)")
+    return (f"--resume {out}: no interrupted run to resume: no .{out.name}.staging-* folder with a saved training "
+            "state beside it")
 
 
 def _staging_folders(out: Path) -> list[Path]:

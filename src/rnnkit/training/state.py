@@ -17,6 +17,7 @@ import io
 import os
 import random
 import tempfile
+import zipfile
 from pathlib import Path
 from typing import Any
 
@@ -70,6 +71,24 @@ def save_state(path: str | Path, state: dict[str, Any]) -> Path:
         raise
     _fsync_dir(path.parent)
     return path
+
+
+def check_state_file(path: str | Path, what: str = "training state") -> None:
+    """A whole state file, checked without unpickling it: a truncated or garbled one is refused, naming it.
+
+    ``torch.save`` writes a zip archive with a CRC of every member, so reading it through once finds both.
+    """
+    path = Path(path)
+    try:
+        with zipfile.ZipFile(path) as archive:
+            bad = archive.testzip()
+    except (zipfile.BadZipFile, OSError, EOFError) as error:
+        reason = error.strerror if isinstance(error, OSError) and error.strerror else str(error) or "truncated"
+        raise ValueError(f"{what}: the training state {path} is truncated or damaged ({reason}); it cannot be "
+                         "resumed from: start the run again with --overwrite") from error
+    if bad is not None:
+        raise ValueError(f"{what}: the training state {path} is damaged (member {bad} fails its checksum); it cannot "
+                         "be resumed from: start the run again with --overwrite")
 
 
 def load_state(path: str | Path) -> dict[str, Any]:
