@@ -72,6 +72,7 @@ def ws(tmp_path_factory) -> Workspace:
         "one_class.csv": _csv([f"sport,goal number {i}" for i in range(20)]),
         "rare.csv": _csv(_rows(60, 3) + ["weather,rain and wind today"]),
         "ragged.csv": "label,text\nsport,fine\nsport\n",
+        "two_each.csv": "label,text\nsport,a goal\nsport,the team\nmoney,bank shares\nmoney,the market\n",
         "dup_text.csv": "text,label,text\n" + "".join(f"a goal {i},sport,a chip {i}\nbank {i},money,shares\n"
                                                      for i in range(10)),
         "empty.csv": "", "header_only.csv": "label,text\n",
@@ -188,6 +189,8 @@ CASES = [
     Case("backend-unknown", train("--backend", "cudnn"), words=("backend", "cudnn")),
     Case("ensemble-0", train("--ensemble", "0"), words=("ensemble", "0")),
     Case("cross-fit-alone", train("--cross-fit"), words=("cross_fit", "ensemble")),
+    Case("cross-fit-more-folds-than-examples", train("--data", "{two_each_csv}", "--ensemble", "5", "--cross-fit"),
+         words=("two_each.csv", "cross_fit", "ensemble=5", "4")),
     Case("valid-fraction-1", train("--valid-fraction", "1"), words=("valid_fraction", "1.0")),
     Case("valid-fraction-0", train("--valid-fraction", "0"), words=("valid_fraction", "> 0")),
     Case("format-unknown", train("--format", "xml"), words=("format", "xml")),

@@ -19,7 +19,7 @@ import torch
 from rnnkit.api.checkpoints import open_checkpoint
 from rnnkit.api.data_config import ClassifierDataConfig, load_classification_data, read_file
 from rnnkit.api.encoders import load_encoder
-from rnnkit.api.preflight import check_classifier_run, check_classifier_sizes
+from rnnkit.api.preflight import check_classifier_run, check_classifier_sizes, check_cross_fit
 from rnnkit.api.pretraining import pretrain_encoder, read_unlabeled
 from rnnkit.data import EncodedDataset, Example, Vocabulary, stratified_folds
 from rnnkit.data.tokenizers import CharTokenizer, WordTokenizer
@@ -179,6 +179,7 @@ def _train_classifier(run: RunFolder, data_config: ClassifierDataConfig, model_c
     out_dir = run.path
     start = time.monotonic()
     splits, skipped = load_classification_data(data_config, seed=train_config.seed)
+    check_cross_fit(model_config, len(splits.train) + len(splits.valid), data_config.data)
     if skipped:
         _log(f"skipped {skipped} malformed records (on_error=skip)")
     for note in splits.notes:

@@ -50,6 +50,14 @@ def check_classifier_run(data: ClassifierDataConfig, model: ClassifierConfig, ou
     check_classifier_sizes(model, vocab, 2, out_dir)
 
 
+def check_cross_fit(model: ClassifierConfig, pooled: int, data: str) -> None:
+    """Once the data is read, before anything is said about it: ``cross_fit`` needs an example per fold."""
+    if model.cross_fit and pooled < model.ensemble:
+        raise ValueError(f"cross_fit with ensemble={model.ensemble} cuts the pooled training and validation examples "
+                         f"into {model.ensemble} folds, but {data} gives {pooled}: lower --ensemble to at most "
+                         f"{max(2, pooled)}, drop --cross-fit, or give more data")
+
+
 def check_classifier_sizes(model: ClassifierConfig, vocab_size: int, num_labels: int,
                            out_dir: str | os.PathLike) -> None:
     """Refuse a classifier too big for this machine before it is built: its head and n-gram table grow with the
