@@ -103,9 +103,13 @@ def ws(tmp_path_factory) -> Workspace:
     for name in ("clf", "lm"):  # one weight changed after saving: a file that still parses, with other numbers
         shutil.copytree(root / name / "model", root / f"tampered_{name}")
         flip_last_byte(root / f"tampered_{name}" / "model.safetensors")
+    for name, kind in (("clf", "language_model"), ("lm", "classifier")):  # "kind" edited by hand
+        shutil.copytree(root / name / "model", root / f"{name}_as_{kind}")
+        config = json.loads((root / f"{name}_as_{kind}" / "config.json").read_text(encoding="utf-8"))
+        (root / f"{name}_as_{kind}" / "config.json").write_text(json.dumps({**config, "kind": kind}), encoding="utf-8")
     paths = {name.replace(".", "_").replace("/", "_"): str(root / name) for name in
              [*files, "latin1.csv", "latin1.txt", "emptydir", "clf", "lm", "corrupt_model", "no_weights",
-              "tampered_clf", "tampered_lm"]}
+              "tampered_clf", "tampered_lm", "clf_as_language_model", "lm_as_classifier"]}
     paths.update(foreign_run=str(root / "foreign_run"), report_run=str(root / "report_run"))
     paths.update(ws=str(root), out=str(root / "out"), missing=str(root / "missing"), ro=_read_only_dir(root))
     return Workspace(root, paths)
@@ -285,6 +289,8 @@ CASES = [
          words=("standard input", "UTF-8")),
     Case("predict-blank-text", ["predict", "{clf}", "   "], words=("texts[0]", "empty")),
     Case("predict-with-lm", ["predict", "{lm}", "hello"], words=("language model", "not a classifier")),
+    Case("predict-kind-edited", ["predict", "{lm_as_classifier}", "a goal"],
+         words=("lm_as_classifier", "config.json", "kind", "no field(s)", "tie_weights")),
     Case("predict-weights-tampered", ["predict", "{tampered_clf}", "a goal"],
          words=("tampered_clf", "model.safetensors", "weights_sha256", "changed")),
     Case("predict-stdin-runs", ["predict", "{clf}", "-", "--top-k", "3"], stdin="a goal\n\nbank shares\n", code=0,
@@ -320,6 +326,8 @@ CASES = [
     # -- generate -----------------------------------------------------------------------------------------------
     Case("gen-model-missing", ["generate", "{missing}"], words=("missing",)),
     Case("gen-with-classifier", ["generate", "{clf}"], words=("classifier", "not a language model")),
+    Case("gen-kind-edited", ["generate", "{clf_as_language_model}"],
+         words=("clf_as_language_model", "config.json", "kind", "no field(s)", "pooling")),
     Case("gen-weights-tampered", ["generate", "{tampered_lm}"], words=("tampered_lm", "model.safetensors", "changed")),
     Case("gen-n-0", ["generate", "{lm}", "-n", "0", "--prompt", "To be"], words=("max_tokens", "0")),
     Case("gen-n-neg", ["generate", "{lm}", "-n", "-5"], words=("max_tokens", "-5")),

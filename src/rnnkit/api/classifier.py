@@ -16,7 +16,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from rnnkit.api.checkpoints import open_checkpoint
+from rnnkit.api.checkpoints import build_saved, open_checkpoint
 from rnnkit.api.data_config import ClassifierDataConfig, load_classification_data, read_file
 from rnnkit.api.encoders import load_encoder
 from rnnkit.api.preflight import check_classifier_run, check_classifier_sizes, check_cross_fit
@@ -64,9 +64,8 @@ class Classifier:
     @classmethod
     def load(cls, path: str | Path, map_location: str = "cpu") -> Classifier:
         state, meta, vocab, tokenizer = open_checkpoint(path, KIND, map_location)
-        model = build_classifier(classifier_config_from_saved(meta["model_config"]), len(vocab), len(meta["labels"]),
-                                 vocab.pad_id)
-        model.load_state_dict(state)
+        model = build_saved(path, meta, state, lambda saved: build_classifier(
+            classifier_config_from_saved(saved), len(vocab), len(meta["labels"]), vocab.pad_id))
         return cls(model, tokenizer, vocab, list(meta["labels"]), meta.get("max_length"), meta)
 
     # -- use ------------------------------------------------------------------

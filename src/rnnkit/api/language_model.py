@@ -14,7 +14,7 @@ from pathlib import Path
 
 import torch
 
-from rnnkit.api.checkpoints import open_checkpoint
+from rnnkit.api.checkpoints import build_saved, open_checkpoint
 from rnnkit.api.preflight import check_corpus_sizes, check_language_model_run
 from rnnkit.data import DataError, TextSplits, Vocabulary, load_bundled
 from rnnkit.data.bundled import bundled_names
@@ -125,8 +125,8 @@ class LanguageModel:
     @classmethod
     def load(cls, path: str | Path, map_location: str = "cpu") -> LanguageModel:
         state, meta, vocab, tokenizer = open_checkpoint(path, KIND, map_location)
-        model = RNNLanguageModel(from_dict(LanguageModelConfig, meta["model_config"]), len(vocab), vocab.pad_id)
-        model.load_state_dict(state)
+        model = build_saved(path, meta, state, lambda saved: RNNLanguageModel(from_dict(LanguageModelConfig, saved),
+                                                                               len(vocab), vocab.pad_id))
         return cls(model, tokenizer, vocab, meta)
 
     def encode(self, text: str) -> torch.Tensor:
