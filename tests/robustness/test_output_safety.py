@@ -406,3 +406,28 @@ def test_resume_of_a_finished_run_says_it_is_finished(tmp_path, data, capsys, ve
     assert main([verb, "--resume", str(out)]) == 2
     line = _error_line(capsys)
     assert "finished" in line and "--overwrite" in line, line
+
+
+def test_resume_with_another_number_of_processes_is_refused_when_the_folder_opens(tmp_path, data, capsys,
+                                                                                  monkeypatch):
+    """`torchrun ... train --resume RUN` of a one-process run: refused by rank 0 before the data is read."""
+    out = tmp_path / "run"
+    signal_during_step(monkeypatch, call=3)
+    assert main(_train_args(data, out, "--checkpoint-every", "1")) == 128 + signal.SIGTERM
+    monkeypatch.undo()
+    settings = json.loads(next(_leftovers(out)[0].glob("run.json")).read_text())
+    with pytest.raises(RunFolderError, match=r"trained by 1 process\(es\), this is 2; resume it without torchrun"):
+        RunFolder(out, resume=True).open(settings, world_size=2)
+    RunFolder(out, resume=True).open(settings, world_size=1).release()  # still resumable as it was saved
+
+
+def test_the_other_ranks_leave_rank_0s_error_to_rank_0(tmp_path, capsys, monkeypatch):
+    import rnnkit.cli.classify_verbs
+    from rnnkit.training.distributed import RankZeroFailed
+
+    def echo(args):
+        raise RankZeroFailed("rank 0 failed: no such file")
+
+    monkeypatch.setattr(rnnkit.cli.classify_verbs, "run_train", echo)
+    assert main(["train", "--out", str(tmp_path / "x")]) == 2
+    assert capsys.readouterr().err == ""

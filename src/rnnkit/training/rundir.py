@@ -35,7 +35,7 @@ except ImportError:  # Windows: no advisory locks; concurrent runs to one --out 
 
 from rnnkit.models.config import CLASSIFIER_FIELDS_BEFORE
 from rnnkit.training.checkpoint import _swap_in, siblings_named
-from rnnkit.training.state import STATE_FILE, check_state_file
+from rnnkit.training.state import STATE_FILE, check_state_file, state_world_size
 from rnnkit.training.trainer import INTERRUPTED, NON_FINITE, RESUMABLE_CHANGES
 
 SETTINGS_FILE = "run.json"
@@ -79,7 +79,7 @@ class RunFolder:
         return self.state_dir / (f"{member}.pt" if member else STATE_FILE)
 
     # -- opening --------------------------------------------------------------
-    def open(self, settings: dict[str, Any]) -> RunFolder:
+    def open(self, settings: dict[str, Any], world_size: int = 1) -> RunFolder:
         """Check ``out``, then create (or, resuming, adopt) the staging folder; ``settings`` must be JSON.
 
         Runs started at the same instant take turns here (a lock on the folder that holds ``out``), so a
@@ -101,13 +101,13 @@ class RunFolder:
                     if handle is None:
                         raise RunFolderError(f"--out {self.out}: another rnnkit run is writing it now ({staging})")
                     held[staging] = handle
-                return self._open(settings, held)
+                return self._open(settings, held, world_size)
             finally:
                 for handle in held.values():
                     if handle is not self._lock:
                         handle.close()
 
-    def _open(self, settings: dict[str, Any], leftovers: dict[Path, Any]) -> RunFolder:
+    def _open(self, settings: dict[str, Any], leftovers: dict[Path, Any], world_size: int = 1) -> RunFolder:
         resumable = [p for p in leftovers if (p / SETTINGS_FILE).is_file() and any((p / RESUME_DIR).glob("*.pt"))]
         if self.resume:
             if not resumable:
@@ -118,6 +118,7 @@ class RunFolder:
                 self._check_settings(settings)
                 for state in sorted(self.state_dir.glob("*.pt")):  # before any output: the data is read next
                     check_state_file(state, f"--resume {self.out}")
+                    self._check_world_size(state, world_size)
             except BaseException:
                 self.release()  # refused: the interrupted run stays resumable, by this process too
                 raise
@@ -146,7 +147,7 @@ class RunFolder:
         raised on every rank."""
         if not world.distributed:
             return self.open(settings)
-        path = world.on_main(lambda: str(self.open(settings).path))
+        path = world.on_main(lambda: str(self.open(settings, world.size).path))
         if not world.is_main:
             self.path, self.follower = Path(path), True
         return self
@@ -163,6 +164,14 @@ class RunFolder:
             detail = "; ".join(f"{k}: saved {before.get(k)!r}, now {now.get(k)!r}" for k in changed)
             raise RunFolderError(f"--resume {self.out} continues the run with its saved settings; these differ: "
                                  f"{detail}")
+
+    def _check_world_size(self, state: Path, world_size: int) -> None:
+        """A run continues with the number of processes it was saved by (each has its own generators and data)."""
+        saved = state_world_size(state)
+        if saved != world_size:
+            how = "without torchrun" if saved == 1 else f"under torchrun --nproc-per-node {saved}"
+            raise RunFolderError(f"--resume {self.out}: the run was trained by {saved} process(es), this is "
+                                 f"{world_size}; resume it {how}")
 
     def _take_lock(self) -> None:
         handle = _try_lock(self.path)

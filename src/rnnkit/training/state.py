@@ -91,6 +91,15 @@ def check_state_file(path: str | Path, what: str = "training state") -> None:
                          "be resumed from: start the run again with --overwrite")
 
 
+def state_world_size(path: str | Path) -> int:
+    """How many processes saved the state at ``path``, read without loading its tensors (memory-mapped)."""
+    try:
+        state = torch.load(path, map_location="cpu", weights_only=True, mmap=True)
+    except Exception as error:  # a truncated or foreign file: unpickling errors come in many types
+        raise ValueError(f"cannot read training state {path}: {error}") from error
+    return int(state.get("world_size", 1)) if isinstance(state, dict) else 1
+
+
 def load_state(path: str | Path) -> dict[str, Any]:
     """Read a file written by ``save_state``; errors name the file."""
     path = Path(path)
