@@ -91,3 +91,25 @@ def test_torchrun_train_lm_stopped_by_sigterm_resumes_to_the_same_run(tmp_path):
             for name in ("whole", "run")]
     figures = [[(r["step"], r["train_loss"], r["valid_bits_per_char"]) for r in log] for log in logs]
     assert figures[1] == figures[0]
+
+
+def test_torchrun_resume_of_a_one_process_run_is_one_line_from_rank_0(tmp_path, monkeypatch, capsys):
+    import random
+
+    from rnnkit.cli.main import main
+    from tests.robustness.run_data import signal_during_step, write_labelled_csv
+
+    data = write_labelled_csv(tmp_path / "train.csv", 64, random.Random(0))
+    signal_during_step(monkeypatch, call=3)
+    args = ["train", "--data", data, "--out", str(tmp_path / "run"), "--epochs", "1", "--embedding-dim", "8",
+            "--hidden-size", "8", "--embeddings", "random", "--batch-size", "16", "--min-freq", "1", "--no-progress",
+            "--checkpoint-every", "1"]
+    assert main(args) == 128 + signal.SIGTERM
+    monkeypatch.undo()
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    done = subprocess.run([*TORCHRUN, "-m", "rnnkit", "train", "--resume", str(tmp_path / "run"), "--no-progress"],
+                          cwd=tmp_path, env=env, capture_output=True, text=True, timeout=240)
+    assert done.returncode != 0
+    ours = [line for line in done.stderr.splitlines() if line.startswith("rnnkit train")]  # torchrun: "rnnkit FAILED"
+    assert len(ours) == 1 and "trained by 1 process(es), this is 2" in ours[0], done.stderr[-3000:]
+    assert not any(line.startswith("data ") for line in done.stderr.splitlines())  # refused before the data is read

@@ -9,9 +9,11 @@ need a real process (a closed pipe, the real exit status) run at the end through
 
 from __future__ import annotations
 
+import contextlib
 import errno
 import hashlib
 import io
+import json
 import os
 import random
 import shutil
@@ -70,6 +72,9 @@ def ws(tmp_path_factory) -> Workspace:
         "one_class.csv": _csv([f"sport,goal number {i}" for i in range(20)]),
         "rare.csv": _csv(_rows(60, 3) + ["weather,rain and wind today"]),
         "ragged.csv": "label,text\nsport,fine\nsport\n",
+        "two_each.csv": "label,text\nsport,a goal\nsport,the team\nmoney,bank shares\nmoney,the market\n",
+        "dup_text.csv": "text,label,text\n" + "".join(f"a goal {i},sport,a chip {i}\nbank {i},money,shares\n"
+                                                     for i in range(10)),
         "empty.csv": "", "header_only.csv": "label,text\n",
         "bad.jsonl": '{"text": "a goal", "label": "sport"}\n{not json\n',
         "tiny.txt": TINY_TEXT, "five.txt": "abcde", "abc.txt": "abc", "empty.txt": "",
@@ -95,11 +100,26 @@ def ws(tmp_path_factory) -> Workspace:
     (root / "corrupt_model" / "config.json").write_text("{", encoding="utf-8")
     (root / "no_weights").mkdir()
     shutil.copy(root / "clf" / "model" / "config.json", root / "no_weights")
+    for name in ("clf", "lm"):  # one weight changed after saving: a file that still parses, with other numbers
+        shutil.copytree(root / name / "model", root / f"tampered_{name}")
+        flip_last_byte(root / f"tampered_{name}" / "model.safetensors")
+    for name, kind in (("clf", "language_model"), ("lm", "classifier")):  # "kind" edited by hand
+        shutil.copytree(root / name / "model", root / f"{name}_as_{kind}")
+        config = json.loads((root / f"{name}_as_{kind}" / "config.json").read_text(encoding="utf-8"))
+        (root / f"{name}_as_{kind}" / "config.json").write_text(json.dumps({**config, "kind": kind}), encoding="utf-8")
     paths = {name.replace(".", "_").replace("/", "_"): str(root / name) for name in
-             [*files, "latin1.csv", "latin1.txt", "emptydir", "clf", "lm", "corrupt_model", "no_weights"]}
+             [*files, "latin1.csv", "latin1.txt", "emptydir", "clf", "lm", "corrupt_model", "no_weights",
+              "tampered_clf", "tampered_lm", "clf_as_language_model", "lm_as_classifier"]}
     paths.update(foreign_run=str(root / "foreign_run"), report_run=str(root / "report_run"))
     paths.update(ws=str(root), out=str(root / "out"), missing=str(root / "missing"), ro=_read_only_dir(root))
     return Workspace(root, paths)
+
+
+def flip_last_byte(path: Path) -> None:
+    """Change the last byte of a file: inside a safetensors file's tensor data, so the file still parses."""
+    data = bytearray(path.read_bytes())
+    data[-1] ^= 0x5A
+    path.write_bytes(bytes(data))
 
 
 def _read_only_dir(root: Path) -> str:
@@ -173,6 +193,8 @@ CASES = [
     Case("backend-unknown", train("--backend", "cudnn"), words=("backend", "cudnn")),
     Case("ensemble-0", train("--ensemble", "0"), words=("ensemble", "0")),
     Case("cross-fit-alone", train("--cross-fit"), words=("cross_fit", "ensemble")),
+    Case("cross-fit-more-folds-than-examples", train("--data", "{two_each_csv}", "--ensemble", "5", "--cross-fit"),
+         words=("two_each.csv", "cross_fit", "ensemble=5", "4")),
     Case("valid-fraction-1", train("--valid-fraction", "1"), words=("valid_fraction", "1.0")),
     Case("valid-fraction-0", train("--valid-fraction", "0"), words=("valid_fraction", "> 0")),
     Case("format-unknown", train("--format", "xml"), words=("format", "xml")),
@@ -188,6 +210,10 @@ CASES = [
     Case("preset-unknown", train("--preset", "huge"), words=("--preset", "invalid choice", "huge")),
     Case("option-unknown", train("--hiden-size", "8"), words=("unrecognized", "--hiden-size")),
     Case("model-too-big", train("--hidden-size", "10000000"), words=("parameters", "memory", "hidden_size")),
+    Case("ngram-buckets-13-tb", train("--ngram-buckets", "1099511627776"),
+         words=("parameters", "memory", "ngram_buckets")),
+    Case("encoder-weights-tampered", train("--encoder", "{tampered_clf}"),
+         words=("tampered_clf", "model.safetensors", "weights_sha256", "changed")),
     # -- train: input files -------------------------------------------------------------------------------
     Case("data-missing", train("--data", "{missing}.csv"), words=("missing.csv", "no such file", "data")),
     Case("data-empty-string", train("--data", ""), words=("data", "empty")),
@@ -198,6 +224,9 @@ CASES = [
     Case("data-empty", train("--data", "{empty_csv}"), words=("empty.csv", "empty")),
     Case("data-header-only", train("--data", "{header_only_csv}"), words=("header_only.csv", "no usable")),
     Case("data-ragged", train("--data", "{ragged_csv}"), words=("ragged.csv", "line 3")),
+    Case("data-column-twice", train("--data", "{dup_text_csv}"), words=("dup_text.csv", "'text'", "positions 0, 2")),
+    Case("data-column-twice-by-index-runs", train("--data", "{dup_text_csv}", "--text-columns", "2"), code=0,
+         absent=(), creates=("out",)),
     Case("data-bad-json", train("--data", "{bad_jsonl}"), words=("bad.jsonl", "line 2")),
     Case("data-not-utf8", train("--data", "{latin1_csv}"), words=("latin1.csv", "line 2")),
     Case("data-one-class", train("--data", "{one_class_csv}"), words=("one_class.csv", "'sport'", "two classes")),
@@ -236,8 +265,11 @@ CASES = [
     Case("eval-data-dev-null", ["eval", "{clf}", "/dev/null", "--format", "csv"], words=("/dev/null",)),
     Case("eval-data-folder-as-csv", ["eval", "{clf}", "{emptydir}", "--format", "csv"], words=("emptydir", "folder")),
     Case("eval-data-empty", ["eval", "{clf}", "{empty_csv}"], words=("empty.csv", "empty")),
+    Case("eval-data-column-twice", ["eval", "{clf}", "{dup_text_csv}"], words=("dup_text.csv", "'text'", "0, 2")),
     Case("eval-config-corrupt", ["eval", "{corrupt_model}", "{test_csv}"], words=("config.json", "invalid JSON")),
     Case("eval-weights-missing", ["eval", "{no_weights}", "{test_csv}"], words=("model.safetensors", "missing")),
+    Case("eval-weights-tampered", ["eval", "{tampered_clf}", "{test_csv}"],
+         words=("tampered_clf", "model.safetensors", "changed")),
     Case("eval-lm-text-missing", ["eval", "{lm}", "{missing}.txt"], words=("missing.txt",)),
     Case("eval-lm-text-empty", ["eval", "{lm}", "{empty_txt}"], words=("empty.txt", "empty")),
     Case("eval-lm-text-not-utf8", ["eval", "{lm}", "{latin1_txt}"], words=("latin1.txt", "UTF-8")),
@@ -257,6 +289,10 @@ CASES = [
          words=("standard input", "UTF-8")),
     Case("predict-blank-text", ["predict", "{clf}", "   "], words=("texts[0]", "empty")),
     Case("predict-with-lm", ["predict", "{lm}", "hello"], words=("language model", "not a classifier")),
+    Case("predict-kind-edited", ["predict", "{lm_as_classifier}", "a goal"],
+         words=("lm_as_classifier", "config.json", "kind", "no field(s)", "tie_weights")),
+    Case("predict-weights-tampered", ["predict", "{tampered_clf}", "a goal"],
+         words=("tampered_clf", "model.safetensors", "weights_sha256", "changed")),
     Case("predict-stdin-runs", ["predict", "{clf}", "-", "--top-k", "3"], stdin="a goal\n\nbank shares\n", code=0,
          absent=()),
     # -- train-lm -----------------------------------------------------------------------------------------------
@@ -290,6 +326,9 @@ CASES = [
     # -- generate -----------------------------------------------------------------------------------------------
     Case("gen-model-missing", ["generate", "{missing}"], words=("missing",)),
     Case("gen-with-classifier", ["generate", "{clf}"], words=("classifier", "not a language model")),
+    Case("gen-kind-edited", ["generate", "{clf_as_language_model}"],
+         words=("clf_as_language_model", "config.json", "kind", "no field(s)", "pooling")),
+    Case("gen-weights-tampered", ["generate", "{tampered_lm}"], words=("tampered_lm", "model.safetensors", "changed")),
     Case("gen-n-0", ["generate", "{lm}", "-n", "0", "--prompt", "To be"], words=("max_tokens", "0")),
     Case("gen-n-neg", ["generate", "{lm}", "-n", "-5"], words=("max_tokens", "-5")),
     Case("gen-temperature-neg", ["generate", "{lm}", "--temperature", "-1"], words=("temperature", "-1")),
@@ -490,3 +529,149 @@ def test_data_from_a_pipe_is_read_once(ws, tmp_path, capsys):
     assert _run(argv) == 0, capsys.readouterr().err
     writer.join(timeout=10)
     assert (tmp_path / "run" / "model" / "model.safetensors").is_file()
+
+
+# -- weights changed after saving: every loader refuses them, naming the file -----------------------------------
+
+
+@pytest.mark.parametrize("argv", [["export", "{tampered_clf}", "--out", "{out}/model.onnx"],
+                                  ["serve", "{tampered_clf}", "--port", "0"], ["inspect", "{tampered_lm}", "To be",
+                                                                               "--out", "{out}/inspect"]],
+                         ids=["export", "serve", "inspect"])
+def test_tampered_weights_are_refused_by_every_verb(ws, capsys, monkeypatch, argv):
+    import rnnkit.serve.server
+
+    monkeypatch.setattr(rnnkit.serve.server, "serve", lambda *a, **k: 0)  # never listen, whatever happens
+    before = _snapshot(ws.root)
+    assert _run([_fill(a, ws) for a in argv]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "model.safetensors" in err and "weights_sha256" in err, err
+    assert _snapshot(ws.root) == before
+
+
+def test_tampered_weights_are_refused_by_the_api_and_old_checkpoints_still_load(ws, tmp_path):
+    for loader, name in ((Classifier.load, "tampered_clf"), (LanguageModel.load, "tampered_lm")):
+        with pytest.raises(ValueError, match=f"{name}.model.safetensors does not match the weights_sha256"):
+            loader(ws.paths[name])
+    # A checkpoint saved before the digest existed has none in its config.json: it loads unchecked.
+    old = tmp_path / "old"
+    shutil.copytree(Path(ws.paths["clf"]) / "model", old)
+    config = json.loads((old / "config.json").read_text(encoding="utf-8"))
+    assert len(config.pop("weights_sha256")) == 64
+    (old / "config.json").write_text(json.dumps(config), encoding="utf-8")
+    texts = ["the goal and a team today", "bank shares"]
+    assert Classifier.load(old).predict(texts, top_k=3) == Classifier.load(ws.paths["clf"]).predict(texts, top_k=3)
+
+
+# -- sizes known only once the data is read ----------------------------------------------------------------------
+
+
+def test_a_model_too_big_for_its_labels_is_refused_before_it_is_built(ws, tmp_path, capsys, monkeypatch):
+    """The n-gram table is (vocabulary + buckets) x labels: 500 labels make 10M buckets 5 G weights."""
+    import rnnkit.api.classifier
+    import rnnkit.api.preflight
+
+    def never(*args, **kwargs):
+        raise AssertionError("the model was built")
+
+    monkeypatch.setattr(rnnkit.api.preflight, "_physical_memory", lambda: 8 << 30)  # the same on every machine
+    monkeypatch.setattr(rnnkit.api.classifier, "RNNClassifier", never)
+    data = tmp_path / "many_labels.csv"
+    data.write_text("label,text\n" + "".join(f"c{i},the goal {i}\nc{i},a team {i}\n" for i in range(500)))
+    argv = train("--data", str(data), "--ngram-buckets", "10000000", "--valid-fraction", "0.5",
+                 "--out", str(tmp_path / "run"))
+    assert _run([_fill(a, ws) for a in argv]) == 2
+    err = capsys.readouterr().err.strip().splitlines()[-1]
+    for word in ("parameters", "memory", "500 labels", "ngram_buckets", "ngrams=none"):
+        assert word in err, err
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["many_labels.csv"]  # nothing left behind
+
+
+@pytest.mark.parametrize("argv", [train("--format", "csv"), lm()], ids=["train", "train-lm"])
+def test_a_pipe_nothing_writes_to_is_refused_not_waited_on_forever(ws, tmp_path, capsys, monkeypatch, argv):
+    import rnnkit.data.decoding
+
+    monkeypatch.setattr(rnnkit.data.decoding, "PIPE_WAIT_S", 0.2, raising=False)
+    pipe = tmp_path / "nobody.pipe"
+    os.mkfifo(pipe)
+    codes = []
+    argv = [_fill(a, ws) for a in argv]
+    argv[argv.index("--data") + 1], argv[argv.index("--out") + 1] = str(pipe), str(tmp_path / "run")
+    runner = threading.Thread(target=lambda: codes.append(_run(argv)), daemon=True)
+    runner.start()
+    runner.join(timeout=60)
+    try:
+        assert codes == [2], "still waiting on the pipe" if runner.is_alive() else codes
+        err = capsys.readouterr().err
+        assert err.count("\n") == 1 and "nobody.pipe" in err and "nothing wrote to" in err, err
+        assert sorted(p.name for p in tmp_path.iterdir()) == ["nobody.pipe"]
+    finally:
+        if runner.is_alive():  # let the blocked reader go (it then sees an empty file)
+            with contextlib.suppress(OSError):
+                os.close(os.open(pipe, os.O_WRONLY | os.O_NONBLOCK))
+            runner.join(timeout=60)
+
+
+def test_the_pretraining_time_budget_covers_reading_the_unlabeled_text(ws, tmp_path, capsys):
+    """A budget of a microsecond reads one piece of a 6 MiB --unlabeled text, not all of it, and says so."""
+    from rnnkit.data.mmap_stream import PIECE_BYTES
+
+    rng = random.Random(0)
+    words = [w for topic in WORDS.values() for w in topic] + ["the", "a", "today", "and"]
+    line = " ".join(rng.choice(words) for _ in range(4000)) + "\n"
+    unlabeled = tmp_path / "more.txt"
+    unlabeled.write_text(line * (3 * PIECE_BYTES // len(line) + 1), encoding="utf-8")
+    argv = [_fill(a, ws) for a in train("--out", str(tmp_path / "run"), "--pretrain-lm", "--unlabeled",
+                                        str(unlabeled), "--pretrain-max-time", "0.000001")]
+    assert _run(argv) == 0, capsys.readouterr().err
+    err = capsys.readouterr().err
+    assert f"unlabeled {unlabeled}: the pre-training time budget (1e-06 s) ended reading after 2.0 of 6.0 MiB" in err
+    assert (tmp_path / "run" / "model").is_dir()
+
+
+# -- serve: the address is checked before any model loads ------------------------------------------------------
+
+
+@pytest.fixture
+def busy_port():
+    import socket
+
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as listener:
+        listener.bind(("127.0.0.1", 0))
+        listener.listen()
+        yield listener.getsockname()[1]
+
+
+@pytest.fixture
+def never_served(monkeypatch):
+    """Record the models loaded; never start uvicorn (a row that wrongly passes its checks returns at once)."""
+    import rnnkit.serve.models
+    import rnnkit.serve.server
+
+    loaded = []
+    load = rnnkit.serve.models.load_model
+    monkeypatch.setattr(rnnkit.serve.models, "load_model", lambda *a, **k: loaded.append(a) or load(*a, **k))
+    monkeypatch.setattr(rnnkit.serve.server.DrainingServer, "run", lambda self, *a, **k: None)
+    return loaded
+
+
+@pytest.mark.parametrize(("extra", "words"), [(("--port", "{busy}"), ("127.0.0.1:{busy}", "already in use")),
+                                              (("--port", "70000"), ("port", "70000")),
+                                              (("--port", "-1"), ("port", "-1")),
+                                              (("--host", "no-such-host.invalid"), ("no-such-host.invalid",))],
+                         ids=["port-busy", "port-70000", "port-negative", "host-unknown"])
+def test_serve_checks_its_address_before_loading_models(ws, capsys, busy_port, never_served, extra, words):
+    argv = ["serve", ws.paths["clf"], ws.paths["lm"], *(e.format(busy=busy_port) for e in extra)]
+    assert _run(argv) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and err.startswith("rnnkit serve: error: "), err
+    for word in words:
+        assert word.format(busy=busy_port) in err, err
+    assert never_served == []  # refused before the first model loaded
+
+
+def test_serve_on_every_interface_says_so(ws, capsys, never_served):
+    assert _run(["serve", ws.paths["clf"], "--host", "0.0.0.0", "--port", "0"]) == 0
+    err = capsys.readouterr().err
+    assert "warning: listening on 0.0.0.0, reachable from every network interface" in err, err
+    assert "no authentication" in err

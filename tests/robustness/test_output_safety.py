@@ -3,10 +3,14 @@ weights, and the report always describes the model beside it. The CLI runs in th
 
 from __future__ import annotations
 
+import contextlib
+import errno
 import hashlib
 import json
+import os
 import random
 import signal
+import subprocess
 from pathlib import Path
 
 import pytest
@@ -276,3 +280,154 @@ def test_a_run_saved_before_a_model_field_existed_resumes_with_the_value_it_had(
     again = RunFolder(out, resume=True).open({"model": {"ngrams": "none", "ngram_lr_scale": 1.0}})
     assert again.path == first.path
     again.release()
+
+
+# -- a full disk in the middle of a run -------------------------------------------------------------------------
+
+
+class _FullDisk:
+    """A file object whose writes fail as the kernel's do on a full disk: ENOSPC, naming no file."""
+
+    def __init__(self, *args, **kwargs):
+        pass
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        return False
+
+    def write(self, data):
+        raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+
+
+def _check_full_disk_ending(code: int, capsys, out: Path, before: dict[str, str]) -> str:
+    err = capsys.readouterr().err
+    assert code == 1 and "Traceback" not in err, err
+    line = _error_line_of(err)
+    assert "no space left on device" in line.lower() and str(out.parent) in line, line
+    assert _snapshot(out) == before  # the earlier run survives, whole
+    return line
+
+
+def _error_line_of(err: str) -> str:
+    lines = [line for line in err.splitlines() if line.startswith("rnnkit ")]
+    assert len(lines) == 1, err
+    return lines[0]
+
+
+@pytest.mark.parametrize("after_steps", [0, 3])  # the first training state's write; the model's write
+def test_a_full_disk_during_an_overwrite_is_one_line_and_keeps_the_earlier_run(tmp_path, data, capsys, monkeypatch,
+                                                                                after_steps):
+    import rnnkit.training.checkpoint
+
+    out = tmp_path / "run"
+    assert main(_train_args(data, out)) == 0
+    before = _snapshot(out)
+    capsys.readouterr()
+    writes = []
+
+    def opener(path, mode="r", *args, **kwargs):  # the writer of checkpoints and training states
+        writes.append(path)
+        return _FullDisk() if len(writes) > after_steps else open(path, mode, *args, **kwargs)
+
+    monkeypatch.setattr(rnnkit.training.checkpoint, "open", opener, raising=False)
+    code = main(_train_args(data, out, "--overwrite", "--checkpoint-every", "1", "--hidden-size", "12"))
+    line = _check_full_disk_ending(code, capsys, out, before)
+    assert str(writes[-1]) in line  # the file that could not be written
+    if after_steps:  # a training state was saved before the disk filled: the run can go on
+        assert f"--resume {out}" in line
+    else:
+        assert _leftovers(out) == []
+
+
+def test_a_real_full_disk_on_a_small_tmpfs(tmp_path, data, capsys, monkeypatch):
+    """The same on a real file system that fills up (needs root and mount; skipped where either is missing)."""
+    disk = tmp_path / "disk"
+    disk.mkdir()
+    mounted = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=16m", "tmpfs", str(disk)], capture_output=True)
+    if mounted.returncode != 0:
+        pytest.skip(f"cannot mount a tmpfs here: {mounted.stderr.decode().strip()}")
+    try:
+        out, small = disk / "run", ("--ngrams", "none", "--max-vocab", "100")  # fits the disk, by the pre-flight too
+        assert main(_train_args(data, out, *small)) == 0
+        before = _snapshot(out)
+        capsys.readouterr()
+        step = ClassificationTask.train_step
+
+        def filling(self, model, batch):  # once training runs (the pre-flight has passed), the disk fills up
+            with open(disk / "filler", "ab") as filler, contextlib.suppress(OSError):
+                while True:
+                    filler.write(b"\0" * 65536)
+                    filler.flush()
+            return step(self, model, batch)
+
+        monkeypatch.setattr(ClassificationTask, "train_step", filling)
+        code = main(_train_args(data, out, *small, "--overwrite", "--checkpoint-every", "1"))
+        monkeypatch.undo()
+        _check_full_disk_ending(code, capsys, out, before)
+    finally:
+        subprocess.run(["umount", str(disk)], check=True)
+
+
+# -- --resume: what it cannot continue is said first, in one line --------------------------------------------------
+
+
+@pytest.mark.parametrize("damage", ["truncated", "garbled"])
+def test_a_damaged_training_state_is_refused_before_anything_else(tmp_path, data, capsys, monkeypatch, damage):
+    out = tmp_path / "run"
+    signal_during_step(monkeypatch, call=3)
+    assert main(_train_args(data, out, "--checkpoint-every", "1")) == 128 + signal.SIGTERM
+    monkeypatch.undo()
+    state = next(_leftovers(out)[0].glob("resume/*.pt"))
+    raw = bytearray(state.read_bytes())
+    if damage == "truncated":
+        raw = raw[: len(raw) // 2]
+    else:
+        middle = len(raw) // 2
+        raw[middle:middle + 64] = bytes(b ^ 0xFF for b in raw[middle:middle + 64])
+    state.write_bytes(bytes(raw))
+    capsys.readouterr()
+    assert main(["train", "--resume", str(out), "--no-progress"]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "Traceback" not in err, err  # no "data ..." line first
+    assert str(state) in err and "--overwrite" in err
+    assert state.read_bytes() == bytes(raw) and not out.exists()  # left as it was
+
+
+@pytest.mark.parametrize("verb", ["train", "train-lm"])
+def test_resume_of_a_finished_run_says_it_is_finished(tmp_path, data, capsys, verb):
+    out = tmp_path / "run"
+    args = _train_args(data, out) if verb == "train" else \
+        ["train-lm", "--data", data["train"], "--out", str(out), "--epochs", "1", "--embedding-dim", "8",
+         "--hidden-size", "8", "--num-layers", "1", "--batch-size", "4", "--bptt", "16", "--no-progress"]
+    assert main(args) == 0
+    capsys.readouterr()
+    assert main([verb, "--resume", str(out)]) == 2
+    line = _error_line(capsys)
+    assert "finished" in line and "--overwrite" in line, line
+
+
+def test_resume_with_another_number_of_processes_is_refused_when_the_folder_opens(tmp_path, data, capsys,
+                                                                                  monkeypatch):
+    """`torchrun ... train --resume RUN` of a one-process run: refused by rank 0 before the data is read."""
+    out = tmp_path / "run"
+    signal_during_step(monkeypatch, call=3)
+    assert main(_train_args(data, out, "--checkpoint-every", "1")) == 128 + signal.SIGTERM
+    monkeypatch.undo()
+    settings = json.loads(next(_leftovers(out)[0].glob("run.json")).read_text())
+    with pytest.raises(RunFolderError, match=r"trained by 1 process\(es\), this is 2; resume it without torchrun"):
+        RunFolder(out, resume=True).open(settings, world_size=2)
+    RunFolder(out, resume=True).open(settings, world_size=1).release()  # still resumable as it was saved
+
+
+def test_the_other_ranks_leave_rank_0s_error_to_rank_0(tmp_path, capsys, monkeypatch):
+    import rnnkit.cli.classify_verbs
+    from rnnkit.training.distributed import RankZeroFailed
+
+    def echo(args):
+        raise RankZeroFailed("rank 0 failed: no such file")
+
+    monkeypatch.setattr(rnnkit.cli.classify_verbs, "run_train", echo)
+    assert main(["train", "--out", str(tmp_path / "x")]) == 2
+    assert capsys.readouterr().err == ""

@@ -13,6 +13,7 @@ from __future__ import annotations
 import json
 import os
 import random
+import shutil
 import signal
 import subprocess
 import sys
@@ -252,6 +253,38 @@ def test_ensemble_interrupted_in_its_second_member_resumes_identically(tmp_path,
         assert logs[0] == logs[1]
     a, b = (load_file(tmp_path / d / "model" / "model.safetensors") for d in ("run", "reference"))
     assert all(torch.equal(a[k], b[k]) for k in a)
+
+
+def _interrupt(argv: list[str], monkeypatch, capsys) -> None:
+    """Run ``rnnkit train argv`` in this process and stop it (SIGTERM) at its 5th step, after a saved state."""
+    from rnnkit.cli.main import main
+
+    signal_during_step(monkeypatch, call=5)
+    assert main(argv) == 128 + signal.SIGTERM, capsys.readouterr().err
+    monkeypatch.undo()
+
+
+@pytest.mark.parametrize("out", ["g[1]"])
+def test_an_out_name_is_a_name_not_a_pattern(tmp_path, monkeypatch, capsys, out):
+    from rnnkit.cli.main import main
+
+    data = write_labelled_csv(tmp_path / "train.csv", 64, random.Random(3))
+    args = ["train", "--data", data, "--epochs", "2", "--embedding-dim", "8", "--hidden-size", "8", "--embeddings",
+            "random", "--batch-size", "16", "--min-freq", "1", "--no-progress", "--checkpoint-every", "2"]
+    _interrupt([*args, "--out", str(tmp_path / "g1")], monkeypatch, capsys)
+    kept = sorted(p.name for p in tmp_path.iterdir())
+    # A run whose name matches g1 as a pattern neither discards g1's interrupted run nor sees it as its own.
+    assert main([*args, "--out", str(tmp_path / out), "--overwrite"]) == 0, capsys.readouterr().err
+    assert set(kept) <= {p.name for p in tmp_path.iterdir()}
+    assert (tmp_path / out / "model").is_dir() and not (tmp_path / "g1").exists()
+    # The pattern-like name's own interrupted run is found by --resume.
+    shutil.rmtree(tmp_path / out)
+    _interrupt([*args, "--out", str(tmp_path / out)], monkeypatch, capsys)
+    capsys.readouterr()
+    assert main(["train", "--resume", str(tmp_path / out), "--no-progress"]) == 0, capsys.readouterr().err
+    assert (tmp_path / out / "model").is_dir()
+    assert main(["train", "--resume", str(tmp_path / "g1"), "--no-progress"]) == 0, capsys.readouterr().err
+    assert (tmp_path / "g1" / "model").is_dir()
 
 
 # -- end to end, in child processes ----------------------------------------------------------------------------

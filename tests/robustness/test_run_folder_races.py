@@ -18,6 +18,7 @@ import pytest
 
 from rnnkit.training import rundir
 from rnnkit.training.rundir import LOCK_FILE, RESUME_DIR, SETTINGS_FILE, RunFolder, RunFolderError
+from rnnkit.training.state import save_state
 
 pytestmark = pytest.mark.skipif(rundir.fcntl is None, reason="no advisory locks on this platform")
 SETTINGS = {"train": {"seed": 0}}
@@ -106,8 +107,7 @@ def test_a_staging_folder_is_never_taken_for_a_leftover_before_its_lock(tmp_path
 def test_testing_a_lock_never_refuses_the_run_that_wants_it(tmp_path):
     out = tmp_path / "run"
     interrupted = RunFolder(out).open(SETTINGS)  # an interrupted run with a saved state, free to resume
-    (interrupted.state_dir).mkdir()
-    (interrupted.state_dir / "state.pt").write_bytes(b"state")
+    save_state(interrupted.state_dir / "state.pt", {})  # a whole one: --resume checks it before adopting the run
     interrupted.release()
     results, paused, go = fork.Queue(), fork.Event(), fork.Event()
     tester = fork.Process(target=_open_paused_holding_a_lock, args=(out, results, paused, go))

@@ -116,9 +116,9 @@ def test_two_workers_share_requests_replace_a_dead_one_and_drain_on_sigterm(clas
 
 
 def test_serve_rejects_what_it_cannot_serve(tmp_path, capsys):
-    assert main(["serve", str(tmp_path / "missing")]) == 2
+    assert main(["serve", str(tmp_path / "missing"), "--port", "0"]) == 2
     assert "missing" in capsys.readouterr().err
-    assert main(["serve", str(tmp_path), "--max-batch", "0"]) == 2
+    assert main(["serve", str(tmp_path), "--max-batch", "0", "--port", "0"]) == 2
     assert "max_batch must be a positive integer" in capsys.readouterr().err
 
 

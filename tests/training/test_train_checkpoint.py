@@ -82,12 +82,12 @@ def test_unserialisable_meta_leaves_old_checkpoint_intact(tmp_path):
 def test_failure_while_writing_leaves_old_checkpoint_intact(tmp_path, monkeypatch):
     save_checkpoint(tmp_path / "ckpt", _state(), META)
 
-    def broken_save_file(tensors, path, metadata=None):
+    def broken_write_file(path, data):
         with open(path, "wb") as handle:
             handle.write(b"half a file")
         raise OSError("disk full")
 
-    monkeypatch.setattr(checkpoint_module, "save_file", broken_save_file)
+    monkeypatch.setattr(checkpoint_module, "write_file", broken_write_file)
     with pytest.raises(OSError, match="disk full"):
         save_checkpoint(tmp_path / "ckpt", {"w": torch.ones(2)}, {})
     loaded, meta = load_checkpoint(tmp_path / "ckpt")

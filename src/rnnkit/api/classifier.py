@@ -16,12 +16,11 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from rnnkit.api.checkpoints import open_checkpoint
+from rnnkit.api.checkpoints import build_saved, open_checkpoint
 from rnnkit.api.data_config import ClassifierDataConfig, load_classification_data, read_file
 from rnnkit.api.encoders import load_encoder
-from rnnkit.api.language_model import read_text
-from rnnkit.api.preflight import check_classifier_run
-from rnnkit.api.pretraining import pretrain_encoder
+from rnnkit.api.preflight import check_classifier_run, check_classifier_sizes, check_cross_fit
+from rnnkit.api.pretraining import pretrain_encoder, read_unlabeled
 from rnnkit.data import EncodedDataset, Example, Vocabulary, stratified_folds
 from rnnkit.data.tokenizers import CharTokenizer, WordTokenizer
 from rnnkit.evaluation import classification_report, format_report, write_report
@@ -65,9 +64,8 @@ class Classifier:
     @classmethod
     def load(cls, path: str | Path, map_location: str = "cpu") -> Classifier:
         state, meta, vocab, tokenizer = open_checkpoint(path, KIND, map_location)
-        model = build_classifier(classifier_config_from_saved(meta["model_config"]), len(vocab), len(meta["labels"]),
-                                 vocab.pad_id)
-        model.load_state_dict(state)
+        model = build_saved(path, meta, state, lambda saved: build_classifier(
+            classifier_config_from_saved(saved), len(vocab), len(meta["labels"]), vocab.pad_id))
         return cls(model, tokenizer, vocab, list(meta["labels"]), meta.get("max_length"), meta)
 
     # -- use ------------------------------------------------------------------
@@ -180,6 +178,7 @@ def _train_classifier(run: RunFolder, data_config: ClassifierDataConfig, model_c
     out_dir = run.path
     start = time.monotonic()
     splits, skipped = load_classification_data(data_config, seed=train_config.seed)
+    check_cross_fit(model_config, len(splits.train) + len(splits.valid), data_config.data)
     if skipped:
         _log(f"skipped {skipped} malformed records (on_error=skip)")
     for note in splits.notes:
@@ -190,11 +189,13 @@ def _train_classifier(run: RunFolder, data_config: ClassifierDataConfig, model_c
     use_glove = source is None and wants_glove(data_config.embeddings, model_config.embedding_dim,
                                                data_config.tokenizer)
     pooled = splits.train + splits.valid if model_config.cross_fit else splits.train
-    unlabeled = read_text(pretrain.unlabeled) if pretrain.unlabeled else ""
+    unlabeled = read_unlabeled(run, pretrain.unlabeled, tokenizer, pretrain.pretrain_max_time) \
+        if pretrain.unlabeled else ""
     vocab = source.vocab if source else build_vocabulary(pooled, tokenizer, data_config, use_glove, unlabeled)
     if source:
         _log(f"encoder: {source.source.describe()}, its vocabulary ({len(vocab)}) and tokenizer kept")
     labels = splits.labels
+    check_classifier_sizes(model_config, len(vocab), len(labels), run.out)
     train_data = EncodedDataset.from_examples(pooled, tokenizer, vocab, labels)
     valid_data = EncodedDataset.from_examples(splits.valid, tokenizer, vocab, labels)
     _log(f"data {splits.name}: {len(splits.train)} train / {len(splits.valid)} valid / {len(splits.test)} test, "

@@ -20,7 +20,7 @@ from torch import Tensor
 from rnnkit.data import DataError, Vocabulary, tokenizer_from_config
 from rnnkit.models.config import EncoderConfig, RecurrentStackConfig
 from rnnkit.models.encoder import Encoder
-from rnnkit.training.checkpoint import CONFIG_FILE, load_checkpoint, read_meta, save_checkpoint
+from rnnkit.training.checkpoint import CONFIG_FILE, load_checkpoint, read_meta, save_checkpoint, verify_weights
 
 KIND = "encoder"
 ENCODER_DIR = "encoder"
@@ -96,6 +96,7 @@ def find_encoder(path: str | Path, model: RecurrentStackConfig) -> EncoderSource
             value = (flag if theirs else f"--no-{name}") if isinstance(theirs, bool) else f"{flag} {theirs}"
             raise ValueError(f"encoder {folder}: its {name} is {theirs!r} but this classifier's is {ours[name]!r}; "
                              f"give {value} to use it")
+    verify_weights(folder)  # a damaged encoder is refused now, not after the data is read
     return EncoderSource(folder, kind, meta, directions)
 
 

@@ -14,10 +14,11 @@ from pathlib import Path
 
 import torch
 
-from rnnkit.api.checkpoints import open_checkpoint
+from rnnkit.api.checkpoints import build_saved, open_checkpoint
 from rnnkit.api.preflight import check_corpus_sizes, check_language_model_run
 from rnnkit.data import DataError, TextSplits, Vocabulary, load_bundled
 from rnnkit.data.bundled import bundled_names
+from rnnkit.data.decoding import read_bytes
 from rnnkit.data.mmap_stream import build_cache, open_cache, text_bytes, text_files
 from rnnkit.data.tokenizers import CharTokenizer, WordTokenizer
 from rnnkit.evaluation import plot_training_curves, write_report
@@ -77,7 +78,7 @@ def read_text(path: str) -> str:
     """A UTF-8 text file, or every .txt file of a folder in sorted order joined by a blank line."""
     texts = []
     for f in text_files(path):
-        raw = f.read_bytes()
+        raw = read_bytes(f)
         try:
             text = raw.decode("utf-8")
         except UnicodeDecodeError as err:
@@ -124,8 +125,8 @@ class LanguageModel:
     @classmethod
     def load(cls, path: str | Path, map_location: str = "cpu") -> LanguageModel:
         state, meta, vocab, tokenizer = open_checkpoint(path, KIND, map_location)
-        model = RNNLanguageModel(from_dict(LanguageModelConfig, meta["model_config"]), len(vocab), vocab.pad_id)
-        model.load_state_dict(state)
+        model = build_saved(path, meta, state, lambda saved: RNNLanguageModel(from_dict(LanguageModelConfig, saved),
+                                                                               len(vocab), vocab.pad_id))
         return cls(model, tokenizer, vocab, meta)
 
     def encode(self, text: str) -> torch.Tensor:

@@ -21,6 +21,7 @@ from typing import TYPE_CHECKING
 from rnnkit.data import DataError
 from rnnkit.data.bundled import bundled_kind, bundled_names
 from rnnkit.models.config import MINIMAL_CELLS, ClassifierConfig, LanguageModelConfig, RecurrentStackConfig
+from rnnkit.models.pooling import parse_pooling
 from rnnkit.models.pretrained import wants_glove
 from rnnkit.validation import check_probability
 
@@ -44,9 +45,38 @@ def check_classifier_run(data: ClassifierDataConfig, model: ClassifierConfig, ou
         check_pretraining(pretrain, data, model)
     wants_glove(data.embeddings, model.embedding_dim, data.tokenizer)
     vocab = (data.max_vocab or 0) + data.glove_words
-    params = model.ensemble * stack_parameters(model, vocab, bidirectional=model.bidirectional)
+    # Two classes at least: the labels are known only once the data is read (check_classifier_sizes then).
     check_run_out(out_dir)
-    check_sizes(params, out_dir, "the classifier")
+    check_classifier_sizes(model, vocab, 2, out_dir)
+
+
+def check_cross_fit(model: ClassifierConfig, pooled: int, data: str) -> None:
+    """Once the data is read, before anything is said about it: ``cross_fit`` needs an example per fold."""
+    if model.cross_fit and pooled < model.ensemble:
+        raise ValueError(f"cross_fit with ensemble={model.ensemble} cuts the pooled training and validation examples "
+                         f"into {model.ensemble} folds, but {data} gives {pooled}: lower --ensemble to at most "
+                         f"{max(2, pooled)}, drop --cross-fit, or give more data")
+
+
+def check_classifier_sizes(model: ClassifierConfig, vocab_size: int, num_labels: int,
+                           out_dir: str | os.PathLike) -> None:
+    """Refuse a classifier too big for this machine before it is built: its head and n-gram table grow with the
+    number of labels (known once the data is read), the table with ngram_buckets too."""
+    per_member = stack_parameters(model, vocab_size, bidirectional=model.bidirectional)
+    features = (model.hidden_size * (2 if model.bidirectional else 1)
+                + (model.embedding_dim if model.pool_embeddings else 0)) * len(parse_pooling(model.pooling))
+    hint = "hidden_size, embedding_dim, num_layers or max_vocab"
+    if model.ngrams != "none":
+        width = num_labels if model.ngrams == "logits" else model.ngram_dim
+        table = (vocab_size + model.ngram_buckets) * width
+        per_member += table
+        features += 0 if model.ngrams == "logits" else model.ngram_dim
+        if table * 2 > per_member:  # the n-gram table is most of the model: say how to shrink it
+            shape = f"{num_labels} labels" if model.ngrams == "logits" else f"ngram_dim {model.ngram_dim}"
+            hint = (f"ngram_buckets ({model.ngram_buckets}; the n-gram table has (vocabulary + ngram_buckets) x "
+                    f"{shape} weights), or choose ngrams=features or ngrams=none")
+    per_member += (features + 1) * num_labels
+    check_sizes(model.ensemble * per_member, out_dir, "the classifier", hint)
 
 
 def check_pretraining(pretrain: PretrainConfig, data: ClassifierDataConfig, model: ClassifierConfig) -> None:
@@ -185,14 +215,15 @@ def stack_parameters(config: RecurrentStackConfig, vocab_size: int, bidirectiona
     return total
 
 
-def check_sizes(params: int, out_dir: str | os.PathLike, what: str) -> None:
+def check_sizes(params: int, out_dir: str | os.PathLike, what: str,
+                hint: str = "hidden_size, embedding_dim, num_layers or max_vocab") -> None:
     """Refuse a model that cannot fit in this machine's memory, or whose checkpoint cannot fit on the disk."""
     need = params * 4 * _COPIES_IN_MEMORY
     memory = _physical_memory()
     if memory and need > memory:
         raise ValueError(f"{what} would have about {params:.3g} parameters, {_gb(need)} to train (weights, "
                          f"gradients, optimizer state), more than this machine's memory ({_gb(memory)}): "
-                         "lower hidden_size, embedding_dim, num_layers or max_vocab")
+                         f"lower {hint}")
     folder = next((a for a in [Path(out_dir).absolute(), *Path(out_dir).absolute().parents] if a.is_dir()), None)
     if folder is None:
         return

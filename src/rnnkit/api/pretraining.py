@@ -13,15 +13,18 @@ so far, so ``--resume`` after pre-training (or after one direction) does not red
 
 from __future__ import annotations
 
+import json
 import random
 import sys
 import time
 from dataclasses import replace
+from itertools import islice
 
 import torch
 
 from rnnkit.api.encoders import ENCODER_DIR, save_encoder, strip_prefix
 from rnnkit.data import Example, Vocabulary
+from rnnkit.data.mmap_stream import iter_pieces, text_bytes, text_files
 from rnnkit.models.encoder import Encoder
 from rnnkit.models.encoder_lm import EncoderLM, LMHead, SampledSoftmax, lm_directions
 from rnnkit.tasks.language_model import LanguageModelTask, SampledLanguageModelTask
@@ -33,6 +36,40 @@ from rnnkit.training.ulmfit import PretrainConfig
 
 def _log(message: str) -> None:
     print(message, file=sys.stderr, flush=True)
+
+
+# The share of --pretrain-max-time that reading and tokenizing --unlabeled may take: a budget must bound the whole
+# of pre-training, and a text of gigabytes takes minutes to read and tokenize before the first step.
+READ_SHARE = 0.5
+_READ_RECORD = "unlabeled-read.json"  # beside the training state: how much a resumed run reads again, to the piece
+
+
+def read_unlabeled(run: RunFolder, path: str, tokenizer, max_time: float | None, clock=time.monotonic) -> str:
+    """The ``--unlabeled`` text: all of it, or, with a time budget, what ``READ_SHARE`` of it reads and tokenizes.
+
+    The pieces read are recorded in the run folder, so a resumed run reads exactly the same text (and builds
+    the same vocabulary) however fast the machine is then.
+    """
+    files, record = text_files(path), run.state_dir / _READ_RECORD
+    if run.resume and record.is_file():
+        pieces = json.loads(record.read_text(encoding="utf-8"))["pieces"]
+        return "".join(islice(iter_pieces(files), pieces))
+    if max_time is None:
+        return "".join(iter_pieces(files))
+    deadline, read, size = clock() + READ_SHARE * max_time, [], 0
+    for piece in iter_pieces(files):
+        tokenizer.tokenize(piece)  # what the vocabulary and the token stream will cost again: inside the budget
+        read.append(piece)
+        size += len(piece.encode("utf-8", errors="surrogatepass"))
+        if clock() >= deadline:
+            total = text_bytes(path)
+            if size < total:
+                _log(f"unlabeled {path}: the pre-training time budget ({max_time:g} s) ended reading after "
+                     f"{size / 2**20:.1f} of {total / 2**20:.1f} MiB; the rest is not used")
+            break
+    record.parent.mkdir(parents=True, exist_ok=True)
+    record.write_text(json.dumps({"pieces": len(read)}) + "\n", encoding="utf-8")
+    return "".join(read)
 
 
 def lm_streams(train: list[Example], unlabeled: str, tokenizer, vocab: Vocabulary, config: PretrainConfig,
@@ -108,4 +145,4 @@ def pretrain_encoder(run: RunFolder, encoder: Encoder, config: PretrainConfig, t
     return done
 
 
-__all__ = ["pretrain_encoder", "lm_streams", "lm_train_config"]
+__all__ = ["pretrain_encoder", "lm_streams", "lm_train_config", "read_unlabeled"]

@@ -19,7 +19,7 @@ import os
 import sys
 
 from rnnkit.cli import classify_verbs, engine_verbs, export_verbs, lm_verbs, serve_verbs
-from rnnkit.training.distributed import shutdown_world
+from rnnkit.training.distributed import RankZeroFailed, shutdown_world
 
 # What a broken pipe (``rnnkit predict ... | head -1``) ends with: 128 + SIGPIPE, as for a Unix tool killed by it.
 EXIT_BROKEN_PIPE = 141
@@ -77,7 +77,8 @@ def main(argv: list[str] | None = None) -> int:
         # Bad input and OS errors are reported in one line naming what was wrong; no traceback from deep inside.
         if os.environ.get(DEBUG_ENV):
             raise
-        print(f"rnnkit {args.verb}: error: {describe(err)}", file=sys.stderr)
+        if not isinstance(err, RankZeroFailed):  # under torchrun, rank 0 says it once; the others stay quiet
+            print(f"rnnkit {args.verb}: error: {describe(err)}", file=sys.stderr)
         return 2
     finally:
         shutdown_world()  # leave torchrun's process group, if this run joined one

@@ -46,9 +46,10 @@ def register(verbs) -> None:
 
 def run_serve(args: argparse.Namespace) -> int:
     from rnnkit.serve.models import ModelRegistry
-    from rnnkit.serve.server import serve
+    from rnnkit.serve.server import check_address, serve
 
     config = dataclass_from_args(ServeConfig, args)
+    check_address(args.host, args.port)  # before the models load, which can take a while
     registry = ModelRegistry.from_specs(args.models)
     for m in registry:
         print(f"loaded {m.name}: {m.kind.replace('_', ' ')} from {m.path}", file=sys.stderr)

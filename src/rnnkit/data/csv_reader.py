@@ -59,7 +59,13 @@ def _resolve(columns: Sequence[Column], header_row: list[str] | None, path, line
         if isinstance(col, str):
             if col not in names:
                 raise DataError(path, line, col, f"column not found; the header has {names}")
-            resolved.append((names.index(col), col))
+            positions = [i for i, name in enumerate(names) if name == col]
+            if len(positions) > 1:
+                # Taking the first (or the last) would be a silent guess at which one the user meant.
+                raise DataError(path, line, col, f"the header names {len(positions)} columns {col!r} (0-based "
+                                f"positions {', '.join(map(str, positions))}): rename one, or pick one by its "
+                                "0-based index")
+            resolved.append((positions[0], col))
         elif names is not None:
             if col >= len(names):
                 raise DataError(path, line, f"column {col}", f"the header has only {len(names)} columns")

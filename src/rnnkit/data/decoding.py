@@ -14,10 +14,41 @@ from __future__ import annotations
 import codecs
 import os
 import re
+import select
 from dataclasses import dataclass
 from pathlib import Path
 
 from rnnkit.data.errors import DataError
+
+# How long a named pipe given as data may stay without a writer before the run gives up on it (a FIFO nobody
+# writes to would otherwise hang the command for good).
+PIPE_WAIT_S = 30.0
+
+
+def read_bytes(path: str | os.PathLike) -> bytes:
+    """The whole content of a file, or of a pipe once something writes to it.
+
+    ``--data <(zcat train.csv.gz)`` is a pipe with its writer already running. A named pipe that nothing
+    writes to would block ``open`` forever: it is opened without blocking, and refused if no data (or end of
+    data) arrives within ``PIPE_WAIT_S`` seconds.
+    """
+    path = Path(path)
+    if not path.is_fifo() or not hasattr(select, "poll"):
+        return path.read_bytes()
+    fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK)
+    try:
+        poller = select.poll()
+        poller.register(fd, select.POLLIN | select.POLLHUP)
+        if not poller.poll(int(PIPE_WAIT_S * 1000)):
+            raise DataError(path, message=f"a pipe that nothing wrote to in {PIPE_WAIT_S:g} s: start its writer "
+                            "first (e.g. `cat data.csv > PIPE &`), or give a regular file")
+        os.set_blocking(fd, True)
+        chunks = []
+        while chunk := os.read(fd, 1 << 20):
+            chunks.append(chunk)
+        return b"".join(chunks)
+    finally:
+        os.close(fd)
 
 _ESCAPED = re.compile("[\udc80-\udcff]+")
 
@@ -60,7 +91,7 @@ class TextCodec:
                                     "documents)")
         if not (path.is_file() or path.is_fifo()):  # a pipe (`--data <(zcat x.csv.gz)`) is read once, here
             raise DataError(path, message="not a regular file (a device or socket)")
-        data = path.read_bytes()
+        data = read_bytes(path)
         if not data.strip():
             raise DataError(path, message="file is empty")
         text = data.decode(self.encoding, errors="surrogateescape")

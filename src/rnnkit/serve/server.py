@@ -9,7 +9,9 @@ With ``workers`` > 1 the same happens in every worker process (see workers.py).
 from __future__ import annotations
 
 import dataclasses
+import errno
 import ipaddress
+import socket
 import sys
 from pathlib import Path
 
@@ -56,6 +58,39 @@ def is_loopback(host: str) -> bool:
         return False
 
 
+def check_address(host: str, port: int) -> None:
+    """The port is valid and ``host:port`` can be listened on now: checked before any model loads.
+
+    Bound and let go at once, as uvicorn binds (SO_REUSEADDR), so a port in use by another server is refused in
+    one line here rather than by uvicorn after every model has loaded.
+    """
+    if isinstance(port, bool) or not isinstance(port, int) or not 0 <= port <= 65535:
+        raise ValueError(f"port must be an integer in [0, 65535], got {port!r}")
+    where = f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    try:
+        with socket.socket(family, socket.SOCK_STREAM) as probe:
+            probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            probe.bind((host, port))
+    except OSError as err:
+        reason = "address already in use (another server is listening there)" if err.errno == errno.EADDRINUSE \
+            else (err.strerror or str(err))
+        raise ValueError(f"cannot listen on {where}: {reason}") from err
+
+
+def warn_if_exposed(host: str) -> None:
+    if is_loopback(host):
+        return
+    try:
+        everywhere = ipaddress.ip_address(host).is_unspecified
+    except ValueError:
+        everywhere = False
+    reach = "every network interface of this machine: any machine that can reach it" if everywhere else \
+        "other machines"
+    print(f"rnnkit serve: warning: listening on {host}, reachable from {reach}; there is no authentication",
+          file=sys.stderr)
+
+
 def serve(models, host: str = LOOPBACK, port: int = 8000, config: ServeConfig | None = None,
           log_level: str = "info", on_ready=None) -> int:
     """Load the models and serve until interrupted; the exit status. ``on_ready(port)``: once requests are served.
@@ -63,12 +98,9 @@ def serve(models, host: str = LOOPBACK, port: int = 8000, config: ServeConfig | 
     With ``config.workers`` > 1, ``models`` must be saved folders (paths, ``NAME=PATH`` specs, or a registry
     loaded from folders): every worker process loads its own copy.
     """
-    if not isinstance(port, int) or not 0 <= port <= 65535:
-        raise ValueError(f"port must be an integer in [0, 65535], got {port!r}")
+    check_address(host, port)
     config = config or ServeConfig()
-    if not is_loopback(host):
-        print(f"rnnkit serve: listening on {host}, reachable from other machines; there is no authentication",
-              file=sys.stderr)
+    warn_if_exposed(host)
     if config.workers > 1:
         from rnnkit.serve.workers import default_threads, serve_workers
 

@@ -4,7 +4,10 @@
   never runs code on load, so a checkpoint from elsewhere is safe to open.
 * ``config.json`` holds whatever is needed to rebuild and use the model (model
   config, vocabulary, label names, tokenizer settings, metrics) plus a
-  ``format_version`` checked on load.
+  ``format_version`` checked on load, and the SHA-256 of ``model.safetensors``
+  (``weights_sha256``): a weights file changed or damaged after saving is
+  refused on load rather than served. A checkpoint saved before the digest
+  existed has none and loads unchecked.
 
 Writes are atomic: both files go into a temporary sibling directory that is
 then renamed into place. An existing checkpoint is first renamed to a backup,
@@ -19,8 +22,10 @@ cloned. Loading restores every key.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
+import re
 import shutil
 import tempfile
 import uuid
@@ -30,12 +35,13 @@ from typing import Any
 
 import torch
 from safetensors import SafetensorError, safe_open
-from safetensors.torch import save_file
+from safetensors.torch import save as serialize
 
 FORMAT_VERSION = 1
 MODEL_FILE = "model.safetensors"
 CONFIG_FILE = "config.json"
 _VERSION_KEY = "format_version"
+DIGEST_KEY = "weights_sha256"  # of the whole weights file, header and tensor data
 # Keys of the safetensors header's string-to-string metadata.
 _ALIASES_KEY = "rnnkit.aliases"
 _ORDER_KEY = "rnnkit.order"
@@ -53,23 +59,27 @@ def save_checkpoint(directory: str | Path, state_dict: Mapping[str, torch.Tensor
         raise TypeError(f"state_dict must be a mapping of names to tensors, got {type(state_dict).__name__}")
     if not isinstance(meta, dict):
         raise TypeError(f"meta must be a dict, got {type(meta).__name__}")
-    if _VERSION_KEY in meta:
-        raise ValueError(f"meta key {_VERSION_KEY!r} is reserved for the checkpoint format")
-    try:
-        # Serialised before anything touches the disk; strict JSON (no NaN) so any tool can read it.
-        config_text = json.dumps({_VERSION_KEY: FORMAT_VERSION, **meta}, indent=2, allow_nan=False)
-    except (TypeError, ValueError) as error:
-        raise TypeError(f"meta for checkpoint {directory} is not JSON-serialisable: {error}") from error
+    for reserved in (_VERSION_KEY, DIGEST_KEY):
+        if reserved in meta:
+            raise ValueError(f"meta key {reserved!r} is reserved for the checkpoint format")
     tensors, aliases = _dedupe(state_dict)
     header = {_ALIASES_KEY: json.dumps(aliases), _ORDER_KEY: json.dumps(list(state_dict))}
+    # Serialised in memory, so the digest is of the very bytes written (no second read of the file).
+    weights = serialize(tensors, metadata=header)
+    try:
+        # Serialised before anything touches the disk; strict JSON (no NaN) so any tool can read it.
+        config_text = json.dumps({_VERSION_KEY: FORMAT_VERSION, DIGEST_KEY: hashlib.sha256(weights).hexdigest(),
+                                  **meta}, indent=2, allow_nan=False)
+    except (TypeError, ValueError) as error:
+        raise TypeError(f"meta for checkpoint {directory} is not JSON-serialisable: {error}") from error
 
     if directory.exists():
         _check_replaceable(directory)
     directory.parent.mkdir(parents=True, exist_ok=True)
     staging = Path(tempfile.mkdtemp(prefix=f".{directory.name}.tmp-", dir=directory.parent))
     try:
-        save_file(tensors, str(staging / MODEL_FILE), metadata=header)
-        (staging / CONFIG_FILE).write_text(config_text + "\n", encoding="utf-8")
+        write_file(staging / MODEL_FILE, weights)
+        write_file(staging / CONFIG_FILE, (config_text + "\n").encode("utf-8"))
         for name in (MODEL_FILE, CONFIG_FILE):
             _fsync_file(staging / name)
         _swap_in(staging, directory)
@@ -89,9 +99,9 @@ def load_checkpoint(
     unknown format version. ``meta`` is returned without ``format_version``.
     """
     directory = _checkpoint_files(directory, (MODEL_FILE, CONFIG_FILE))
-    meta = _read_config(directory / CONFIG_FILE)
-
+    meta, digest = _read_config_and_digest(directory / CONFIG_FILE)
     model_path = directory / MODEL_FILE
+    _check_digest(model_path, digest)
     device = str(map_location) if isinstance(map_location, torch.device) else map_location
     try:
         with safe_open(str(model_path), framework="pt", device=device) as handle:
@@ -111,7 +121,43 @@ def load_checkpoint(
 
 def read_meta(directory: str | Path) -> dict[str, Any]:
     """The ``meta`` of a checkpoint without reading its weights (e.g. which kind of model it holds)."""
-    return _read_config(_checkpoint_files(directory, (CONFIG_FILE,)) / CONFIG_FILE)
+    return _read_config_and_digest(_checkpoint_files(directory, (CONFIG_FILE,)) / CONFIG_FILE)[0]
+
+
+def verify_weights(directory: str | Path) -> None:
+    """Check the weights file against the digest in ``config.json`` without loading it (a pre-flight check)."""
+    directory = _checkpoint_files(directory, (MODEL_FILE, CONFIG_FILE))
+    _check_digest(directory / MODEL_FILE, _read_config_and_digest(directory / CONFIG_FILE)[1])
+
+
+def write_file(path: Path, data: bytes | memoryview, sync: bool = False) -> None:
+    """Write ``data`` to ``path`` (then fsync it, with ``sync``); an OS error (a full disk above all) names the path.
+
+    The kernel's ENOSPC names no file, and safetensors' or torch's own writers turn it into an error that names
+    none either: every checkpoint and training state goes through here.
+    """
+    try:
+        with open(path, "wb") as handle:
+            handle.write(data)
+            if sync:
+                handle.flush()
+                os.fsync(handle.fileno())
+    except OSError as error:
+        raise OSError(error.errno, error.strerror or str(error), str(path)) from error
+
+
+def _check_digest(model_path: Path, digest: str | None) -> None:
+    if digest is None:  # saved before checkpoints recorded one
+        return
+    try:
+        with open(model_path, "rb") as handle:
+            found = hashlib.file_digest(handle, "sha256").hexdigest()
+    except OSError as error:
+        raise ValueError(f"cannot read weights from {model_path}: {error.strerror or error}") from error
+    if found != digest:
+        raise ValueError(f"{model_path} does not match the {DIGEST_KEY} recorded in {model_path.parent / CONFIG_FILE}"
+                         f": the weights were changed or damaged after saving (sha256 {found[:16]}..., recorded "
+                         f"{digest[:16]}...); refusing to use them")
 
 
 def _checkpoint_files(directory: str | Path, names: tuple[str, ...]) -> Path:
@@ -125,7 +171,8 @@ def _checkpoint_files(directory: str | Path, names: tuple[str, ...]) -> Path:
     return directory
 
 
-def _read_config(path: Path) -> dict[str, Any]:
+def _read_config_and_digest(path: Path) -> tuple[dict[str, Any], str | None]:
+    """``(meta, weights digest or None)`` of a ``config.json``."""
     try:
         meta = json.loads(path.read_text(encoding="utf-8"))
     except json.JSONDecodeError as error:
@@ -137,7 +184,10 @@ def _read_config(path: Path) -> dict[str, Any]:
         raise ValueError(
             f"{path} has {_VERSION_KEY}={version!r}; this rnnkit reads version {FORMAT_VERSION} only"
         )
-    return meta
+    digest = meta.pop(DIGEST_KEY, None)
+    if digest is not None and not (isinstance(digest, str) and len(digest) == 64):
+        raise ValueError(f"{path}: {DIGEST_KEY} must be a SHA-256 hex digest, got {digest!r}")
+    return meta, digest
 
 
 def _dedupe(state_dict: Mapping[str, torch.Tensor]) -> tuple[dict[str, torch.Tensor], dict[str, str]]:
@@ -200,10 +250,20 @@ def _swap_in(staging: Path, directory: Path) -> None:
 
 def _backup_hint(directory: Path) -> str:
     """If a crash hit between the two renames, point at the surviving old checkpoint."""
-    if not directory.parent.is_dir():
-        return ""
-    backups = sorted(directory.parent.glob(f".{directory.name}.old-*"))
+    backups = siblings_named(directory, ".old-", "[0-9a-f]{8}")
     return f" (a previous version survives at {backups[-1]})" if backups else ""
+
+
+def siblings_named(path: Path, infix: str, suffix: str) -> list[Path]:
+    """The entries beside ``path`` named ``.NAME`` + ``infix`` + a match of the regex ``suffix``, sorted.
+
+    NAME is taken literally, never as a pattern: with ``glob``, ``--out 'h[1]'`` would find (and a new run
+    discard) the folders of ``h1``, and ``h[1]``'s own would never be found.
+    """
+    if not path.parent.is_dir():
+        return []
+    pattern = re.compile(re.escape(f".{path.name}{infix}") + suffix)
+    return sorted(p for p in path.parent.iterdir() if pattern.fullmatch(p.name))
 
 
 def _fsync_file(path: Path) -> None:

@@ -32,6 +32,10 @@ ENV = ("RANK", "WORLD_SIZE", "LOCAL_RANK")
 AUTOCAST = (None, "bf16")
 
 
+class RankZeroFailed(RuntimeError):
+    """Raised on the other ranks when rank 0 failed in ``World.on_main``: rank 0 reports the error itself."""
+
+
 @dataclass(frozen=True)
 class World:
     """Where this process trains: its rank among ``size`` processes, its device and its autocast.
@@ -131,7 +135,7 @@ class World:
         if outcome[0] == "error":
             if self.is_main:
                 raise outcome[1]
-            raise RuntimeError(f"rank 0 failed: {outcome[1]}")
+            raise RankZeroFailed(f"rank 0 failed: {outcome[1]}")
         return outcome[1]
 
     def check_same_length(self, length: int | None) -> None:

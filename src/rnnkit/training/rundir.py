@@ -18,6 +18,7 @@ renames it into place only when everything (model, report, log) is written, so
 
 from __future__ import annotations
 
+import errno
 import json
 import os
 import shutil
@@ -33,13 +34,15 @@ except ImportError:  # Windows: no advisory locks; concurrent runs to one --out 
     fcntl = None
 
 from rnnkit.models.config import CLASSIFIER_FIELDS_BEFORE
-from rnnkit.training.checkpoint import _swap_in
-from rnnkit.training.state import STATE_FILE
+from rnnkit.training.checkpoint import _swap_in, siblings_named
+from rnnkit.training.state import STATE_FILE, check_state_file, state_world_size
 from rnnkit.training.trainer import INTERRUPTED, NON_FINITE, RESUMABLE_CHANGES
 
 SETTINGS_FILE = "run.json"
 RESUME_DIR = "resume"
 LOCK_FILE = ".lock"
+# What tempfile.mkdtemp adds after the ``.NAME.staging-`` prefix.
+_TEMP_SUFFIX = "[a-z0-9_]{8}"
 # Settings a resumed run may change: they alter no number of the result (the trainer's own list, so the two
 # checks of a resumed run's settings cannot disagree).
 CHANGEABLE_ON_RESUME = tuple(f"train.{name}" for name in RESUMABLE_CHANGES)
@@ -76,7 +79,7 @@ class RunFolder:
         return self.state_dir / (f"{member}.pt" if member else STATE_FILE)
 
     # -- opening --------------------------------------------------------------
-    def open(self, settings: dict[str, Any]) -> RunFolder:
+    def open(self, settings: dict[str, Any], world_size: int = 1) -> RunFolder:
         """Check ``out``, then create (or, resuming, adopt) the staging folder; ``settings`` must be JSON.
 
         Runs started at the same instant take turns here (a lock on the folder that holds ``out``), so a
@@ -98,23 +101,24 @@ class RunFolder:
                     if handle is None:
                         raise RunFolderError(f"--out {self.out}: another rnnkit run is writing it now ({staging})")
                     held[staging] = handle
-                return self._open(settings, held)
+                return self._open(settings, held, world_size)
             finally:
                 for handle in held.values():
                     if handle is not self._lock:
                         handle.close()
 
-    def _open(self, settings: dict[str, Any], leftovers: dict[Path, Any]) -> RunFolder:
+    def _open(self, settings: dict[str, Any], leftovers: dict[Path, Any], world_size: int = 1) -> RunFolder:
         resumable = [p for p in leftovers if (p / SETTINGS_FILE).is_file() and any((p / RESUME_DIR).glob("*.pt"))]
         if self.resume:
             if not resumable:
-                finished = " (it is a finished run)" if self.out.is_dir() and any(self.out.iterdir()) else ""
-                raise RunFolderError(f"--resume {self.out}: no interrupted run to resume{finished}: no "
-                                     f".{self.out.name}.staging-* folder with a saved training state beside it")
+                raise RunFolderError(_nothing_to_resume(self.out))
             self.path = max(resumable, key=lambda p: _newest_state(p))
             self._lock = leftovers[self.path]  # held since it was found: no moment where another run could take it
             try:
                 self._check_settings(settings)
+                for state in sorted(self.state_dir.glob("*.pt")):  # before any output: the data is read next
+                    check_state_file(state, f"--resume {self.out}")
+                    self._check_world_size(state, world_size)
             except BaseException:
                 self.release()  # refused: the interrupted run stays resumable, by this process too
                 raise
@@ -143,7 +147,7 @@ class RunFolder:
         raised on every rank."""
         if not world.distributed:
             return self.open(settings)
-        path = world.on_main(lambda: str(self.open(settings).path))
+        path = world.on_main(lambda: str(self.open(settings, world.size).path))
         if not world.is_main:
             self.path, self.follower = Path(path), True
         return self
@@ -160,6 +164,14 @@ class RunFolder:
             detail = "; ".join(f"{k}: saved {before.get(k)!r}, now {now.get(k)!r}" for k in changed)
             raise RunFolderError(f"--resume {self.out} continues the run with its saved settings; these differ: "
                                  f"{detail}")
+
+    def _check_world_size(self, state: Path, world_size: int) -> None:
+        """A run continues with the number of processes it was saved by (each has its own generators and data)."""
+        saved = state_world_size(state)
+        if saved != world_size:
+            how = "without torchrun" if saved == 1 else f"under torchrun --nproc-per-node {saved}"
+            raise RunFolderError(f"--resume {self.out}: the run was trained by {saved} process(es), this is "
+                                 f"{world_size}; resume it {how}")
 
     def _take_lock(self) -> None:
         handle = _try_lock(self.path)
@@ -212,15 +224,20 @@ def resumable_settings(out: str | Path) -> dict[str, Any]:
     out = Path(out)
     found = [p for p in _staging_folders(out) if (p / SETTINGS_FILE).is_file() and any((p / RESUME_DIR).glob("*.pt"))]
     if not found:
-        raise RunFolderError(f"--resume {out}: no interrupted run to resume: no .{out.name}.staging-* folder with a "
-                             "saved training state beside it")
+        raise RunFolderError(_nothing_to_resume(out))
     return read_settings(max(found, key=_newest_state))
 
 
+def _nothing_to_resume(out: Path) -> str:
+    if out.is_dir() and any(out.iterdir()):
+        return (f"--resume {out}: that run is finished, there is nothing to resume; to train it again, start a new "
+                f"run with the same --out and --overwrite (the finished run stays until the new one completes)")
+    return (f"--resume {out}: no interrupted run to resume: no .{out.name}.staging-* folder with a saved training "
+            "state beside it")
+
+
 def _staging_folders(out: Path) -> list[Path]:
-    if not out.parent.is_dir():
-        return []
-    return sorted(p for p in out.parent.glob(f".{out.name}.staging-*") if p.is_dir())
+    return [p for p in siblings_named(out, ".staging-", _TEMP_SUFFIX) if p.is_dir()]
 
 
 def _try_lock(staging: Path):
@@ -322,5 +339,25 @@ def abandon(run: RunFolder, error: BaseException | None = None) -> None:
         if isinstance(error, KeyboardInterrupt):
             raise RunInterrupted(f"interrupted; the training state is saved, continue with: {run.command} --resume "
                                  f"{run.out}", 128 + signal.SIGINT) from error
+        if _disk_full(error):
+            raise RunStopped(f"{_where(error, run)}: no space left on device; the training state is saved: free some "
+                             f"space, then continue with: {run.command} --resume {run.out}{_kept(run)}") from error
     else:
         run.discard()
+        if _disk_full(error):
+            raise RunStopped(f"{_where(error, run)}: no space left on device; nothing of this run is kept (free some "
+                             f"space and start it again){_kept(run)}") from error
+
+
+def _disk_full(error: BaseException | None) -> bool:
+    return isinstance(error, OSError) and error.errno in (errno.ENOSPC, errno.EDQUOT)
+
+
+def _where(error: OSError, run: RunFolder) -> str:
+    # Not every writer names its file (a log line's write does not): the run's folder then.
+    return str(error.filename if error.filename is not None else run.path or run.out)
+
+
+def _kept(run: RunFolder) -> str:
+    """What the user most fears lost: an earlier run in --out is untouched until a new one completes."""
+    return f"; the earlier run in {run.out} is unchanged" if run.out.is_dir() and any(run.out.iterdir()) else ""

@@ -13,16 +13,18 @@ the file: the state holds only tensors, numbers, strings, lists, tuples and dict
 
 from __future__ import annotations
 
+import io
 import os
 import random
 import tempfile
+import zipfile
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import torch
 
-from rnnkit.training.checkpoint import _fsync_dir
+from rnnkit.training.checkpoint import _fsync_dir, write_file
 
 STATE_FORMAT = 1
 STATE_FILE = "state.pt"
@@ -56,18 +58,46 @@ def save_state(path: str | Path, state: dict[str, Any]) -> Path:
     """Write ``state`` to ``path`` atomically (temporary sibling, fsync, rename, fsync of the folder)."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
+    # Serialised in memory, then written by the one writer whose OS errors (a full disk) name the file.
+    buffer = io.BytesIO()
+    torch.save({"format": STATE_FORMAT, **state}, buffer)
     handle, temporary = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    os.close(handle)
     try:
-        with os.fdopen(handle, "wb") as stream:
-            torch.save({"format": STATE_FORMAT, **state}, stream)
-            stream.flush()
-            os.fsync(stream.fileno())
+        write_file(Path(temporary), buffer.getbuffer(), sync=True)
         os.replace(temporary, path)
     except BaseException:
         Path(temporary).unlink(missing_ok=True)
         raise
     _fsync_dir(path.parent)
     return path
+
+
+def check_state_file(path: str | Path, what: str = "training state") -> None:
+    """A whole state file, checked without unpickling it: a truncated or garbled one is refused, naming it.
+
+    ``torch.save`` writes a zip archive with a CRC of every member, so reading it through once finds both.
+    """
+    path = Path(path)
+    try:
+        with zipfile.ZipFile(path) as archive:
+            bad = archive.testzip()
+    except (zipfile.BadZipFile, OSError, EOFError) as error:
+        reason = error.strerror if isinstance(error, OSError) and error.strerror else str(error) or "truncated"
+        raise ValueError(f"{what}: the training state {path} is truncated or damaged ({reason}); it cannot be "
+                         "resumed from: start the run again with --overwrite") from error
+    if bad is not None:
+        raise ValueError(f"{what}: the training state {path} is damaged (member {bad} fails its checksum); it cannot "
+                         "be resumed from: start the run again with --overwrite")
+
+
+def state_world_size(path: str | Path) -> int:
+    """How many processes saved the state at ``path``, read without loading its tensors (memory-mapped)."""
+    try:
+        state = torch.load(path, map_location="cpu", weights_only=True, mmap=True)
+    except Exception as error:  # a truncated or foreign file: unpickling errors come in many types
+        raise ValueError(f"cannot read training state {path}: {error}") from error
+    return int(state.get("world_size", 1)) if isinstance(state, dict) else 1
 
 
 def load_state(path: str | Path) -> dict[str, Any]:
