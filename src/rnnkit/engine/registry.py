@@ -20,6 +20,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Protocol
 
+import torch
 from torch import Tensor
 
 from rnnkit.engine import autotune
@@ -78,8 +79,10 @@ def resolve_backend(name: str, layer, x: Tensor, lengths: Tensor | None) -> Back
         preference = getattr(entry.backend, "preference", None)
         score = entry.priority if preference is None else preference(layer, x, lengths, layer.training)
         eligible.append((entry.backend, score))
-    if len(eligible) == 1:
-        return eligible[0][0]
+    if len(eligible) == 1 or (x.device.type == "cpu" and torch.is_autocast_enabled("cpu")):
+        # Under CPU autocast the static scores decide (a back end scores how it serves autocast): a timing or a
+        # decision kept from a float32 call says nothing about which back end copes with bfloat16.
+        return max(eligible, key=lambda e: e[1])[0]
     if eligible:
         return autotune.choose(eligible, layer, x, lengths)
     raise ValueError("no back end can run this layer (" + "; ".join(reasons) + ")")

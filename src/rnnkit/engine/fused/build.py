@@ -254,6 +254,7 @@ def provenance() -> str | None:
     return _state["provenance"]
 
 
+@torch.compiler.assume_constant_result  # loading is not traced: the compiler reads the answer once
 def failure() -> str | None:
     """Why the kernels could not be loaded, or ``None`` if they are loaded (builds them if needed)."""
     load()
