@@ -1,8 +1,8 @@
 """torch.compile of rnnkit's layers: outputs and gradients equal to eager, on every back end.
 
 Compiling costs seconds a model on two cores, so the grid uses the ``aot_eager`` compiler (dynamo and
-AOTAutograd with the operators' fake kernels, no code generation) and one tiny GRU goes through inductor, torch.compile's
-default, with ``fullgraph=True`` (the call that used to corrupt the heap).
+AOTAutograd with the operators' fake kernels, no code generation) and one tiny GRU goes through inductor,
+torch.compile's default, with ``fullgraph=True`` (the call that used to corrupt the heap).
 """
 
 from __future__ import annotations
