@@ -73,7 +73,9 @@ def arch() -> str:
 
 
 # Frame pointers and debug lines so the sanitizers' reports name the kernel's source line.
-SANITIZE_FLAGS = ["-fsanitize=address,undefined", "-fno-sanitize-recover=undefined", "-fno-omit-frame-pointer", "-g"]
+# -O1 after -O3: a quicker build, and reports that point at the right line.
+SANITIZE_FLAGS = ["-O1", "-fsanitize=address,undefined", "-fno-sanitize-recover=undefined", "-fno-omit-frame-pointer",
+                  "-g"]
 
 
 def sanitize() -> bool:
