@@ -11,7 +11,9 @@ call, the one with the highest score: a back end may define
 ``preference(layer, x, lengths, training) -> float`` (e.g. to step aside where another is
 faster for that size); without one, its score is its registration priority. Ties go to the
 higher priority. That is the *static* choice: unless ``RNNKIT_AUTOTUNE=0``, ``auto`` times the candidates on
-the first call of each kind and keeps the fastest (``autotune``). A back end with ``autotune = False`` (the
+the first call of each kind and keeps the fastest (``autotune``). Under CPU autocast the static choice stands
+(the fused back end scores highest there: it runs float32, as torch.nn.GRU does, where oneDNN's bfloat16 LSTM
+needs AVX-512 BF16). A back end with ``autotune = False`` (the
 reference) is never timed.
 """
 

@@ -50,7 +50,7 @@ def _empty(like: Tensor) -> Tensor:
 
 def _opt(t: Tensor | None) -> Tensor | None:
     # An operator's optional output is an empty tensor: read back as absent.
-    return None if t is None or t.numel() == 0 and t.dim() == 1 else t
+    return None if t is None or (t.numel() == 0 and t.dim() == 1) else t
 
 
 @torch.library.custom_op("rnnkit::fused_recurrence", mutates_args=(), device_types="cpu")
