@@ -10,7 +10,7 @@ from __future__ import annotations
 import pytest
 import torch
 
-from .conftest import BACKENDS, LAYERS, B, D, T, make
+from .conftest import BACKENDS, LAYERS, B, D, H, T, make
 
 
 def _outputs_and_grads(module, x):
@@ -50,3 +50,25 @@ def test_fused_compiles_without_graph_breaks():
     assert explained.graph_break_count == 0, explained.break_reasons
     ops = {str(node.target) for graph in explained.graphs for node in graph.graph.nodes}
     assert "rnnkit.fused_recurrence.default" in ops
+
+
+def test_compiled_fused_with_lengths_equals_eager():
+    torch._dynamo.reset()
+    layer, _ = make("lstm", "fused", bidirectional=True)
+    x, lengths = torch.randn(4, 3, D), torch.tensor([4, 2, 3])
+    compiled = torch.compile(layer, backend="aot_eager")
+    for got, want in zip(compiled(x, lengths=lengths)[1], layer(x, lengths=lengths)[1], strict=True):
+        torch.testing.assert_close(got, want)
+
+
+def test_extras_under_compile_go_to_another_back_end():
+    """The extras kernels are not an operator: ``auto`` runs them elsewhere, forced ``fused`` says why."""
+    from rnnkit import LSTM
+
+    torch._dynamo.reset()
+    x = torch.randn(T, B, D)
+    auto = LSTM(D, H, layer_norm=True)
+    torch.testing.assert_close(torch.compile(auto, backend="aot_eager")(x)[0], auto(x)[0])
+    forced = LSTM(D, H, layer_norm=True, backend="fused")
+    with pytest.raises(ValueError, match="not a registered operator"):
+        torch.compile(forced, backend="aot_eager")(x)
