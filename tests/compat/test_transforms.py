@@ -20,6 +20,11 @@ def test_export_round_trip(kind, backend, tmp_path):
     loaded = torch.export.load(tmp_path / "layer.pt2").module()
     other = torch.randn(B, T, D)
     torch.testing.assert_close(loaded(other), layer(other))
+    if backend == "fused":  # exported with dynamic batch and length, it serves others
+        dims = ({0: torch.export.Dim("batch", min=2, max=64), 1: torch.export.Dim("steps", min=2, max=64)},)
+        dynamic = torch.export.export(layer, (x,), dynamic_shapes=dims).module()
+        larger = torch.randn(9, T + 2, D)
+        torch.testing.assert_close(dynamic(larger), layer(larger))
 
 
 @pytest.mark.parametrize("backend", ["fused", "reference"])
@@ -34,6 +39,9 @@ def test_jit_trace_round_trip(kind, backend, tmp_path):
     loaded = torch.jit.load(str(tmp_path / "layer.pt"))
     other = torch.randn(B, T, D)
     torch.testing.assert_close(loaded(other), layer(other))
+    if backend == "fused":  # the trace serves other batch sizes and lengths, as torch.nn's does
+        larger = torch.randn(9, T + 2, D)
+        torch.testing.assert_close(loaded(larger), layer(larger))
 
 
 @pytest.mark.parametrize("backend", BACKENDS)

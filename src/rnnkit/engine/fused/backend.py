@@ -184,8 +184,9 @@ def run_direction(layer, k: int, d: int, x: Tensor, h0: tuple[Tensor, ...] | Non
     if not cell.has_extras:
         if ops.watched(x, p["weight_ih"], bias, h0[0], c0, p["weight_hh"], b_rec):
             # Compiling, tracing, exporting, torch.func: the registered operators (the projection stays visible).
-            results = ops.run(kind, rows, padded, threads, units, F.linear(x, p["weight_ih"], bias), h0[0], c0,
-                              p["weight_hh"], b_rec)
+            # Equal lengths: no layout given, the operator cuts the rows itself (a traced graph serves any shape).
+            results = ops.run(kind, rows if padded else None, padded, threads, units,
+                              F.linear(x, p["weight_ih"], bias), h0[0], c0, p["weight_hh"], b_rec)
             return results[0], tuple(results[1:])
         args = (kind, rows, padded, threads, units, x, p["weight_ih"], bias, h0[0], c0, p["weight_hh"], b_rec)
         if torch.is_grad_enabled() and any(isinstance(a, Tensor) and a.requires_grad for a in args[5:]):

@@ -3,10 +3,14 @@ r"""The fused recurrence as PyTorch operators (``torch.ops.rnnkit.*``), for ever
 ``torch.compile`` (with or without ``fullgraph``), ``torch.export``, ``torch.jit.trace`` and ``torch.func`` see
 two operators they understand instead of an opaque Python function:
 
-    rnnkit::fused_recurrence(kind, batch_sizes, starts, padded, threads, units, xp, h0, c0?, w_hh, b_hh?, save)
+    rnnkit::fused_recurrence(kind, batch_sizes?, starts?, padded, threads, units, xp, h0, c0?, w_hh, b_hh?, save)
         -> (out, h_T, c_T, cs, gates, hn)          (the last four empty where the kind has none, or not saved)
-    rnnkit::fused_recurrence_backward(kind, batch_sizes, starts, padded, threads, d_out, d_hT, d_cT?, out, h0,
+    rnnkit::fused_recurrence_backward(kind, batch_sizes?, starts?, padded, threads, d_out, d_hT, d_cT?, out, h0,
                                       cs?, c0?, gates?, hn?, w_hh) -> (d_xp, d_a, d_h0, d_c0)
+
+Without ``batch_sizes``/``starts`` every row runs every step and the operator cuts the rows into blocks itself
+from its input's shape when it runs: a traced or exported graph then serves any batch size and length, not only
+the ones it was traced with.
 
 each with a fake (meta) kernel giving its outputs' shapes, and the first with its derivative registered
 (``torch.library.register_autograd``): δxp, δh0, δc0 from the second operator, δW_hh and δb_hh as matmuls
@@ -53,12 +57,21 @@ def _opt(t: Tensor | None) -> Tensor | None:
     return None if t is None or (t.numel() == 0 and t.dim() == 1) else t
 
 
+def _layout(batch_sizes: Tensor | None, starts: Tensor | None, like: Tensor) -> tuple[Tensor, Tensor]:
+    """The given layout, or (none given) the even one for this many steps and rows, made now."""
+    if batch_sizes is not None and starts is not None:
+        return batch_sizes, starts
+    from rnnkit.engine.fused.backend import layout  # the back end imports this module
+
+    return layout(None, like.shape[0], like.shape[1])[1]
+
+
 @torch.library.custom_op("rnnkit::fused_recurrence", mutates_args=(), device_types="cpu")
-def fused_recurrence(kind: int, batch_sizes: Tensor, starts: Tensor, padded: bool, threads: int, units: int,
-                     xp: Tensor, h0: Tensor, c0: Tensor | None, w_hh: Tensor, b_hh: Tensor | None,
+def fused_recurrence(kind: int, batch_sizes: Tensor | None, starts: Tensor | None, padded: bool, threads: int,
+                     units: int, xp: Tensor, h0: Tensor, c0: Tensor | None, w_hh: Tensor, b_hh: Tensor | None,
                      save: bool) -> tuple[Tensor, Tensor, Tensor, Tensor, Tensor, Tensor]:
-    results, saved = recurrence.forward(kind, (batch_sizes, starts), padded, threads, units, xp, h0, c0, w_hh,
-                                        b_hh, save, over_xp=False)
+    results, saved = recurrence.forward(kind, _layout(batch_sizes, starts, xp), padded, threads, units, xp, h0, c0,
+                                        w_hh, b_hh, save, over_xp=False)
     _, out, _, cs, _, gates, hn, _ = saved
     c_T = results[2] if len(results) > 2 else None
     if not save:
@@ -80,12 +93,12 @@ def _(kind, batch_sizes, starts, padded, threads, units, xp, h0, c0, w_hh, b_hh,
 
 
 @torch.library.custom_op("rnnkit::fused_recurrence_backward", mutates_args=(), device_types="cpu")
-def fused_recurrence_backward(kind: int, batch_sizes: Tensor, starts: Tensor, padded: bool, threads: int,
+def fused_recurrence_backward(kind: int, batch_sizes: Tensor | None, starts: Tensor | None, padded: bool, threads: int,
                               d_out: Tensor, d_hT: Tensor, d_cT: Tensor | None, out: Tensor, h0: Tensor,
                               cs: Tensor | None, c0: Tensor | None, gates: Tensor | None, hn: Tensor | None,
                               w_hh: Tensor) -> tuple[Tensor, Tensor, Tensor, Tensor]:
-    d_xp, d_a, d_h, d_c = recurrence.backward(kind, (batch_sizes, starts), padded, threads, d_out, d_hT, d_cT,
-                                              out, h0, cs, c0, gates, hn, w_hh, fresh=True)
+    d_xp, d_a, d_h, d_c = recurrence.backward(kind, _layout(batch_sizes, starts, out), padded, threads, d_out, d_hT,
+                                              d_cT, out, h0, cs, c0, gates, hn, w_hh, fresh=True)
     # An operator's outputs never alias each other: δa is δxp itself except for GRU.
     return d_xp, (d_a if d_a is not d_xp else _empty(d_xp)), d_h, (_empty(d_h) if d_c is None else d_c)
 
@@ -126,7 +139,8 @@ def _backward(ctx, d_out, d_hT, d_cT, *_saved_only):
             ctx.kind, batch_sizes, starts, ctx.padded, ctx.threads, d_out, d_hT, d_cT, out, h0, _opt(cs), c0,
             _opt(gates), _opt(hn), w_hh)
         d_a = d_xp if ctx.kind != KINDS["gru"] else d_a
-        d_w, d_b = recurrence.weight_grads(d_a, h0, out, batch_sizes.shape[1], need["w_hh"],
+        run = out.shape[0] if batch_sizes is None else batch_sizes.shape[1]
+        d_w, d_b = recurrence.weight_grads(d_a, h0, out, run, need["w_hh"],
                                            need["b_hh"] and b_hh is not None)
         found = dict(xp=d_xp, h0=d_h, c0=d_c if ctx.lstm else None, w_hh=d_w, b_hh=d_b)
     return (None,) * 6 + tuple(found[name] if need[name] else None for name in need) + (None,)
@@ -151,14 +165,16 @@ class _Differentiable(torch.autograd.Function):
     backward = staticmethod(_backward)
 
 
-def run(kind: int, layout: tuple[Tensor, Tensor], padded: bool, threads: int, units: int, xp: Tensor, h0: Tensor,
-        c0: Tensor | None, w_hh: Tensor, b_hh: Tensor | None) -> tuple[Tensor, ...]:
-    """``(out, h_T[, c_T])`` through the operator; the activations are kept only if a gradient may be asked."""
+def run(kind: int, layout: tuple[Tensor, Tensor] | None, padded: bool, threads: int, units: int, xp: Tensor,
+        h0: Tensor, c0: Tensor | None, w_hh: Tensor, b_hh: Tensor | None) -> tuple[Tensor, ...]:
+    """``(out, h_T[, c_T])`` through the operator; the activations are kept only if a gradient may be asked.
+
+    ``layout`` None: every row runs every step (the operator makes the layout itself, see the module)."""
     if kind == KINDS["gru"] and b_hh is None:
         b_hh = xp.new_zeros(GATES[kind] * w_hh.shape[1])
     save = torch.is_grad_enabled() and any(t is not None and t.requires_grad for t in (xp, h0, c0, w_hh, b_hh))
     # The operator itself wherever it can serve (its graph node is what tracing and export record); under a
     # torch.func transform, the Function that wraps it.
     call = _Differentiable.apply if torch._C._are_functorch_transforms_active() else fused_recurrence
-    out, h_T, c_T, *_ = call(kind, *layout, padded, threads, units, xp, h0, c0, w_hh, b_hh, save)
+    out, h_T, c_T, *_ = call(kind, *(layout or (None, None)), padded, threads, units, xp, h0, c0, w_hh, b_hh, save)
     return (out, h_T, c_T) if kind == KINDS["lstm"] else (out, h_T)

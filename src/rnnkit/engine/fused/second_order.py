@@ -48,10 +48,13 @@ def _step(kind: int, xp_t: Tensor, h: Tensor, c: Tensor | None, w_hh: Tensor, b_
     return (torch.tanh(v) if kind == KINDS["tanh"] else torch.relu(v)), None
 
 
-def recompute(kind: int, layout: tuple[Tensor, Tensor], xp: Tensor, h0: Tensor, c0: Tensor | None, w_hh: Tensor,
-              b_hh: Tensor | None) -> tuple[Tensor, ...]:
-    """``(out, h_T[, c_T])`` of the kernels' forward, as differentiable torch ops."""
-    running = active(*layout, xp.shape[0])
+def recompute(kind: int, layout: tuple[Tensor | None, Tensor | None], xp: Tensor, h0: Tensor, c0: Tensor | None,
+              w_hh: Tensor, b_hh: Tensor | None) -> tuple[Tensor, ...]:
+    """``(out, h_T[, c_T])`` of the kernels' forward, as differentiable torch ops (layout None: all rows run)."""
+    if layout[0] is None:
+        running = torch.ones(xp.shape[0], xp.shape[1], 1, dtype=torch.bool)
+    else:
+        running = active(*layout, xp.shape[0])
     h, c, outs = h0, c0, []
     for t in range(xp.shape[0]):
         h_new, c_new = _step(kind, xp[t], h, c, w_hh, b_hh)
@@ -63,7 +66,7 @@ def recompute(kind: int, layout: tuple[Tensor, Tensor], xp: Tensor, h0: Tensor, 
     return (out, h) if c is None else (out, h, c)
 
 
-def gradients(kind: int, layout: tuple[Tensor, Tensor], inputs: dict[str, Tensor | None],
+def gradients(kind: int, layout: tuple[Tensor | None, Tensor | None], inputs: dict[str, Tensor | None],
               grads: tuple[Tensor | None, ...], needed: dict[str, bool]) -> dict[str, Tensor | None]:
     """The gradient of each input in ``needed`` (None where not needed), with a graph.
 
