@@ -82,3 +82,19 @@ def test_fused_operator_called_directly_has_a_derivative():
         return ops.fused_recurrence(3, *rows, False, 0, 1, xp, h0, None, w_hh, b_hh, True)[:2]
 
     assert torch.autograd.gradcheck(first_two, (xp, h0, w_hh, b_hh))
+
+
+def test_plain_eager_calls_skip_the_dispatcher(monkeypatch):
+    """Eager calls keep the direct path (the dispatcher round trip would cost more than a batch-1 step loop)."""
+    from rnnkit.engine.fused import ops
+
+    def refuse(*args, **kwargs):
+        raise AssertionError("the operator path ran in plain eager mode")
+
+    monkeypatch.setattr(ops, "run", refuse)
+    layer, _ = make("gru", "fused")
+    layer(torch.randn(T, B, D))[0].sum().backward()
+    with torch.no_grad():
+        layer(torch.randn(T, B, D))
+    with pytest.raises(AssertionError, match="operator path"):
+        torch.jit.trace(layer, (torch.randn(T, B, D),), check_trace=False)
