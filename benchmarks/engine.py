@@ -13,8 +13,11 @@ Extra rows:
   lengths  a batch of random lengths in [10, 200] given through ``lengths``, against torch.nn on the same
            batch padded to 200 (real tokens only are counted for both)
   extras   LayerNorm-LSTM training against plain LSTM training in the same engine (ratio = cost)
+  compile  torch.compile(rnnkit layer) against torch.compile(torch.nn module), each compiled (inductor) and
+           warmed up before timing; batch 1 and 16 at hidden 256 (the fused engine runs as the registered
+           operators rnnkit::fused_recurrence there)
 
-Usage:  python benchmarks/engine.py [--quick] [--backends fused,native,auto] [--sections plain,lengths,extras]
+Usage:  python benchmarks/engine.py [--quick] [--backends fused,native,auto] [--sections plain,lengths,extras,compile]
                                     [--cells rnn,gru,lstm] [--threads N]
 """
 
@@ -102,6 +105,27 @@ def compare(cell: str, training: bool, batch: int, hidden: int, backends: list[s
     return speed, chosen
 
 
+def compiled_row(cell: str, training: bool, batch: int, hidden: int, backends: list[str], rounds: int,
+                 round_s: float) -> dict[str, float]:
+    """tokens/s of torch.compile(torch.nn module) and of torch.compile(rnnkit layer) on each back end."""
+    torch_cls, kit_cls = CELLS[cell]
+    ref = torch_cls(INPUT, hidden).train(training)
+    x = torch.randn(SEQ, batch, INPUT)
+    fns = {"torch.nn": _compiled_step(ref, x, training)}
+    for name in backends:
+        kit = kit_cls(INPUT, hidden, backend=name).train(training)
+        kit.load_state_dict(ref.state_dict())
+        fns[name] = _compiled_step(kit, x, training)
+    return measure(fns, SEQ * batch, rounds, round_s)
+
+
+def _compiled_step(module, x, training: bool):
+    compiled = torch.compile(module)
+    for _ in range(2):  # compile (forward and backward) and warm up outside the timing
+        _step(compiled, x, training)
+    return lambda: _step(compiled, x, training)
+
+
 def extras_row(hidden: int, batch: int, backend: str, rounds: int, round_s: float):
     plain = rnnkit.LSTM(INPUT, hidden, backend=backend)
     normed = rnnkit.LSTM(INPUT, hidden, backend=backend, layer_norm=True)
@@ -115,7 +139,8 @@ def main() -> None:
     parser.add_argument("--quick", action="store_true", help="hidden 256 only, short rounds (about a minute)")
     parser.add_argument("--backends", default="fused,auto", help="rnnkit back ends to compare (comma-separated)")
     parser.add_argument("--cells", default="rnn,gru,lstm")
-    parser.add_argument("--sections", default="plain,lengths,extras", help="tables to print (comma-separated)")
+    parser.add_argument("--sections", default="plain,lengths,extras,compile",
+                        help="tables to print (comma-separated)")
     parser.add_argument("--threads", type=int, default=0, help="torch threads (0: leave the default)")
     args = parser.parse_args()
     if args.threads:
@@ -158,6 +183,8 @@ def main() -> None:
             f"{section} rows {ratio:.2f}× ({where})" for section, (ratio, where) in worst.items())
               + f"; first-use tuning {autotune.spent()['seconds']:.2f} s for {autotune.spent()['tunings']} kinds"
               + f", load average {os.getloadavg()[0]:.2f}")
+    if "compile" in sections:
+        compile_table(args, backends, rounds, round_s)
     if "extras" not in sections:
         return
     print("\n# LayerNorm-LSTM training cost against plain LSTM in the same engine (≤ 1.5 is the target)")
@@ -171,6 +198,20 @@ def main() -> None:
                 continue
             print(f"| {engine} | {batch} | 256 | {speed['plain']:,.0f} | {speed['layer_norm']:,.0f} | "
                   f"{speed['plain'] / speed['layer_norm']:.2f} |", flush=True)
+
+
+def compile_table(args, backends: list[str], rounds: int, round_s: float) -> None:
+    print("\n# torch.compile(rnnkit) against torch.compile(torch.nn), hidden 256 (compiled and warmed up first)")
+    head = " | ".join(f"{b} tok/s | {b} ×" for b in backends) + " |"
+    print(f"| cell | mode | batch | hidden | torch.nn tok/s | {head}\n|" + "---|" * (head.count("|") + 5))
+    for cell in args.cells.split(","):
+        for training in (False, True):
+            for batch in (1, 16):
+                speed = compiled_row(cell, training, batch, 256, backends, rounds, round_s)
+                base = speed["torch.nn"]
+                cols = " | ".join(f"{speed[b]:,.0f} | {speed[b] / base:.2f}" for b in backends)
+                mode = "train" if training else "infer"
+                print(f"| {cell} | {mode} | {batch} | 256 | {base:,.0f} | {cols}", flush=True)
 
 
 if __name__ == "__main__":

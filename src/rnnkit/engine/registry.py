@@ -11,8 +11,10 @@ call, the one with the highest score: a back end may define
 ``preference(layer, x, lengths, training) -> float`` (e.g. to step aside where another is
 faster for that size); without one, its score is its registration priority. Ties go to the
 higher priority. That is the *static* choice: unless ``RNNKIT_AUTOTUNE=0``, ``auto`` times the candidates on
-the first call of each kind and keeps the fastest (``autotune``). A back end with ``autotune = False`` (the
-reference) is never timed. A batch of zero sequences goes to ``empty.EMPTY_BATCH`` on every back end.
+the first call of each kind and keeps the fastest (``autotune``). Under CPU autocast the static choice stands
+(the fused back end scores highest there: it runs float32, as torch.nn.GRU does, where oneDNN's bfloat16 LSTM
+needs AVX-512 BF16). A back end with ``autotune = False`` (the reference) is never timed. A batch of zero
+sequences goes to ``empty.EMPTY_BATCH`` on every back end.
 """
 
 from __future__ import annotations
@@ -20,6 +22,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Protocol
 
+import torch
 from torch import Tensor
 
 from rnnkit.engine import autotune
@@ -86,8 +89,10 @@ def resolve_backend(name: str, layer, x: Tensor, lengths: Tensor | None) -> Back
         preference = getattr(entry.backend, "preference", None)
         score = entry.priority if preference is None else preference(layer, x, lengths, layer.training)
         eligible.append((entry.backend, score))
-    if len(eligible) == 1:
-        return eligible[0][0]
-    if eligible:
-        return autotune.choose(eligible, layer, x, lengths)
-    raise ValueError("no back end can run this layer (" + "; ".join(reasons) + ")")
+    if not eligible:
+        raise ValueError("no back end can run this layer (" + "; ".join(reasons) + ")")
+    if len(eligible) == 1 or (x.device.type == "cpu" and torch.is_autocast_enabled("cpu")):
+        # Under CPU autocast the static scores decide (a back end scores how it serves autocast): a timing or a
+        # decision kept from a float32 call says nothing about which back end copes with bfloat16.
+        return max(eligible, key=lambda e: e[1])[0]
+    return autotune.choose(eligible, layer, x, lengths)

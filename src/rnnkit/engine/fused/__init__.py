@@ -1,7 +1,10 @@
 """The fused back end: the time loop compiled in C++, weight gradients as one matmul over all steps.
 
 See ``backend`` (the stack, lengths, ``auto`` preference), ``recurrence`` (the autograd Function and its
-equations) and ``build`` (compiling ``kernels.cpp`` on first use, cached, failing loudly).
+equations), ``ops`` (the same as registered PyTorch operators, for compile, export, tracing and torch.func),
+``second_order`` (gradients with a graph), ``boundary`` (every tensor checked before the C++ sees it),
+``contract`` (the Python ↔ C++ facts, checked against the library at load) and ``build`` (compiling
+``kernels.cpp`` on first use, cached, failing loudly).
 """
 
 from rnnkit.engine.fused.backend import FusedBackend

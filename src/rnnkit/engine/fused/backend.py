@@ -29,9 +29,11 @@ from torch.nn import functional as F
 
 from rnnkit.cells import GRUCell, LSTMCell, RNNCell
 from rnnkit.cells.extras import EPS
+from rnnkit.engine.fused import ops
 from rnnkit.engine.fused.build import failure
+from rnnkit.engine.fused.contract import KINDS
 from rnnkit.engine.fused.extras import ExtrasRecurrence
-from rnnkit.engine.fused.recurrence import KINDS, Recurrence
+from rnnkit.engine.fused.recurrence import Recurrence
 from rnnkit.engine.fused.recurrence import infer as recurrence_infer
 from rnnkit.engine.stack import run_stack
 
@@ -46,9 +48,15 @@ def _kind(layer) -> int:
     return KINDS[layer.cell_for(0, 0).nonlinearity]
 
 
+@torch.compiler.assume_constant_result
+def _cores() -> tuple[int, int]:
+    """(torch's threads, the CPUs this process may run on); a constant to the compiler, read at trace time."""
+    return torch.get_num_threads(), len(os.sched_getaffinity(0))
+
+
 def _chunks(batch: int) -> int:
     """Blocks of rows run on their own thread: one per torch thread, each of at least 4 rows."""
-    return max(1, min(torch.get_num_threads(), batch // 4))
+    return max(1, min(_cores()[0], batch // 4))
 
 
 def _blas_threads(layer, batch: int, itemsize: int) -> int:
@@ -91,7 +99,7 @@ def _unit_threads(layer, batch: int, itemsize: int) -> int:
         return 1
     gates = {RNNCell: 1, GRUCell: 3, LSTMCell: 4}[layer.cell_type]
     share = gates * layer.hidden_size ** 2 * itemsize // max(1, SPLIT_BYTES_PER_THREAD)
-    return max(1, min(torch.get_num_threads(), len(os.sched_getaffinity(0)), layer.hidden_size, share))
+    return max(1, min(*_cores(), layer.hidden_size, share))
 
 
 def layout(lengths: Tensor | None, steps: int, batch: int) -> tuple[Tensor | None, tuple[Tensor, Tensor]]:
@@ -104,7 +112,10 @@ def layout(lengths: Tensor | None, steps: int, batch: int) -> tuple[Tensor | Non
     chunks = _chunks(batch)
     bounds = _bounds(batch, chunks)
     if lengths is None:
-        return None, _even_layout(steps, batch, chunks, torch.is_inference_mode_enabled())
+        if ops.watched():
+            # Built fresh: a cached one made while tracing would be a fake tensor, useless to the next call.
+            return None, _even_layout.__wrapped__(steps, batch, chunks, False)
+        return None, _even_layout(steps, batch, chunks, _inference_mode())
     starts = torch.tensor(bounds, dtype=torch.int64)
     ranked = torch.argsort(lengths, descending=True, stable=True)
     order = torch.cat([ranked[c::chunks] for c in range(chunks)])
@@ -120,6 +131,11 @@ def _bounds(batch: int, chunks: int) -> list[int]:
     for c in range(chunks):
         bounds.append(bounds[-1] + (batch - c + chunks - 1) // chunks)
     return bounds
+
+
+def _inference_mode() -> bool:
+    # The compiler cannot read the flag; a compiled graph has no autograd Function to spare anyway.
+    return not torch.compiler.is_compiling() and torch.is_inference_mode_enabled()
 
 
 @lru_cache(maxsize=64)
@@ -166,6 +182,12 @@ def run_direction(layer, k: int, d: int, x: Tensor, h0: tuple[Tensor, ...] | Non
         h0 = (zeros, zeros) if lstm else (zeros,)
     c0 = h0[1] if lstm else None
     if not cell.has_extras:
+        if ops.watched(x, p["weight_ih"], bias, h0[0], c0, p["weight_hh"], b_rec):
+            # Compiling, tracing, exporting, torch.func: the registered operators (the projection stays visible).
+            # Equal lengths: no layout given, the operator cuts the rows itself (a traced graph serves any shape).
+            results = ops.run(kind, rows if padded else None, padded, threads, units,
+                              F.linear(x, p["weight_ih"], bias), h0[0], c0, p["weight_hh"], b_rec)
+            return results[0], tuple(results[1:])
         args = (kind, rows, padded, threads, units, x, p["weight_ih"], bias, h0[0], c0, p["weight_hh"], b_rec)
         if torch.is_grad_enabled() and any(isinstance(a, Tensor) and a.requires_grad for a in args[5:]):
             results = Recurrence.apply(*args)
@@ -198,6 +220,9 @@ class FusedBackend:
         extra = sorted(set(layer.cell_options) - {"nonlinearity", "layer_norm", "recurrent_dropout", "zoneout"})
         if extra:
             return f"the fused kernels have no cell options {extra}"
+        if layer.cell_for(0, 0).has_extras and ops.watched(x):
+            return ("the fused kernels for layer_norm, recurrent_dropout and zoneout are not a registered operator: "
+                    "they run in plain eager mode only, not under compile, tracing, export or torch.func")
         if x.device.type != "cpu":
             return f"the fused kernels run on the CPU, the input is on {x.device}"
         if x.dtype not in (torch.float32, torch.float64):
@@ -215,13 +240,21 @@ class FusedBackend:
         faster here at every batch (1.1-1.75× against native's 0.95-1.15×; with lengths about even), and GRU and
         simple RNN have no oneDNN kernel.
         """
+        if x.device.type == "cpu" and torch.is_autocast_enabled("cpu"):
+            return 30.0  # float32 under autocast, as torch.nn.GRU (oneDNN's bfloat16 LSTM needs AVX-512 BF16)
         rows = x.shape[1] if x.dim() == 3 else 1
         if layer.cell_type is LSTMCell and not training and rows >= 8:
             return 5.0
         return 20.0
 
     def run(self, layer, x: Tensor, hx, lengths: Tensor | None):
-        if torch.is_grad_enabled() and torch.is_inference_mode_enabled():
+        if x.device.type == "cpu" and torch.is_autocast_enabled("cpu"):
+            # torch.nn.GRU under CPU autocast runs, and returns, float32: so does this engine, in the parameters'
+            # dtype, whatever autocast would do to the projection (the kernels take no bfloat16).
+            dtype = layer.params_for(0, 0)["weight_hh"].dtype
+            with torch.autocast("cpu", enabled=False):
+                return self.run(layer, x.to(dtype), None if hx is None else tuple(s.to(dtype) for s in hx), lengths)
+        if torch.is_grad_enabled() and _inference_mode():
             # enable_grad() inside inference_mode(): autograd records nothing there anyway, but a Function
             # would try to save inference tensors for a backward that can never run.
             with torch.no_grad():

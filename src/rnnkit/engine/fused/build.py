@@ -12,6 +12,13 @@ Anything else (a foreign or edited file, a link, loose modes, no record) is rebu
 temporary directory, loaded from there, and copied into the cache atomically (temporary name, rename).
 ``provenance()`` says which happened and why.
 
+``RNNKIT_FUSED_SANITIZE=1`` builds them with AddressSanitizer and UndefinedBehaviorSanitizer (a cache entry of
+its own: the flags are part of the key); the process must then have ``libasan`` loaded first
+(``LD_PRELOAD=$(gcc -print-file-name=libasan.so)``, see ``tests/compat/test_fused_sanitized.py``).
+
+When the library loads, its own account of the Python ↔ C++ contract (kinds, gates, saved activations, the
+extras' fields, LayerNorm's eps) is checked against ``contract``; a library that disagrees is refused.
+
 ``RNNKIT_FUSED_ARCH`` chooses the instruction set: ``native`` (default, ``-march=native``), ``avx2``
 (``-march=x86-64-v3``) or ``portable`` (baseline x86-64, or the compiler's default elsewhere: no AVX, no
 intrinsics, and none of MKL's extensions to the BLAS, each replaced by its fallback: the path of an ARM
@@ -38,6 +45,7 @@ from pathlib import Path
 import torch
 
 from rnnkit.engine import cache
+from rnnkit.engine.fused import contract
 
 SOURCE = Path(__file__).with_name("kernels.cpp")
 SOURCES = (SOURCE, *(SOURCE.with_name(h) for h in ("kernels_extras.h", "kernels_forward.h", "kernels_threads.h")))
@@ -64,8 +72,22 @@ def arch() -> str:
     return name
 
 
+# Frame pointers and debug lines so the sanitizers' reports name the kernel's source line.
+# -O1 after -O3: a quicker build, and reports that point at the right line.
+SANITIZE_FLAGS = ["-O1", "-fsanitize=address,undefined", "-fno-sanitize-recover=undefined", "-fno-omit-frame-pointer",
+                  "-g"]
+
+
+def sanitize() -> bool:
+    """Whether to build with ASan and UBSan (``RNNKIT_FUSED_SANITIZE``, ``1`` or ``0``), checked."""
+    value = os.environ.get("RNNKIT_FUSED_SANITIZE", "0") or "0"
+    if value not in ("0", "1"):
+        raise ValueError(f"RNNKIT_FUSED_SANITIZE must be '0' or '1', got {value!r}")
+    return value == "1"
+
+
 def flags() -> list[str]:
-    return [*BASE_FLAGS[:1], *ARCHS[arch()], *BASE_FLAGS[1:]]
+    return [*BASE_FLAGS[:1], *ARCHS[arch()], *BASE_FLAGS[1:], *(SANITIZE_FLAGS if sanitize() else [])]
 
 
 def cpu_model() -> str:
@@ -155,13 +177,14 @@ def _build(compiler: str, name: str) -> ctypes.CDLL:
 
 
 class Extras(ctypes.Structure):
-    """Mirror of ``struct Extras`` in kernels.cpp: the cell extras' tensors (null where off)."""
+    """Mirror of ``struct Extras`` in kernels.cpp: the cell extras' tensors (null where off); fields from the
+    contract, which the library's own list is checked against at load."""
 
-    _fields_ = [(name, ctypes.c_void_p) for name in
-                ("rmask", "zh", "zc", "ln_w", "ln_b", "lnc_w", "lnc_b", "ct", "xh", "rs", "xhc", "rsc", "hin")]
+    _fields_ = [(name, ctypes.c_void_p) for name in contract.EXTRAS_FIELDS]
 
 
 def _bind(lib: ctypes.CDLL) -> ctypes.CDLL:
+    contract.check(lib)
     p, i = ctypes.c_void_p, ctypes.c_int
     extras = ctypes.POINTER(Extras)
     for suffix in ("f32", "f64"):
@@ -178,6 +201,13 @@ def _bind(lib: ctypes.CDLL) -> ctypes.CDLL:
         bwd.argtypes = [i, i, i, i, p, p, p, p, p, p, p, p, p, p, p, p, p, i, i, p]
         bwd.restype = None
     return lib
+
+
+def _asan_loaded() -> bool:
+    try:
+        return "libasan" in Path("/proc/self/maps").read_text()
+    except OSError:
+        return False
 
 
 def find_compiler() -> str | None:
@@ -197,6 +227,10 @@ def load() -> ctypes.CDLL | None:
         compiler = find_compiler()
         if compiler is None:
             reason = "no C++ compiler (g++) on PATH"
+        elif sanitize() and not _asan_loaded():
+            # dlopen of an ASan library into a process without the runtime first kills the process.
+            reason = ("RNNKIT_FUSED_SANITIZE=1 needs AddressSanitizer's runtime loaded first: run with "
+                      "LD_PRELOAD=$(gcc -print-file-name=libasan.so) ASAN_OPTIONS=detect_leaks=0")
         else:
             try:
                 name = _cache_name(compiler)
@@ -206,6 +240,8 @@ def load() -> ctypes.CDLL | None:
                     lib = _build(compiler, name)
                     provenance = f"built {cache.directory() / name} ({arch()}): " + (
                         "first use" if refused == NOT_BUILT else f"the cached one was refused: {refused}")
+            except contract.ContractError as err:
+                reason = f"the fused kernels were refused: {err}"
             except (OSError, RuntimeError, ValueError, subprocess.SubprocessError, AttributeError) as err:
                 reason = f"building the fused kernels failed: {err}"
     if reason is not None and reason != "disabled by RNNKIT_FUSED=0":
@@ -220,6 +256,7 @@ def provenance() -> str | None:
     return _state["provenance"]
 
 
+@torch.compiler.assume_constant_result  # loading is not traced: the compiler reads the answer once
 def failure() -> str | None:
     """Why the kernels could not be loaded, or ``None`` if they are loaded (builds them if needed)."""
     load()

@@ -13,6 +13,10 @@ with xp = LN_ih(x·W_ihᵀ) + biases computed by the caller (see ``backend``). B
     δW_hh = Σ_t δa_tᵀ·ĥ_t     δγ_hh = Σ δâ ⊙ â_norm     δβ_hh = Σ δâ (= δb_hh for GRU)   (LN_c alike)
 
 Shapes: xp (T, B, G·H); h0, c0, m (B, H); d (T, B, H); γ, β (G·H,) and (H,) for LN_c.
+
+No second derivatives here: a backward that is itself recorded (``create_graph=True``, ``torch.func``) raises
+``SecondOrderError`` rather than return a gradient without a graph (the plain cells recompute instead:
+``second_order``).
 """
 
 from __future__ import annotations
@@ -22,9 +26,20 @@ import ctypes
 import torch
 from torch import Tensor
 
+from rnnkit.engine.fused import boundary
 from rnnkit.engine.fused.buffers import scratch
 from rnnkit.engine.fused.build import Extras, load
-from rnnkit.engine.fused.recurrence import GATES, KINDS, _ptr
+from rnnkit.engine.fused.contract import GATES, KINDS, SAVED_EXT
+from rnnkit.engine.fused.recurrence import _kernel_dtype, _ptr
+
+
+class SecondOrderError(RuntimeError):
+    """A higher-order gradient was asked of a back end that cannot give one."""
+
+
+SECOND_ORDER_ERROR = ("rnnkit's fused back end has no second derivative for cells with layer_norm, recurrent_dropout "
+                      "or zoneout; use backend='native' or 'reference' for create_graph=True, gradient penalties "
+                      "and torch.func")
 
 
 def _kernels(dtype: torch.dtype):
@@ -76,7 +91,10 @@ class ExtrasRecurrence(torch.autograd.Function):
         c_T = xp.new_empty(batch, hidden) if lstm else None
         w_t = c["w_hh"].t().contiguous()
         extras = _struct({**c, **buf})
-        forward_kernel, _ = _kernels(xp.dtype)
+        dtype = _kernel_dtype(c["xp"], "extras forward")
+        _check(dtype, kind, steps, batch, hidden, layout, {**c, **buf, "out": out, "work": work, "w_t": w_t,
+                                                            "h_T": h_T, "c_T": c_T})
+        forward_kernel, _ = _kernels(dtype)
         forward_kernel(kind, run, batch, hidden, _ptr(c["xp"]), _ptr(c["h0"]), _ptr(c["c0"]), _ptr(w_t),
                        _ptr(c["b_hh"]), _ptr(batch_sizes), _ptr(out), _ptr(buf["cs"]), _ptr(buf["gates"]),
                        _ptr(work), _ptr(h_T), _ptr(c_T), threads, ctypes.byref(extras), chunks, _ptr(starts))
@@ -90,8 +108,9 @@ class ExtrasRecurrence(torch.autograd.Function):
         return (out, h_T, c_T) if lstm else (out, h_T)
 
     @staticmethod
-    @torch.autograd.function.once_differentiable
     def backward(ctx, d_out: Tensor, d_hT: Tensor, d_cT: Tensor | None = None):
+        if torch.is_grad_enabled():
+            raise SecondOrderError(SECOND_ORDER_ERROR)
         s = dict(zip(ctx.names, ctx.saved_tensors, strict=True))
         kind, out = ctx.kind, s["out"]
         steps, batch, hidden = out.shape
@@ -112,7 +131,11 @@ class ExtrasRecurrence(torch.autograd.Function):
         tmp = out.new_empty(batch, hidden)
         d_out = d_out.contiguous()
         extras = _struct(s)
-        _, backward_kernel = _kernels(out.dtype)
+        dtype = _kernel_dtype(out, "extras backward")
+        _check(dtype, kind, steps, batch, hidden, (s["batch_sizes"], ctx.starts),
+               {**s, "d_out": d_out, "d_xp": d_xp, "d_a": d_a, "d_h": d_h, "d_c": d_c, "tmp": tmp,
+                "d_ln_w": d_ln_w, "d_ln_b": d_ln_b, "d_lnc_w": d_lnc_w, "d_lnc_b": d_lnc_b}, chunks)
+        _, backward_kernel = _kernels(dtype)
         backward_kernel(kind, run, batch, hidden, _ptr(d_out), _ptr(out), _ptr(s["h0"]), _ptr(s["cs"]),
                         _ptr(s["c0"]), _ptr(s["gates"]), _ptr(s["w_hh"]), _ptr(s["batch_sizes"]), _ptr(d_xp),
                         _ptr(d_a), _ptr(d_h), _ptr(d_c), _ptr(d_ln_w), _ptr(d_ln_b), _ptr(d_lnc_w),
@@ -131,3 +154,26 @@ class ExtrasRecurrence(torch.autograd.Function):
         d_c0 = d_c if ctx.needs_input_grad[6] else None
         return (None, None, None, None, d_xp, d_h, d_c0, d_w, d_b, None, None, None, d_ln_w,
                 None if d_ln_b is None or s["ln_w"] is None else d_ln_b.clone(), d_lnc_w, d_lnc_b)
+
+
+def _check(dtype, kind: int, steps: int, batch: int, hidden: int, layout, t: dict, chunks: int = 0) -> None:
+    """Every tensor the extras kernels read or write, checked against its shape (``boundary``)."""
+    boundary.check_layout(*layout, batch, steps)
+    gh, lstm = GATES[kind] * hidden, kind == KINDS["lstm"]
+    seq, row, seq_gh = (steps, batch, hidden), (batch, hidden), (steps, batch, gh)
+    shapes = dict(xp=seq_gh, h0=row, c0=row, w_hh=(gh, hidden), w_t=(hidden, gh), b_hh=(gh,), rmask=row, zh=seq,
+                  zc=seq, ln_w=(gh,), ln_b=(gh,), lnc_w=(hidden,), lnc_b=(hidden,), out=seq, cs=seq,
+                  gates=(steps, batch, SAVED_EXT[kind] * hidden), ct=seq, xh=seq_gh, rs=(steps, batch), xhc=seq,
+                  rsc=(steps, batch), hin=row, work=(batch, gh), h_T=row, c_T=row, d_out=seq, d_xp=seq_gh,
+                  d_a=seq_gh, d_h=row, d_c=row, tmp=row, d_ln_w=(chunks, gh), d_ln_b=(chunks, gh),
+                  d_lnc_w=(chunks, hidden), d_lnc_b=(chunks, hidden))
+    boundary.check("extras kernels", dtype, **{name: (value, shapes[name]) for name, value in t.items()
+                                                if name in shapes})
+    needed = [("c0", lstm), ("cs", lstm), ("ct", lstm), ("ln_b", t.get("ln_w") is not None),
+              ("lnc_b", t.get("lnc_w") is not None), ("xh", t.get("ln_w") is not None),
+              ("rs", t.get("ln_w") is not None), ("xhc", t.get("lnc_w") is not None),
+              ("rsc", t.get("lnc_w") is not None), ("hin", t.get("rmask") is not None),
+              ("b_hh", kind == KINDS["gru"])]
+    missing = [name for name, need in needed if need and name in t and t[name] is None]
+    if missing:
+        raise boundary.FusedBoundaryError(f"rnnkit's fused extras kernels: kind {kind} needs {missing}, got none")

@@ -267,7 +267,28 @@ extern "C" {
 
 #define RK_EXPORT __attribute__((visibility("default")))
 
-RK_EXPORT int rk_version() { return 5; }
+RK_EXPORT int rk_version() { return 6; }
+
+// The kernels' side of rnnkit.engine.fused.contract, checked by the loader: version, number of kinds, then per
+// kind its gates, its saved activations (plain, then extras; in units of H), then struct Extras' field count
+// and size, and the size of the index type (batch_sizes, starts). Returns the count written (at most n).
+RK_EXPORT int rk_contract(int64_t* out, int n) {
+  std::vector<int64_t> v{rk_version(), 4};
+  for (int k : {RNN_TANH, RNN_RELU, LSTM, GRU}) v.push_back(gates_of(k));
+  for (int k : {RNN_TANH, RNN_RELU, LSTM, GRU}) v.push_back(saved_of(k, 1, false));
+  for (int k : {RNN_TANH, RNN_RELU, LSTM, GRU}) v.push_back(saved_of(k, 1, true));
+  v.push_back(int64_t(sizeof(kExtrasFields) / sizeof(kExtrasFields[0])));
+  v.push_back(int64_t(sizeof(Extras)));
+  v.push_back(int64_t(sizeof(int64_t)));
+  const int count = std::min(n, int(v.size()));
+  for (int i = 0; i < count; ++i) out[i] = v[i];
+  return count;
+}
+RK_EXPORT const char* rk_extras_field(int i) {
+  const int count = int(sizeof(kExtrasFields) / sizeof(kExtrasFields[0]));
+  return i >= 0 && i < count ? kExtrasFields[i] : "";
+}
+RK_EXPORT double rk_ln_eps() { return kLnEps; }
 
 // chunks < 0: the rows are one block whose hidden units are split across −chunks threads (forward only).
 #define RK_DEFINE(SUFFIX, S)                                                                                   \

@@ -9,6 +9,8 @@
 //   ln_w, ln_b (GH)   LN_hh on a = ĥ·W_hhᵀ; saves xh (T, B, GH) = normalised a and rs (T, B) = 1/σ
 //   lnc_w, lnc_b (H)  LSTM's LN_c on c̃ before tanh; saves xhc (T, B, H), rsc (T, B)
 // Always saved: gates (T, B, 4H) as in the plain kernels, for RNN (T, B, H) = h̃; ct (T, B, H) = LSTM's c̃.
+constexpr double kLnEps = 1e-5;  // LayerNorm's eps: rk_ln_eps(), checked against the contract at load
+
 template <typename S>
 inline void ln_forward(int n, S* v, const S* w, const S* b, S* xhat, S* rstd) {
   S mean = 0, var = 0;
@@ -17,7 +19,7 @@ inline void ln_forward(int n, S* v, const S* w, const S* b, S* xhat, S* rstd) {
   mean /= n;
 #pragma omp simd reduction(+ : var)
   for (int j = 0; j < n; ++j) { S d = v[j] - mean; var += d * d; }
-  S r = S(1) / std::sqrt(var / n + S(1e-5));
+  S r = S(1) / std::sqrt(var / n + S(kLnEps));
   *rstd = r;
 #pragma omp simd
   for (int j = 0; j < n; ++j) { S xh = (v[j] - mean) * r; xhat[j] = xh; v[j] = xh * w[j] + b[j]; }
@@ -39,17 +41,27 @@ inline void ln_backward(int n, const S* dy, const S* w, const S* xhat, S rstd, S
   for (int j = 0; j < n; ++j) dv[j] = rstd * (dy[j] * w[j] - mg - xhat[j] * mgx);
 }
 
+// The fields of struct Extras, in order, once: the struct and the names rk_extras_field() reports (the loader
+// compares them with rnnkit.engine.fused.contract.EXTRAS_FIELDS) are both made from these lists.
+#define RK_EXTRAS_INPUTS(X) X(rmask) X(zh) X(zc) X(ln_w) X(ln_b) X(lnc_w) X(lnc_b)
+#define RK_EXTRAS_OUTPUTS(X) X(ct) X(xh) X(rs) X(xhc) X(rsc) X(hin)
+#define RK_EXTRAS_IN(name) const void* name;
+#define RK_EXTRAS_OUT(name) void* name;
+#define RK_EXTRAS_NAME(name) #name,
 struct Extras {
-  const void *rmask, *zh, *zc, *ln_w, *ln_b, *lnc_w, *lnc_b;
-  void *ct, *xh, *rs, *xhc, *rsc, *hin;
+  RK_EXTRAS_INPUTS(RK_EXTRAS_IN)
+  RK_EXTRAS_OUTPUTS(RK_EXTRAS_OUT)
 };
+constexpr const char* kExtrasFields[] = {RK_EXTRAS_INPUTS(RK_EXTRAS_NAME) RK_EXTRAS_OUTPUTS(RK_EXTRAS_NAME)};
+static_assert(sizeof(Extras) == sizeof(kExtrasFields) / sizeof(kExtrasFields[0]) * sizeof(void*),
+              "struct Extras: one pointer per field");
 
 template <typename S>
 void forward_ext(int kind, int T, int B, int H, const S* xp, const S* h0, const S* c0, const S* w_t, const S* b_hh,
                  const int64_t* bs, S* out, S* cs, S* gates, S* work, S* hT, S* cT, const Extras& e) {
   const int G = gates_of(kind), GH = G * H;
   const int64_t step = int64_t(B) * H;
-  const int saved = kind == LSTM || kind == GRU ? 4 * H : H;
+  const int saved = saved_of(kind, H, true);
   const S *rmask = (const S*)e.rmask, *zh = (const S*)e.zh, *zc = (const S*)e.zc;
   const S *ln_w = (const S*)e.ln_w, *ln_b = (const S*)e.ln_b, *lnc_w = (const S*)e.lnc_w, *lnc_b = (const S*)e.lnc_b;
   S *ct = (S*)e.ct, *xh = (S*)e.xh, *rs = (S*)e.rs, *xhc = (S*)e.xhc, *rsc = (S*)e.rsc, *hin = (S*)e.hin;
@@ -127,7 +139,7 @@ void backward_ext(int kind, int T, int B, int H, const S* dout, const S* out, co
                   S* dlnc_w, S* dlnc_b, S* tmp, const Extras& e) {
   const int G = gates_of(kind), GH = G * H;
   const int64_t step = int64_t(B) * H;
-  const int saved = kind == LSTM || kind == GRU ? 4 * H : H;
+  const int saved = saved_of(kind, H, true);
   const S *rmask = (const S*)e.rmask, *zh = (const S*)e.zh, *zc = (const S*)e.zc;
   const S *ln_w = (const S*)e.ln_w, *lnc_w = (const S*)e.lnc_w, *lnc_b = (const S*)e.lnc_b;
   const S *ct = (const S*)e.ct, *xh = (const S*)e.xh, *rs = (const S*)e.rs, *xhc = (const S*)e.xhc;
