@@ -262,7 +262,15 @@ class FusedBackend:
         steps, batch = x.shape[0], x.shape[1]
         if lengths is not None and bool((lengths == steps).all()):
             lengths = None
-        order, rows = layout(lengths, steps, batch)
+        if lengths is None and ops.watched(x):
+            # Traced, compiled or exported: the operator cuts the rows itself when it runs, and nothing here may
+            # branch on the batch size (a guard on it would pin the graph to the traced size, e.g. the blocks at
+            # 2 threads are min(2, B // 4)). threads 0 (torch's BLAS setting) and units 1 (no split) suit any size.
+            order, rows, threads, units = None, None, 0, 1
+        else:
+            order, rows = layout(lengths, steps, batch)
+            threads = _blas_threads(layer, batch, x.element_size())
+            units = _unit_threads(layer, batch, x.element_size())
         if order is not None:
             lengths = lengths[order]
             index = order.to(x.device)
@@ -270,8 +278,6 @@ class FusedBackend:
             if hx is not None:
                 hx = tuple(s.index_select(1, index) for s in hx)
         padded = lengths is not None
-        threads = _blas_threads(layer, batch, x.element_size())
-        units = _unit_threads(layer, batch, x.element_size())
 
         def direction(layer, k, d, x_d, h0, lengths, record=None):
             return run_direction(layer, k, d, x_d, h0, rows, padded, threads, order, units)
