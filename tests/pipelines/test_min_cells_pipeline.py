@@ -11,7 +11,7 @@ import torch
 from rnnkit.api.classifier import Classifier, train_classifier
 from rnnkit.api.data_config import ClassifierDataConfig
 from rnnkit.api.language_model import LanguageModel, train_language_model
-from rnnkit.export import ExportError, export_onnx
+from rnnkit.export import export_onnx, load_onnx
 from rnnkit.models.config import ClassifierConfig, LanguageModelConfig
 from rnnkit.models.language_model import RNNLanguageModel, detach_state
 from rnnkit.training import TrainConfig
@@ -54,7 +54,7 @@ def test_language_model_trains_saves_loads_and_generates(tmp_path):
     assert len(loaded.generate("Shall", 30, temperature=0.5, seed=2)) == 30
 
 
-def test_classifier_trains_saves_loads_predicts_and_refuses_onnx_export(tiny_csv, tmp_path):
+def test_classifier_trains_saves_loads_predicts_and_exports_to_onnx(tiny_csv, tmp_path):
     data = ClassifierDataConfig(data=str(tiny_csv["train"]), valid_data=str(tiny_csv["valid"]),
                                 test_data=str(tiny_csv["test"]), min_freq=1, embeddings="random")
     config = ClassifierConfig(cell="minlstm", embedding_dim=16, hidden_size=16, bidirectional=True)
@@ -66,9 +66,9 @@ def test_classifier_trains_saves_loads_predicts_and_refuses_onnx_export(tiny_csv
     together = loaded.predict_proba(texts)  # batched together: the short text is padded
     np.testing.assert_allclose(together, clf.predict_proba(texts), atol=1e-6)
     np.testing.assert_allclose(together, np.vstack([loaded.predict_proba([t]) for t in texts]), atol=1e-6)
-    with pytest.raises(ExportError, match="MinLSTMCell"):
-        export_onnx(loaded, tmp_path / "model.onnx")
-    assert not (tmp_path / "model.onnx").exists()
+    result = export_onnx(loaded, tmp_path / "model.onnx")
+    assert result.parity["float32"]["max_abs_diff"] <= 1e-5
+    np.testing.assert_allclose(load_onnx(result.path).predict_proba(texts), together, atol=1e-5)
 
 
 def test_config_checks_the_minimal_cells_back_ends():
