@@ -94,10 +94,8 @@ TEXTS = ["the team and the goal", "bank", "profit of the market and a phone with
 @pytest.mark.parametrize("form", ["plain", "log"])
 def test_classifier_export_passes_parity_and_predicts_as_torch(cell, form, tmp_path):
     torch.manual_seed(0)
-    clf = tiny_classifier(cell=cell, num_layers=2, bidirectional=True, pooling="last+max+mean")
-    for module in clf.model.modules():  # the form is a layer argument (no config field): set it on the cells
-        if hasattr(module, "form"):
-            module.form = form
+    clf = tiny_classifier(cell=cell, cell_form=form, num_layers=2, bidirectional=True, pooling="last+max+mean")
+    assert clf.model.encoder.rnn.form == form
     result = export_onnx(clf, tmp_path / "m.onnx")
     parity = result.parity["float32"]
     assert parity["max_abs_diff"] <= TOL and parity["top1_agreement"] == 1.0
@@ -106,9 +104,11 @@ def test_classifier_export_passes_parity_and_predicts_as_torch(cell, form, tmp_p
 
 
 @pytest.mark.parametrize("cell", sorted(LAYERS))
-def test_language_model_export_generates_as_torch(cell, tmp_path):
+@pytest.mark.parametrize("form", ["plain", "log"])
+def test_language_model_export_generates_as_torch(cell, form, tmp_path):
     torch.manual_seed(0)
-    lm = tiny_language_model(cell=cell, num_layers=2, tie_weights=True)
+    lm = tiny_language_model(cell=cell, cell_form=form, num_layers=2, tie_weights=True)
+    assert lm.model.layers[0].form == form
     result = export_onnx(lm, tmp_path / "lm.onnx")
     assert result.parity["float32"]["max_abs_diff"] <= TOL
     onnx_lm = load_onnx(result.path)

@@ -110,3 +110,24 @@ def test_preflight_counts_the_parameters_the_stack_has(cell):
     config = EncoderConfig(cell=cell, embedding_dim=5, hidden_size=7, num_layers=2, bidirectional=True)
     built = sum(p.numel() for p in Encoder(config, 11).parameters())
     assert stack_parameters(config, 11, bidirectional=True) == built
+
+
+def test_cell_form_is_a_config_field_and_old_configs_load_as_plain():
+    from rnnkit.models.config import ClassifierConfig, EncoderConfig, from_dict
+    from rnnkit.models.encoder import Encoder
+
+    model = RNNLanguageModel(LanguageModelConfig(cell="minlstm", cell_form="log", embedding_dim=4, hidden_size=6,
+                                                 num_layers=2), 11)
+    assert [layer.cell_for(0, 0).form for layer in model.layers] == ["log", "log"]
+    encoder = Encoder(EncoderConfig(cell="mingru", cell_form="log", embedding_dim=4, hidden_size=6, num_layers=2), 11)
+    assert {encoder.rnn.cell_for(k, d).form for k in range(2) for d in range(2)} == {"log"}
+    # A config saved before the field existed (every such minimal-cell model ran the plain form).
+    saved = {k: v for k, v in vars(ClassifierConfig(cell="mingru")).items() if k != "cell_form"}
+    assert from_dict(ClassifierConfig, saved).cell_form == "plain"
+    with pytest.raises(ValueError, match=r"cell_form must be one of \['log', 'plain'\], got 'exp'"):
+        LanguageModelConfig(cell="mingru", cell_form="exp")
+    with pytest.raises(ValueError, match="cell_form='log' applies to mingru and minlstm only, got cell='gru'"):
+        ClassifierConfig(cell="gru", cell_form="log")
+    with pytest.raises(ValueError, match="backend 'log-scan' needs form='log'"):
+        LanguageModelConfig(cell="mingru", backend="log-scan")
+    assert LanguageModelConfig(cell="mingru", cell_form="log", backend="log-scan").backend == "log-scan"
