@@ -8,6 +8,7 @@ import pytest
 import torch
 
 import rnnkit
+from rnnkit.api.language_model import LanguageModel
 from rnnkit.cli.main import main
 from rnnkit.export import export_onnx, layer_graph, load_onnx
 from rnnkit.export.runtime import make_session
@@ -155,7 +156,7 @@ def _trained_classifier():
 
 
 def _trained_language_model():
-    lm = tiny_language_model(cell="mingru")
+    lm = tiny_language_model(cell="mingru", cell_form="log")
     ids = torch.tensor(lm.vocab.encode(list("abc def gah. " * 8))).unsqueeze(0)
     _fit(lm.model, lambda net: torch.nn.functional.cross_entropy(net(ids[:, :-1])[0].flatten(0, 1),
                                                                   ids[0, 1:]))
@@ -166,6 +167,7 @@ def test_cli_export_then_predict_and_generate_with_onnx(tmp_path, capsys):
     torch.manual_seed(0)
     clf_dir = _trained_classifier().save(tmp_path / "clf" / "model").parent
     lm_dir = _trained_language_model().save(tmp_path / "lm" / "model").parent
+    assert LanguageModel.load(lm_dir).model.layers[0].form == "log"  # the config field travels with the model
     for folder in (clf_dir, lm_dir):
         assert "parity float32: max |onnx - torch|" in _run(capsys, "export", str(folder), "--format", "onnx")
     texts = ["the team and the goal", "bank profit"]
