@@ -13,7 +13,8 @@ Layouts (torch.nn / rnnkit → ONNX), per direction:
 
 Cell extras: recurrent dropout is the identity at inference, so it exports as the plain cell. Layer
 normalisation inside the cell and zoneout (whose eval-mode blend h = (1-p)·h̃ + p·h_prev feeds every later
-step) have no ONNX operator: layers using them run as a Scan over time with the step written out (``scan.py``).
+step) have no ONNX operator: layers using them run as a Scan over time with the step written out (``scan.py``),
+as do the minimal cells, minGRU and minLSTM (``minimal.py``: the recurrence h_t = a_t ⊙ h_(t-1) + b_t alone).
 """
 
 from __future__ import annotations
@@ -23,6 +24,7 @@ from torch import Tensor
 
 from rnnkit.cells import GRUCell, LSTMCell, RNNCell
 from rnnkit.export.graph import INT64, GraphBuilder
+from rnnkit.export.minimal import MINIMAL_CELLS
 from rnnkit.export.scan import needs_scan, scan_layer
 
 # torch's gate blocks in ONNX's order, per cell.
@@ -37,9 +39,10 @@ class ExportError(ValueError):
 def check_exportable(layer) -> None:
     """Raise ExportError naming what an rnnkit Recurrent layer uses that the export cannot write."""
     cell = layer.cell_type
-    if cell not in _OP:
+    if cell not in _OP and cell not in MINIMAL_CELLS:
+        known = ", ".join(c.__name__ for c in (*_OP, *MINIMAL_CELLS))
         raise ExportError(f"cannot export a layer of the custom cell {cell.__name__}: the export knows the steps "
-                          "of RNNCell, GRUCell and LSTMCell only")
+                          f"of {known} only")
     proj_size = layer.cell_options.get("proj_size", 0)
     if proj_size:
         raise ExportError(f"cannot export an LSTM with proj_size={proj_size}: ONNX's LSTM operator has no "

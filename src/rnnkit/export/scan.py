@@ -11,7 +11,8 @@ once (``W_ih x``, its LayerNorm and bias), then a Scan whose body is one step of
 
 Padding follows the reference back end: past its length a sequence keeps its state and outputs zeros. The
 reverse direction reads each sequence backwards from its own last token (ReverseSequence before and after).
-Slower than the fused operators (one body call per step), but exact.
+Slower than the fused operators (one body call per step), but exact. The minimal cells (minGRU, minLSTM) have
+no ONNX operator either and run as a Scan too, with a body of their own (``minimal.py``).
 """
 
 from __future__ import annotations
@@ -21,9 +22,12 @@ from torch import Tensor
 from rnnkit.cells import GRUCell, LSTMCell
 from rnnkit.cells.extras import EPS
 from rnnkit.export.graph import BOOL, FLOAT, GraphBuilder
+from rnnkit.export.minimal import is_minimal, minimal_direction
 
 
 def needs_scan(layer) -> bool:
+    if is_minimal(layer):
+        return True
     options = layer.cell_options
     return bool(options.get("layer_norm")) or options.get("zoneout", 0.0) > 0
 
@@ -118,10 +122,11 @@ def scan_layer(g: GraphBuilder, layer, k: int, x: str, lens: str | None, h0: str
             return zeros
         return g.op("Squeeze", [g.op("Slice", [state, g.ints([d]), g.ints([d + 1]), g.ints([0])]), g.ints([0])])
 
+    direction = minimal_direction if is_minimal(layer) else scan_direction
     ys, hs, cs = [], [], []
     for d in range(layer.num_directions):
         c_d = row(c0, d) if layer.cell_type is LSTMCell else None
-        y, h, c = scan_direction(g, layer, k, d, x, lens, valid, row(h0, d), c_d, prefix)
+        y, h, c = direction(g, layer, k, d, x, lens, valid, row(h0, d), c_d, prefix)
         ys.append(y)
         hs.append(g.op("Unsqueeze", [h, g.ints([0])]))
         if c is not None:

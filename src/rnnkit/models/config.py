@@ -35,6 +35,10 @@ class RecurrentStackConfig:
     embedding_dropout: float = _help("dropout on the embeddings", default=0.1)
     backend: str = _help("recurrence back end: auto, native, reference, fused, ... (mingru, minlstm: auto, "
                          "reference or scan)", default="auto")
+    # Added after the minimal cells were first saved; "plain" is what those were trained with, so a saved config
+    # without the field loads as it was trained (no CLASSIFIER_FIELDS_BEFORE entry needed).
+    cell_form: str = _help("mingru, minlstm: plain (the paper's cells) or log (the log-space form: positive "
+                           "candidate and state)", default="plain")
 
     def __post_init__(self):
         check_choice("cell", self.cell, CELLS)
@@ -42,14 +46,25 @@ class RecurrentStackConfig:
             check_positive_int(name, getattr(self, name))
         check_probability("embedding_dropout", self.embedding_dropout)
         # Importing the engine registers every back end, so the name is checked here and not at the first batch.
+        self._check_cell_form()
         if self.cell in MINIMAL_CELLS:
+            from rnnkit.cells.minimal import check_backend_for_form
             from rnnkit.layers.minimal import BACKENDS
 
-            check_choice("backend", self.backend, BACKENDS)
+            check_backend_for_form(check_choice("backend", self.backend, BACKENDS), self.cell_form)
             return
         from rnnkit.engine import registry
 
         registry.check_backend_name(self.backend)
+
+
+    def _check_cell_form(self) -> None:
+        from rnnkit.cells.minimal import FORMS
+
+        check_choice("cell_form", self.cell_form, FORMS)
+        if self.cell_form != "plain" and self.cell not in MINIMAL_CELLS:
+            raise ValueError(f"cell_form={self.cell_form!r} applies to {' and '.join(MINIMAL_CELLS)} only, "
+                             f"got cell={self.cell!r}")
 
 
 @dataclass

@@ -18,9 +18,9 @@ def make_recurrent(config: EncoderConfig, input_size: int) -> nn.Module:
     if config.cell == "gru":
         return GRU(**kw)
     if config.cell == "mingru":
-        return MinGRU(**kw)
+        return MinGRU(form=config.cell_form, **kw)
     if config.cell == "minlstm":
-        return MinLSTM(**kw)
+        return MinLSTM(form=config.cell_form, **kw)
     return RNN(nonlinearity="relu" if config.cell == "rnn_relu" else "tanh", **kw)
 
 

@@ -101,7 +101,7 @@ def direction_view(encoder: Encoder, direction: str) -> nn.Module:
             raise ValueError(f"a unidirectional encoder has no {direction!r} direction")
         return encoder.rnn
     single = EncoderConfig(cell=config.cell, embedding_dim=config.embedding_dim, hidden_size=config.hidden_size,
-                           num_layers=1, bidirectional=False, backend=config.backend)
+                           num_layers=1, bidirectional=False, backend=config.backend, cell_form=config.cell_form)
     view = make_recurrent(single, config.embedding_dim)
     suffix = "_reverse" if direction == "backward" else ""
     for name in list(view._parameters):

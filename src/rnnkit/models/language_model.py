@@ -37,7 +37,7 @@ class RNNLanguageModel(nn.Module):
         layers = []
         for k in range(config.num_layers):
             sub = EncoderConfig(cell=config.cell, embedding_dim=config.embedding_dim, hidden_size=config.hidden_size,
-                                num_layers=1, bidirectional=False, backend=config.backend)
+                                num_layers=1, bidirectional=False, backend=config.backend, cell_form=config.cell_form)
             layers.append(make_recurrent(sub, config.embedding_dim if k == 0 else config.hidden_size))
         self.layers = nn.ModuleList(layers)
         self.projection = None
