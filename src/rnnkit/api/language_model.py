@@ -9,13 +9,14 @@ from __future__ import annotations
 import sys
 import time
 from collections.abc import Iterator
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import torch
 
 from rnnkit.api.checkpoints import build_saved, open_checkpoint
 from rnnkit.api.preflight import check_corpus_sizes, check_language_model_run
+from rnnkit.config_fields import help_field as _help
 from rnnkit.data import DataError, TextSplits, Vocabulary, load_bundled
 from rnnkit.data.bundled import bundled_names
 from rnnkit.data.decoding import read_bytes
@@ -38,10 +39,6 @@ LM_TRAIN_DEFAULTS = dict(batch_size=64, lr=2e-3, epochs=50, patience=None, warmu
                          eval_every=250, weight_decay=0.01, checkpoint_every="5s")
 # mmap="auto" streams texts larger than this through a memory-mapped token-id cache instead of reading them whole.
 MMAP_AUTO_BYTES = 256 << 20
-
-
-def _help(text: str, **kw):
-    return field(metadata={"help": text}, **kw)
 
 
 @dataclass

@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field, fields
+from dataclasses import dataclass, fields
 
+from rnnkit.config_fields import help_field as _help
 from rnnkit.models.ngrams import WEIGHTINGS
 from rnnkit.models.pooling import parse_pooling
 from rnnkit.validation import (
@@ -18,10 +19,6 @@ MINIMAL_CELLS = ("mingru", "minlstm")  # gates from x_t only (rnnkit.layers.mini
 CELLS = ("lstm", "gru", "rnn", "rnn_relu", *MINIMAL_CELLS)
 NGRAM_PATHS = ("none", "logits", "features")
 NGRAM_WEIGHTINGS = ("auto", *WEIGHTINGS)  # "auto" is settled to one of the bag's own before it is built
-
-
-def _help(text: str, **kw):
-    return field(metadata={"help": text}, **kw)
 
 
 @dataclass
