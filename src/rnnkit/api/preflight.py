@@ -30,7 +30,6 @@ if TYPE_CHECKING:  # both modules import this one
     from rnnkit.api.language_model import CorpusConfig
     from rnnkit.training.ulmfit import PretrainConfig
 
-_GATES = {"lstm": 4, "gru": 3, "rnn": 1, "rnn_relu": 1, "mingru": 2, "minlstm": 3}
 # Float32 weights, their gradients, AdamW's two moments and the trainer's copy of the best weights.
 _COPIES_IN_MEMORY = 5
 _REPORT_BYTES = 2 << 20  # metrics, report text and two PNGs, generously
@@ -204,14 +203,17 @@ def _probe_writable(folder: Path | None, option: str, target: Path) -> None:
 
 def stack_parameters(config: RecurrentStackConfig, vocab_size: int, bidirectional: bool) -> int:
     """Parameters of the embedding and the recurrent stack (what dominates every model here)."""
+    from rnnkit.models.encoder import CELL_CLASSES  # the cell classes (and torch) only when counting
+
     directions = 2 if bidirectional else 1
+    gates = CELL_CLASSES[config.cell].gates
     hidden, total = config.hidden_size, vocab_size * config.embedding_dim
     # Per gate row: the input weights, the recurrent weights and two biases; minimal cells have neither
     # weight_hh nor bias_hh.
     recurrent = 0 if config.cell in MINIMAL_CELLS else hidden + 1
     for layer in range(config.num_layers):
         inputs = config.embedding_dim if layer == 0 else hidden * directions
-        total += directions * _GATES[config.cell] * hidden * (inputs + 1 + recurrent)
+        total += directions * gates * hidden * (inputs + 1 + recurrent)
     return total
 
 

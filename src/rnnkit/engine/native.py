@@ -120,7 +120,7 @@ def _hold_column(weights: list[Tensor], hidden: int) -> Tensor | None:
     big = float(bound) + 1e4
     if not big < torch.finfo(w_ih.dtype).max / 4:
         return None
-    column = w_ih.new_zeros(4 * hidden, 1)
+    column = w_ih.new_zeros(LSTMCell.gates * hidden, 1)
     column[:hidden] = -big
     column[hidden:2 * hidden] = big
     return column

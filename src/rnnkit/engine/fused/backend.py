@@ -69,7 +69,7 @@ def _blas_threads(layer, batch: int, itemsize: int) -> int:
     """
     if _chunks(batch) > 1:
         return 0
-    gates = {RNNCell: 1, GRUCell: 3, LSTMCell: 4}[layer.cell_type]
+    gates = layer.cell_type.gates
     return 1 if gates * layer.hidden_size ** 2 * itemsize <= 1 << 18 else 0
 
 
@@ -97,7 +97,7 @@ def _unit_threads(layer, batch: int, itemsize: int) -> int:
     """
     if _chunks(batch) > 1:
         return 1
-    gates = {RNNCell: 1, GRUCell: 3, LSTMCell: 4}[layer.cell_type]
+    gates = layer.cell_type.gates
     share = gates * layer.hidden_size ** 2 * itemsize // max(1, SPLIT_BYTES_PER_THREAD)
     return max(1, min(*_cores(), layer.hidden_size, share))
 
