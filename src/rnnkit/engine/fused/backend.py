@@ -36,6 +36,7 @@ from rnnkit.engine.fused.extras import ExtrasRecurrence
 from rnnkit.engine.fused.recurrence import Recurrence
 from rnnkit.engine.fused.recurrence import infer as recurrence_infer
 from rnnkit.engine.stack import run_stack
+from rnnkit.lengths import full_as_dense, rank
 
 PLAIN = (RNNCell, LSTMCell, GRUCell)
 
@@ -117,7 +118,7 @@ def layout(lengths: Tensor | None, steps: int, batch: int) -> tuple[Tensor | Non
             return None, _even_layout.__wrapped__(steps, batch, chunks, False)
         return None, _even_layout(steps, batch, chunks, _inference_mode())
     starts = torch.tensor(bounds, dtype=torch.int64)
-    ranked = torch.argsort(lengths, descending=True, stable=True)
+    ranked = rank(lengths)
     order = torch.cat([ranked[c::chunks] for c in range(chunks)])
     run = int(lengths.max())
     t = torch.arange(run).unsqueeze(1)
@@ -260,8 +261,7 @@ class FusedBackend:
             with torch.no_grad():
                 return self.run(layer, x, hx, lengths)
         steps, batch = x.shape[0], x.shape[1]
-        if lengths is not None and bool((lengths == steps).all()):
-            lengths = None
+        lengths = full_as_dense(lengths, steps)
         order, rows = layout(lengths, steps, batch)
         if order is not None:
             lengths = lengths[order]
