@@ -24,6 +24,7 @@ from rnnkit.data.mmap_stream import build_cache, open_cache, text_bytes, text_fi
 from rnnkit.data.tokenizers import CharTokenizer, WordTokenizer
 from rnnkit.evaluation import plot_training_curves, write_report
 from rnnkit.generation import SamplingConfig, generate_pieces
+from rnnkit.generation.sampling import MAX_TOKENS, TEMPERATURE
 from rnnkit.models.config import LanguageModelConfig, from_dict
 from rnnkit.models.language_model import RNNLanguageModel
 from rnnkit.tasks.language_model import LanguageModelTask, score_ids
@@ -129,14 +130,14 @@ class LanguageModel:
     def encode(self, text: str) -> torch.Tensor:
         return torch.tensor(self.vocab.encode(self.tokenizer.tokenize(text)), dtype=torch.long)
 
-    def generate_iter(self, prompt: str = "", max_tokens: int = 200, temperature: float = 0.8,
+    def generate_iter(self, prompt: str = "", max_tokens: int = MAX_TOKENS, temperature: float = TEMPERATURE,
                       top_k: int | None = None, top_p: float | None = None, stop: str | None = None,
                       seed: int | None = None) -> Iterator[str]:
         """Yield text pieces as they are sampled (the prompt is not repeated)."""
         sampling = SamplingConfig(temperature=temperature, top_k=top_k, top_p=top_p)
         return generate_pieces(self.model, self.tokenizer, self.vocab, prompt, max_tokens, sampling, stop, seed)
 
-    def generate(self, prompt: str = "", max_tokens: int = 200, **options) -> str:
+    def generate(self, prompt: str = "", max_tokens: int = MAX_TOKENS, **options) -> str:
         return "".join(self.generate_iter(prompt, max_tokens, **options))
 
     def evaluate_text(self, text: str) -> dict[str, float]:
