@@ -23,6 +23,7 @@ from rnnkit.data.bundled import bundled_kind, bundled_names
 from rnnkit.models.config import MINIMAL_CELLS, ClassifierConfig, LanguageModelConfig, RecurrentStackConfig
 from rnnkit.models.pooling import parse_pooling
 from rnnkit.models.pretrained import wants_glove
+from rnnkit.outputs import output_folder_problem
 from rnnkit.validation import check_probability
 
 if TYPE_CHECKING:  # both modules import this one
@@ -178,15 +179,10 @@ def check_run_out(path: str | os.PathLike, option: str = "out_dir") -> None:
 
 def _nearest_folder(path: str | os.PathLike, option: str, start: Path) -> Path | None:
     """The folder the run would write in: ``start`` or, where it is missing, its nearest existing parent."""
-    if not str(path).strip():
-        raise ValueError(f"{option} is empty: give a folder to write the results in")
-    p = Path(path)
-    if p.exists() and not p.is_dir():
-        raise ValueError(f"{option} {p} is a file; it must be a folder or not exist yet")
-    existing = next((a for a in [start, *start.absolute().parents] if a.exists()), None)
-    if existing is not None and not existing.is_dir():
-        raise ValueError(f"{option} {p} cannot be made: {existing} is a file")
-    return existing
+    problem = output_folder_problem(path, option)
+    if problem is not None:
+        raise ValueError(problem)
+    return next((a for a in [start, *start.absolute().parents] if a.exists()), None)
 
 
 def _probe_writable(folder: Path | None, option: str, target: Path) -> None:

@@ -34,6 +34,7 @@ except ImportError:  # Windows: no advisory locks; concurrent runs to one --out 
     fcntl = None
 
 from rnnkit.models.config import CLASSIFIER_FIELDS_BEFORE
+from rnnkit.outputs import output_folder_problem
 from rnnkit.training.checkpoint import _swap_in, siblings_named
 from rnnkit.training.state import STATE_FILE, check_state_file, state_world_size
 from rnnkit.training.trainer import INTERRUPTED, NON_FINITE, RESUMABLE_CHANGES
@@ -86,8 +87,9 @@ class RunFolder:
         staging folder is never seen by another run before its lock is taken: a run only ever deletes or
         adopts a folder whose lock it holds, and no run can mistake another's for an abandoned one.
         """
-        if self.out.exists() and not self.out.is_dir():
-            raise RunFolderError(f"--out {self.out} exists and is not a folder")
+        problem = output_folder_problem(self.out, "--out")
+        if problem is not None:
+            raise RunFolderError(problem)
         if not self.resume:
             self.out.parent.mkdir(parents=True, exist_ok=True)
         with _locked_folder(self.out.parent):
