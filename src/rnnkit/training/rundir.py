@@ -33,7 +33,7 @@ try:
 except ImportError:  # Windows: no advisory locks; concurrent runs to one --out are then not detected
     fcntl = None
 
-from rnnkit.models.config import CLASSIFIER_FIELDS_BEFORE
+from rnnkit.models.config import ClassifierConfig
 from rnnkit.outputs import output_folder_problem
 from rnnkit.training.checkpoint import _swap_in, siblings_named
 from rnnkit.training.state import STATE_FILE, check_state_file, state_world_size
@@ -157,8 +157,8 @@ class RunFolder:
     def _check_settings(self, settings: dict[str, Any]) -> None:
         saved = read_settings(self.path)
         now, before = _flatten(settings), _flatten(saved)
-        # A field the saved run predates had, in effect, the value it was trained with (models/config.py).
-        added = {f"model.{name}": value for name, value in CLASSIFIER_FIELDS_BEFORE.items()}
+        # A field the saved run predates had, in effect, the value it was trained with (FIELDS_BEFORE).
+        added = {f"model.{name}": value for name, value in ClassifierConfig.FIELDS_BEFORE.items()}
         before.update({k: added[k] for k in now.keys() & added.keys() if k not in before})
         changed = sorted(k for k in now.keys() | before.keys()
                          if k not in CHANGEABLE_ON_RESUME and now.get(k) != before.get(k))
