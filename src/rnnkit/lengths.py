@@ -1,4 +1,4 @@
-"""Sequence lengths: validation, masks and per-sequence reversal.
+"""Sequence lengths: validation, the dense/ranked normal form the back ends run, masks and per-sequence reversal.
 
 Everything here is time-major: tensors are (T, B, ·) and ``lengths`` is a CPU
 int64 tensor of shape (B,), in the caller's batch order (never sorted).
@@ -36,6 +36,22 @@ def check_lengths(lengths, batch: int, steps: int) -> Tensor | None:
             f"lengths[{bad}] = {int(lengths[bad])} is longer than the input's {steps} time steps"
         )
     return lengths
+
+
+def full_as_dense(lengths: Tensor | None, steps: int) -> Tensor | None:
+    """``None`` where every sequence runs all ``steps`` (the call is dense), else ``lengths`` unchanged.
+
+    The back ends run such a call as dense, so the tuner keys and times it as dense too: all of them ask here.
+    """
+    # min() over a list: µs cheaper than a tensor comparison on the per-call path.
+    if lengths is not None and (lengths.numel() == 0 or min(lengths.tolist()) == steps):
+        return None
+    return lengths
+
+
+def rank(lengths: Tensor) -> Tensor:
+    """Row indices longest first, ties in batch order (stable): the order the packed kernels run rows in."""
+    return torch.argsort(lengths, descending=True, stable=True)
 
 
 def step_mask(lengths: Tensor, steps: int, device) -> Tensor:

@@ -61,3 +61,19 @@ def _reserve_temporary(path: Path) -> Path:
 
 def write_text_atomically(path: str | Path, text: str) -> Path:
     return write_atomically(path, lambda temporary: temporary.write_text(text, encoding="utf-8"))
+
+
+def output_folder_problem(path: str | os.PathLike, option: str) -> str | None:
+    """Why ``path`` (given as ``option``) cannot be a folder to write results in, or None.
+
+    The one wording of these refusals: the pre-flight checks and the run folder both ask here.
+    """
+    if not str(path).strip():
+        return f"{option} is empty: give a folder to write the results in"
+    p = Path(path)
+    if p.exists() and not p.is_dir():
+        return f"{option} {p} is a file; it must be a folder or not exist yet"
+    existing = next((a for a in [p, *p.absolute().parents] if a.exists()), None)
+    if existing is not None and not existing.is_dir():
+        return f"{option} {p} cannot be made: {existing} is a file"
+    return None

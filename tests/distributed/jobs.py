@@ -77,6 +77,20 @@ def _signal_at(task, step: int) -> None:
     task.train_step = step_then_signal
 
 
+def _count_reductions(world: World) -> list[int]:
+    """Count this world's all-reduces (rnnkit's own World methods, wrapped on this instance only)."""
+    count = [0]
+    for name in ("all_sum", "all_max", "all_sum_max"):
+        method = getattr(world, name)
+
+        def counted(*args, _method=method, **kw):
+            count[0] += 1
+            return _method(*args, **kw)
+
+        object.__setattr__(world, name, counted)
+    return count
+
+
 def run_job(spec: dict, world: World = SINGLE) -> dict:
     """Train one spec; return the final weights, the history and the reason the run ended.
 
@@ -89,12 +103,13 @@ def run_job(spec: dict, world: World = SINGLE) -> dict:
                          max_time=spec.get("max_time"), checkpoint_every=spec.get("checkpoint_every", "epoch"))
     if spec.get("signal_at") and world.rank == spec.get("signal_rank", 0):
         _signal_at(task, spec["signal_at"])
+    reductions = _count_reductions(world) if world.distributed else [0]
     trainer = Trainer(net, task, config, world=world, state_path=spec.get("state_path"))
     if spec.get("resume"):
         trainer.load_state(spec["state_path"])
     result = trainer.fit()
     return {"state": {k: v.clone() for k, v in net.state_dict().items()}, "history": result.history,
-            "steps": result.steps, "reason": result.reason, "signal": result.signal}
+            "steps": result.steps, "reason": result.reason, "signal": result.signal, "reductions": reductions[0]}
 
 
 def main(spec_file: str, out: str) -> int:

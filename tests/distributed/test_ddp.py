@@ -59,6 +59,14 @@ def test_two_processes_train_the_same_weights_as_one(ranks, name):
         assert [mine[k] for k in valid] == pytest.approx([theirs[k] for k in valid], rel=1e-9)
 
 
+def test_one_all_reduce_per_step(ranks):
+    """The step's sums and every after-step agreement (clock, stop, checkpoint due) share one all-reduce; what
+    is left is per epoch (the batch counts, the epoch's start and end checks), at most four of them."""
+    got = ranks[0]["lm-native-gru"]  # max_time set: every step needs the slowest clock too
+    epochs = 2
+    assert got["steps"] <= got["reductions"] <= got["steps"] + 4 * epochs
+
+
 def test_training_moved_the_weights(ranks):
     """The equivalence above is not two runs that both did nothing."""
     name = "lm-fused-lstm"

@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 from collections import Counter
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
+from rnnkit.config_fields import help_field as _help
 from rnnkit.data import (
     ClassificationSplits,
     DataError,
@@ -17,10 +18,6 @@ from rnnkit.data import (
 )
 from rnnkit.data.bundled import bundled_names
 from rnnkit.validation import check_choice, check_nonnegative_int, check_positive_int, check_probability
-
-
-def _help(text: str, **kw):
-    return field(metadata={"help": text}, **kw)
 
 
 @dataclass

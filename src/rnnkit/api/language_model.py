@@ -9,13 +9,14 @@ from __future__ import annotations
 import sys
 import time
 from collections.abc import Iterator
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import torch
 
 from rnnkit.api.checkpoints import build_saved, open_checkpoint
 from rnnkit.api.preflight import check_corpus_sizes, check_language_model_run
+from rnnkit.config_fields import help_field as _help
 from rnnkit.data import DataError, TextSplits, Vocabulary, load_bundled
 from rnnkit.data.bundled import bundled_names
 from rnnkit.data.decoding import read_bytes
@@ -23,6 +24,7 @@ from rnnkit.data.mmap_stream import build_cache, open_cache, text_bytes, text_fi
 from rnnkit.data.tokenizers import CharTokenizer, WordTokenizer
 from rnnkit.evaluation import plot_training_curves, write_report
 from rnnkit.generation import SamplingConfig, generate_pieces
+from rnnkit.generation.sampling import MAX_TOKENS, TEMPERATURE
 from rnnkit.models.config import LanguageModelConfig, from_dict
 from rnnkit.models.language_model import RNNLanguageModel
 from rnnkit.tasks.language_model import LanguageModelTask, score_ids
@@ -38,10 +40,6 @@ LM_TRAIN_DEFAULTS = dict(batch_size=64, lr=2e-3, epochs=50, patience=None, warmu
                          eval_every=250, weight_decay=0.01, checkpoint_every="5s")
 # mmap="auto" streams texts larger than this through a memory-mapped token-id cache instead of reading them whole.
 MMAP_AUTO_BYTES = 256 << 20
-
-
-def _help(text: str, **kw):
-    return field(metadata={"help": text}, **kw)
 
 
 @dataclass
@@ -132,14 +130,14 @@ class LanguageModel:
     def encode(self, text: str) -> torch.Tensor:
         return torch.tensor(self.vocab.encode(self.tokenizer.tokenize(text)), dtype=torch.long)
 
-    def generate_iter(self, prompt: str = "", max_tokens: int = 200, temperature: float = 0.8,
+    def generate_iter(self, prompt: str = "", max_tokens: int = MAX_TOKENS, temperature: float = TEMPERATURE,
                       top_k: int | None = None, top_p: float | None = None, stop: str | None = None,
                       seed: int | None = None) -> Iterator[str]:
         """Yield text pieces as they are sampled (the prompt is not repeated)."""
         sampling = SamplingConfig(temperature=temperature, top_k=top_k, top_p=top_p)
         return generate_pieces(self.model, self.tokenizer, self.vocab, prompt, max_tokens, sampling, stop, seed)
 
-    def generate(self, prompt: str = "", max_tokens: int = 200, **options) -> str:
+    def generate(self, prompt: str = "", max_tokens: int = MAX_TOKENS, **options) -> str:
         return "".join(self.generate_iter(prompt, max_tokens, **options))
 
     def evaluate_text(self, text: str) -> dict[str, float]:

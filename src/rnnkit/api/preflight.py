@@ -23,6 +23,7 @@ from rnnkit.data.bundled import bundled_kind, bundled_names
 from rnnkit.models.config import MINIMAL_CELLS, ClassifierConfig, LanguageModelConfig, RecurrentStackConfig
 from rnnkit.models.pooling import parse_pooling
 from rnnkit.models.pretrained import wants_glove
+from rnnkit.outputs import output_folder_problem
 from rnnkit.validation import check_probability
 
 if TYPE_CHECKING:  # both modules import this one
@@ -30,7 +31,6 @@ if TYPE_CHECKING:  # both modules import this one
     from rnnkit.api.language_model import CorpusConfig
     from rnnkit.training.ulmfit import PretrainConfig
 
-_GATES = {"lstm": 4, "gru": 3, "rnn": 1, "rnn_relu": 1, "mingru": 2, "minlstm": 3}
 # Float32 weights, their gradients, AdamW's two moments and the trainer's copy of the best weights.
 _COPIES_IN_MEMORY = 5
 _REPORT_BYTES = 2 << 20  # metrics, report text and two PNGs, generously
@@ -179,15 +179,10 @@ def check_run_out(path: str | os.PathLike, option: str = "out_dir") -> None:
 
 def _nearest_folder(path: str | os.PathLike, option: str, start: Path) -> Path | None:
     """The folder the run would write in: ``start`` or, where it is missing, its nearest existing parent."""
-    if not str(path).strip():
-        raise ValueError(f"{option} is empty: give a folder to write the results in")
-    p = Path(path)
-    if p.exists() and not p.is_dir():
-        raise ValueError(f"{option} {p} is a file; it must be a folder or not exist yet")
-    existing = next((a for a in [start, *start.absolute().parents] if a.exists()), None)
-    if existing is not None and not existing.is_dir():
-        raise ValueError(f"{option} {p} cannot be made: {existing} is a file")
-    return existing
+    problem = output_folder_problem(path, option)
+    if problem is not None:
+        raise ValueError(problem)
+    return next((a for a in [start, *start.absolute().parents] if a.exists()), None)
 
 
 def _probe_writable(folder: Path | None, option: str, target: Path) -> None:
@@ -204,14 +199,17 @@ def _probe_writable(folder: Path | None, option: str, target: Path) -> None:
 
 def stack_parameters(config: RecurrentStackConfig, vocab_size: int, bidirectional: bool) -> int:
     """Parameters of the embedding and the recurrent stack (what dominates every model here)."""
+    from rnnkit.models.encoder import CELL_CLASSES  # the cell classes (and torch) only when counting
+
     directions = 2 if bidirectional else 1
+    gates = CELL_CLASSES[config.cell].gates
     hidden, total = config.hidden_size, vocab_size * config.embedding_dim
     # Per gate row: the input weights, the recurrent weights and two biases; minimal cells have neither
     # weight_hh nor bias_hh.
     recurrent = 0 if config.cell in MINIMAL_CELLS else hidden + 1
     for layer in range(config.num_layers):
         inputs = config.embedding_dim if layer == 0 else hidden * directions
-        total += directions * _GATES[config.cell] * hidden * (inputs + 1 + recurrent)
+        total += directions * gates * hidden * (inputs + 1 + recurrent)
     return total
 
 

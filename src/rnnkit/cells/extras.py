@@ -40,7 +40,6 @@ from torch.nn import functional as F
 from rnnkit.validation import check_probability
 
 EPS = 1e-5
-MASK_KEYS = ("recurrent_mask", "zoneout_h", "zoneout_c")
 
 
 def configure(cell, layer_norm, recurrent_dropout, zoneout) -> None:

@@ -11,7 +11,7 @@ from rnnkit.cli.export_verbs import add_inference_runtime_argument, load_for_run
 from rnnkit.cli.options import add_dataclass_arguments
 from rnnkit.cli.run_flags import add_run_flags, report_stopped, run_settings
 from rnnkit.cli.runtime import add_device_arguments, runtime_options
-from rnnkit.generation import SamplingConfig
+from rnnkit.generation.sampling import MAX_TOKENS, SamplingConfig
 from rnnkit.models.config import LanguageModelConfig
 from rnnkit.training import TrainConfig
 
@@ -33,7 +33,8 @@ def register(verbs) -> None:
     gen = verbs.add_parser("generate", help="sample text from a language model, streamed as it is produced")
     gen.add_argument("model", help="a saved language model folder (or a run folder holding model/)")
     gen.add_argument("--prompt", default="", help="text to prime the model with")
-    gen.add_argument("-n", "--max-tokens", type=int, default=500, help="tokens to generate (default: 500)")
+    gen.add_argument("-n", "--max-tokens", type=int, default=MAX_TOKENS,
+                     help=f"tokens to generate (default: {MAX_TOKENS})")
     gen.add_argument("--stop", default=None, help="stop before this string appears")
     gen.add_argument("--seed", type=int, default=None, help="seed for a reproducible sample")
     gen.add_argument("--no-prompt-echo", action="store_true", help="do not print the prompt before the sample")

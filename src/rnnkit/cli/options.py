@@ -11,6 +11,8 @@ import types
 import typing
 from dataclasses import MISSING, fields
 
+from rnnkit.config_fields import HELP_KEY
+
 
 def _base_type(annotation):
     """int | None -> (int, True); bool -> (bool, False)."""
@@ -41,7 +43,7 @@ def add_dataclass_arguments(parser: argparse.ArgumentParser, cls, *, title: str 
         kind, optional = _base_type(f.type)
         default = defaults.get(f.name, f.default if f.default is not MISSING else None)
         flag = "--" + f.name.replace("_", "-")
-        help_text = f.metadata.get("help", "")
+        help_text = f.metadata.get(HELP_KEY, "")
         if kind is bool:
             group.add_argument(flag, dest=f.name, action=argparse.BooleanOptionalAction, default=default,
                                help=f"{help_text} (default: {default})")

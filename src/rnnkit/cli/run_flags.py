@@ -13,7 +13,7 @@ import sys
 from dataclasses import fields
 
 from rnnkit.cli.options import dataclass_from_args
-from rnnkit.models.config import fields_before, from_dict
+from rnnkit.models.config import from_saved
 
 
 def add_run_flags(parser: argparse.ArgumentParser, sections: dict[str, type], scalars: tuple[str, ...] = ()) -> None:
@@ -41,10 +41,10 @@ def run_settings(args: argparse.Namespace, sections: dict[str, type], scalars: t
     explicit = {name for name in defaults if getattr(args, name, None) != defaults[name]}
     configs = {}
     for section, cls in sections.items():
-        # A run saved before a field existed continues with the value it was trained with, not today's default.
-        values = {**fields_before(cls), **saved.get(section, {})}
+        # A run saved before a field existed continues with the value it was trained with (from_saved).
+        values = dict(saved.get(section, {}))
         values.update({f.name: getattr(args, f.name) for f in fields(cls) if f.name in explicit})
-        configs[section] = from_dict(cls, values)
+        configs[section] = from_saved(cls, values)
     values = {name: getattr(args, name) if name in explicit else saved.get(name, getattr(args, name))
               for name in scalars}
     return args.resume, configs, values

@@ -53,6 +53,7 @@ from torch import Tensor
 
 from rnnkit.engine import cache, machine
 from rnnkit.engine.timing import Timing, measure, timed_steps, timing_refused
+from rnnkit.lengths import full_as_dense
 
 ENV = "RNNKIT_AUTOTUNE"
 LONG_STEPS = 16  # the steps classes: 1, 2 to LONG_STEPS - 1, LONG_STEPS and more
@@ -236,8 +237,7 @@ def choose(eligible: list[tuple[object, float]], layer, x: Tensor, lengths: Tens
     tunable = [b for b, _ in eligible if getattr(b, "autotune", True)]
     if len(tunable) < 2 or not enabled() or timing_refused(x) is not None:
         return static
-    if lengths is not None and min(lengths.tolist()) == x.shape[0]:  # (a list is µs cheaper than a tensor op)
-        lengths = None  # every sequence full length: the back ends run it as dense, so it is that kind
+    lengths = full_as_dense(lengths, x.shape[0])  # the back ends run it as dense, so it is that kind
     train = training_call(layer, x)
     by_name = {b.name: b for b in tunable}
     # The decision for this kind of call, looked up by a tuple: building the string key costs ~10 µs a call.

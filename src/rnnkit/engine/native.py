@@ -30,7 +30,7 @@ from torch import Tensor
 from rnnkit.cells import GRUCell, LSTMCell, RNNCell
 from rnnkit.engine.registry import register_backend
 from rnnkit.engine.stack import run_stack
-from rnnkit.lengths import last_valid
+from rnnkit.lengths import full_as_dense, last_valid, rank
 
 _KERNELS = {LSTMCell: torch.lstm, GRUCell: torch.gru}
 _RNN_KERNELS = {"tanh": torch.rnn_tanh, "relu": torch.rnn_relu}
@@ -120,7 +120,7 @@ def _hold_column(weights: list[Tensor], hidden: int) -> Tensor | None:
     big = float(bound) + 1e4
     if not big < torch.finfo(w_ih.dtype).max / 4:
         return None
-    column = w_ih.new_zeros(4 * hidden, 1)
+    column = w_ih.new_zeros(LSTMCell.gates * hidden, 1)
     column[:hidden] = -big
     column[hidden:2 * hidden] = big
     return column
@@ -202,10 +202,9 @@ class NativeBackend:
 
     def run(self, layer, x: Tensor, hx, lengths):
         steps = x.shape[0]
-        if lengths is not None and bool((lengths == steps).all()):
-            lengths = None
+        lengths = full_as_dense(lengths, steps)
         if lengths is not None:
-            order = torch.argsort(lengths, descending=True, stable=True)
+            order = rank(lengths)
             ranked = lengths[order].tolist()
             # A projected h is not bounded by 1, which ``_hold_column``'s bound needs: no holding there.
             ends = plan(ranked, hold=layer.cell_type is LSTMCell and not layer.proj_size)

@@ -141,7 +141,7 @@ def call_for(backend, twin: Detached, x: Tensor, lengths: Tensor | None, train: 
 
 
 def timed_steps(layer, x: Tensor, train: bool) -> int:
-    gates = {"RNNCell": 1, "GRUCell": 3, "LSTMCell": 4}.get(layer.cell_type.__name__, 4)
+    gates = layer.cell_type.gates
     h, dirs = layer.hidden_size, layer.num_directions
     width = sum(layer.input_size if k == 0 else h * dirs for k in range(layer.num_layers)) + layer.num_layers * h
     per_step = 2 * gates * h * width * dirs * x.shape[1] * (3 if train else 1)

@@ -6,19 +6,25 @@ get -inf before anything else, so they can never be drawn, whatever the settings
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 import torch
 from torch import Tensor
 
+from rnnkit.config_fields import help_field as _help
 from rnnkit.validation import check_positive_int
+
+# The defaults of every way to ask for a sample (LanguageModel.generate, `rnnkit generate`, POST /v1/generate).
+# 200 tokens: what the Python and HTTP APIs always gave; the CLI's 500 was the odd one out.
+MAX_TOKENS = 200
+TEMPERATURE = 0.8
 
 
 @dataclass
 class SamplingConfig:
-    temperature: float = field(default=0.8, metadata={"help": "softmax temperature; 0 means greedy"})
-    top_k: int | None = field(default=None, metadata={"help": "sample only among the k most likely tokens"})
-    top_p: float | None = field(default=None, metadata={"help": "nucleus sampling: smallest set with mass ≥ p"})
+    temperature: float = _help("softmax temperature; 0 means greedy", default=TEMPERATURE)
+    top_k: int | None = _help("sample only among the k most likely tokens", default=None)
+    top_p: float | None = _help("nucleus sampling: smallest set with mass ≥ p", default=None)
 
     def __post_init__(self):
         if isinstance(self.temperature, bool) or not isinstance(self.temperature, int | float) \

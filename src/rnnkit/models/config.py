@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field, fields
+from dataclasses import dataclass, fields
+from typing import ClassVar
 
+from rnnkit.config_fields import help_field as _help
 from rnnkit.models.ngrams import WEIGHTINGS
 from rnnkit.models.pooling import parse_pooling
 from rnnkit.validation import (
@@ -20,13 +22,14 @@ NGRAM_PATHS = ("none", "logits", "features")
 NGRAM_WEIGHTINGS = ("auto", *WEIGHTINGS)  # "auto" is settled to one of the bag's own before it is built
 
 
-def _help(text: str, **kw):
-    return field(metadata={"help": text}, **kw)
-
-
 @dataclass
 class RecurrentStackConfig:
     """What every model here has: an embedding and a stack of one cell type, run by a back end."""
+
+    # Fields added after models of this class were first saved, with the value every earlier save was trained
+    # with: a saved config that lacks one gets this value, not today's default (which may differ), so old models
+    # load and old runs resume as they were (``from_saved``).
+    FIELDS_BEFORE: ClassVar[dict[str, object]] = {}
 
     cell: str = _help("recurrent cell: lstm, gru, rnn (tanh), rnn_relu, mingru or minlstm", default="gru")
     embedding_dim: int = _help("embedding size (50 with GloVe 6B 50d)", default=50)
@@ -84,6 +87,10 @@ class EncoderConfig(RecurrentStackConfig):
 @dataclass
 class ClassifierConfig(EncoderConfig):
     """Embedding → recurrent stack → pooling over valid steps → dropout → Linear."""
+
+    FIELDS_BEFORE: ClassVar[dict[str, object]] = {
+        "ngrams": "none", "ngram_lr_scale": 1.0, "ngram_weighting": "count", "ngram_dropout": 0.0,
+        "ngram_aux_loss": 0.0}
 
     pooling: str = _help("pooling over valid steps: last, mean, max, or several joined by '+'", default="max+mean")
     dropout: float = _help("dropout before the classifier layer", default=0.3)
@@ -146,19 +153,13 @@ def from_dict(cls, data: dict):
     return cls(**data)
 
 
-# Fields added after classifiers were first saved, with the value every earlier checkpoint was trained with: a
-# saved config that lacks one gets this value, not today's default (which may differ), so old models still load.
-CLASSIFIER_FIELDS_BEFORE = {"ngrams": "none", "ngram_lr_scale": 1.0, "ngram_weighting": "count",
-                            "ngram_dropout": 0.0, "ngram_aux_loss": 0.0}
-
-
-def fields_before(cls) -> dict:
-    """The values a config of ``cls`` saved before some of its fields existed was trained with (see above)."""
-    return dict(CLASSIFIER_FIELDS_BEFORE) if issubclass(cls, ClassifierConfig) else {}
+def from_saved(cls, data: dict):
+    """A config of ``cls`` from saved JSON, a field the save predates taking ``cls.FIELDS_BEFORE``'s value."""
+    return from_dict(cls, {**getattr(cls, "FIELDS_BEFORE", {}), **data})
 
 
 def classifier_config_from_saved(data: dict) -> ClassifierConfig:
-    return from_dict(ClassifierConfig, {**CLASSIFIER_FIELDS_BEFORE, **data})
+    return from_saved(ClassifierConfig, data)
 
 
 @dataclass

@@ -5,8 +5,13 @@ from __future__ import annotations
 import torch
 from torch import Tensor, nn
 
+from rnnkit.cells import Cell, GRUCell, LSTMCell, MinGRUCell, MinLSTMCell, RNNCell
 from rnnkit.layers import GRU, LSTM, RNN, MinGRU, MinLSTM
 from rnnkit.models.config import EncoderConfig
+
+# The cell class behind each ``config.cell`` name: what a count of gates or parameters reads (``Cell.gates``).
+CELL_CLASSES: dict[str, type[Cell]] = {"lstm": LSTMCell, "gru": GRUCell, "rnn": RNNCell, "rnn_relu": RNNCell,
+                                       "mingru": MinGRUCell, "minlstm": MinLSTMCell}
 
 
 def make_recurrent(config: EncoderConfig, input_size: int) -> nn.Module:

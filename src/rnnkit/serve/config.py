@@ -2,15 +2,12 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
+from rnnkit.config_fields import help_field as _help
 from rnnkit.validation import check_positive_int
 
 LOOPBACK = "127.0.0.1"
-
-
-def _help(text: str, **kw):
-    return field(metadata={"help": text}, **kw)
 
 
 @dataclass

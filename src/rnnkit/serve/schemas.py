@@ -6,6 +6,8 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from rnnkit.generation.sampling import MAX_TOKENS, TEMPERATURE
+
 SeriesName = Literal["h", "c", "pre", "i", "f", "g", "o", "r", "z", "n"]
 
 
@@ -43,8 +45,8 @@ class GenerateRequest(_Strict):
         {"prompt": "Thou art", "max_tokens": 40, "temperature": 0.8, "seed": 1, "stream": False}]})
     prompt: str = Field("", description="text to prime the model with (not repeated in the output)")
     model: str | None = Field(None, description="a served language model's name (default: the first one)")
-    max_tokens: int = Field(200, ge=1, description="tokens to sample at most")
-    temperature: float = Field(0.8, ge=0, le=100, description="softmax temperature; 0 is greedy")
+    max_tokens: int = Field(MAX_TOKENS, ge=1, description="tokens to sample at most")
+    temperature: float = Field(TEMPERATURE, ge=0, le=100, description="softmax temperature; 0 is greedy")
     top_k: int | None = Field(None, ge=1, description="sample among the k most likely tokens only")
     top_p: float | None = Field(None, gt=0, le=1, description="nucleus sampling: the smallest set with mass ≥ p")
     stop: str | None = Field(None, min_length=1, description="stop before this string would appear")

@@ -1,6 +1,6 @@
 """The knobs of one training run, as a typed dataclass a CLI can be generated from.
 
-Every field carries ``metadata={"help": ...}`` so a command-line front end can
+Every field is a ``rnnkit.config_fields.help_field`` so a command-line front end can
 turn the dataclass into flags without repeating the documentation. Values are
 checked in ``__post_init__`` so a bad setting fails before any data is loaded,
 with a message that names the field and the value.
@@ -9,13 +9,11 @@ with a message that names the field and the value.
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, field
+from dataclasses import dataclass
+
+from rnnkit.config_fields import help_field as _help
 
 SCHEDULES = ("cosine", "linear", "constant", "stlr")
-
-
-def _help(text: str) -> dict[str, str]:
-    return {"help": text}
 
 
 @dataclass
@@ -33,48 +31,31 @@ class TrainConfig:
     there is one evaluation per epoch, so it counts epochs.
     """
 
-    epochs: int = field(default=20, metadata=_help("Maximum number of passes over the training data."))
-    batch_size: int = field(default=32, metadata=_help("Examples (or sequences) per optimiser step."))
-    lr: float = field(default=2e-3, metadata=_help("Peak learning rate of AdamW, reached at the end of warm-up."))
-    weight_decay: float = field(
-        default=0.01,
-        metadata=_help("AdamW decoupled weight decay on weight matrices (not biases, norms or embeddings)."),
-    )
-    warmup: float = field(
-        default=0.05,
-        metadata=_help("Linear warm-up: a fraction of total steps if < 1, else a whole number of steps."),
-    )
-    schedule: str = field(
-        default="cosine", metadata=_help(f"Learning-rate decay after warm-up: one of {', '.join(SCHEDULES)} (stlr: "
-                                          "ULMFiT's slanted triangle, from lr/32 up to lr over the warm-up, "
-                                          "then linearly back to lr/32).")
-    )
-    clip_norm: float | None = field(
-        default=1.0, metadata=_help("Clip the global gradient L2 norm to this value; None disables clipping.")
-    )
-    patience: int | None = field(
-        default=3,
-        metadata=_help("Stop after this many evaluations without improvement of the monitored metric; None disables."),
-    )
-    seed: int = field(default=0, metadata=_help("Seed for python, numpy and torch random number generators."))
-    max_time: float | None = field(
-        default=None,
-        metadata=_help("Wall-clock budget in seconds; stop after the current step, then evaluate. None: no limit."),
-    )
-    max_steps: int | None = field(
-        default=None,
-        metadata=_help("Stop after this many optimiser steps (the decay then ends there); None: no limit."),
-    )
-    eval_every: int | None = field(
-        default=None,
-        metadata=_help("Evaluate every N optimiser steps instead of once per epoch (useful for long LM epochs)."),
-    )
-    progress: bool = field(default=True, metadata=_help("Show a progress bar when stderr is a terminal."))
-    checkpoint_every: str = field(
-        default="epoch",
-        metadata=_help("How often to save the resumable training state: 'epoch', N optimiser steps ('200'), "
-                       "N seconds ('5s'), or 'none' (only when interrupted by SIGINT/SIGTERM)."),
-    )
+    epochs: int = _help("Maximum number of passes over the training data.", default=20)
+    batch_size: int = _help("Examples (or sequences) per optimiser step.", default=32)
+    lr: float = _help("Peak learning rate of AdamW, reached at the end of warm-up.", default=2e-3)
+    weight_decay: float = _help(
+        "AdamW decoupled weight decay on weight matrices (not biases, norms or embeddings).", default=0.01)
+    warmup: float = _help(
+        "Linear warm-up: a fraction of total steps if < 1, else a whole number of steps.", default=0.05)
+    schedule: str = _help(
+        f"Learning-rate decay after warm-up: one of {', '.join(SCHEDULES)} (stlr: ULMFiT's slanted triangle, "
+        "from lr/32 up to lr over the warm-up, then linearly back to lr/32).", default="cosine")
+    clip_norm: float | None = _help(
+        "Clip the global gradient L2 norm to this value; None disables clipping.", default=1.0)
+    patience: int | None = _help(
+        "Stop after this many evaluations without improvement of the monitored metric; None disables.", default=3)
+    seed: int = _help("Seed for python, numpy and torch random number generators.", default=0)
+    max_time: float | None = _help(
+        "Wall-clock budget in seconds; stop after the current step, then evaluate. None: no limit.", default=None)
+    max_steps: int | None = _help(
+        "Stop after this many optimiser steps (the decay then ends there); None: no limit.", default=None)
+    eval_every: int | None = _help(
+        "Evaluate every N optimiser steps instead of once per epoch (useful for long LM epochs).", default=None)
+    progress: bool = _help("Show a progress bar when stderr is a terminal.", default=True)
+    checkpoint_every: str = _help(
+        "How often to save the resumable training state: 'epoch', N optimiser steps ('200'), "
+        "N seconds ('5s'), or 'none' (only when interrupted by SIGINT/SIGTERM).", default="epoch")
 
     def __post_init__(self) -> None:
         _check_int("epochs", self.epochs, minimum=1)

@@ -10,7 +10,9 @@ How the trainer stays equal to one process with the same global batch:
   same number of batches (a rank short of examples gets a padding batch, weighted zero);
 * the loss: each rank's batch mean is rescaled to ``its examples × N / all ranks' examples`` before
   backward, so after DDP averages the gradients they are those of the mean over the whole global batch,
-  however unevenly the examples (or tokens) fell (``reduce_step``, one all-reduce of five numbers);
+  however unevenly the examples (or tokens) fell (``reduce_step``);
+* the step's figures and the figures every rank must agree on after it (the slowest clock, a stop asked of
+  any rank, a checkpoint due on any clock) travel together: one all-reduce per step (``all_sum_max``);
 * decisions every rank must take alike (stop on time, a non-finite loss, early stopping) come from
   figures all ranks share: reduced, or computed on rank 0 and broadcast (``on_main``);
 * rank 0 alone logs, draws progress, saves checkpoints and writes reports.
@@ -95,6 +97,22 @@ class World:
         dist.all_reduce(tensor)
         return tensor.tolist()
 
+    def all_sum_max(self, sums: list[float], maxima: list[float]) -> tuple[list[float], list[float]]:
+        """``sums`` summed and ``maxima`` maximised over the ranks, in one all-reduce.
+
+        One sum does both: each rank writes its maxima in a slot of its own (zeros elsewhere), so after the sum
+        every rank holds every rank's values and takes their maximum itself (adding zeros is exact).
+        """
+        if not self.distributed:
+            return list(sums), list(maxima)
+        slots = [0.0] * (len(maxima) * self.size)
+        slots[self.rank * len(maxima):(self.rank + 1) * len(maxima)] = maxima
+        tensor = self._tensor([*sums, *slots])
+        dist.all_reduce(tensor)
+        values = tensor.tolist()
+        per_rank = values[len(sums):]
+        return values[:len(sums)], [max(per_rank[i::len(maxima)]) for i in range(len(maxima))]
+
     def all_max(self, value: float) -> float:
         if not self.distributed:
             return value
@@ -162,27 +180,32 @@ class StepTotals:
     loss: float
     result: StepResult
     scale: float
+    maxima: tuple[float, ...] = ()  # the ``maxima`` asked of ``reduce_step``, maximised over the ranks
 
 
-def reduce_step(world: World, batch, result: StepResult) -> StepTotals:
+def reduce_step(world: World, batch, result: StepResult, maxima: tuple[float, ...] = ()) -> StepTotals:
     """Global loss, counts and loss scale of a step (see the module docstring); one process: ``scale == 1``.
+
+    ``maxima``: this rank's figures every rank must agree on (the trainer's clock, stop and checkpoint flags),
+    reduced in the same all-reduce as the step's sums.
 
     A padding batch (``batch.padding`` true, see ``rnnkit.data.distributed``) keeps its rank in step but
     counts for nothing: its examples are 0 and its loss is scaled by 0.
     """
     loss = float(result.loss.detach())
     if not world.distributed:
-        return StepTotals(loss, result, 1.0)
+        return StepTotals(loss, result, 1.0, tuple(maxima))
     padding = bool(getattr(batch, "padding", False))
     mine = 0 if padding else result.examples
     counted = result.correct is not None and not padding
     local = [loss * mine, mine, result.correct if counted else 0, 0 if padding else result.tokens, counted]
-    loss_sum, examples, correct, tokens, counted_ranks = world.all_sum(local)
+    sums, agreed = world.all_sum_max(local, list(maxima))
+    loss_sum, examples, correct, tokens, counted_ranks = sums
     examples = int(examples)
     total = StepResult(loss=result.loss, tokens=int(tokens), examples=examples,
                        correct=int(correct) if counted_ranks else None)
     # DDP divides the summed gradients by the world size; this factor turns that average into the global mean.
-    return StepTotals(loss_sum / examples, total, mine * world.size / examples)
+    return StepTotals(loss_sum / examples, total, mine * world.size / examples, tuple(agreed))
 
 
 def world_from_env(device: str = "cpu", autocast: str | None = None) -> World:

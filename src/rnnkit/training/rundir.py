@@ -33,7 +33,8 @@ try:
 except ImportError:  # Windows: no advisory locks; concurrent runs to one --out are then not detected
     fcntl = None
 
-from rnnkit.models.config import CLASSIFIER_FIELDS_BEFORE
+from rnnkit.models.config import ClassifierConfig
+from rnnkit.outputs import output_folder_problem
 from rnnkit.training.checkpoint import _swap_in, siblings_named
 from rnnkit.training.state import STATE_FILE, check_state_file, state_world_size
 from rnnkit.training.trainer import INTERRUPTED, NON_FINITE, RESUMABLE_CHANGES
@@ -86,8 +87,9 @@ class RunFolder:
         staging folder is never seen by another run before its lock is taken: a run only ever deletes or
         adopts a folder whose lock it holds, and no run can mistake another's for an abandoned one.
         """
-        if self.out.exists() and not self.out.is_dir():
-            raise RunFolderError(f"--out {self.out} exists and is not a folder")
+        problem = output_folder_problem(self.out, "--out")
+        if problem is not None:
+            raise RunFolderError(problem)
         if not self.resume:
             self.out.parent.mkdir(parents=True, exist_ok=True)
         with _locked_folder(self.out.parent):
@@ -155,8 +157,8 @@ class RunFolder:
     def _check_settings(self, settings: dict[str, Any]) -> None:
         saved = read_settings(self.path)
         now, before = _flatten(settings), _flatten(saved)
-        # A field the saved run predates had, in effect, the value it was trained with (models/config.py).
-        added = {f"model.{name}": value for name, value in CLASSIFIER_FIELDS_BEFORE.items()}
+        # A field the saved run predates had, in effect, the value it was trained with (FIELDS_BEFORE).
+        added = {f"model.{name}": value for name, value in ClassifierConfig.FIELDS_BEFORE.items()}
         before.update({k: added[k] for k in now.keys() & added.keys() if k not in before})
         changed = sorted(k for k in now.keys() | before.keys()
                          if k not in CHANGEABLE_ON_RESUME and now.get(k) != before.get(k))

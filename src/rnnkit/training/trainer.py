@@ -120,6 +120,15 @@ class TrainResult:
     signal: int | None = None
 
 
+@dataclass
+class _Agreed:
+    """What the ranks agreed on in a step's one all-reduce, for the checks after it (the maxima over ranks)."""
+
+    elapsed: float  # the slowest rank's seconds since ``fit`` began
+    stop: float  # a signal number asked of any rank, else 0
+    checkpoint_due: bool  # any rank's clock says a time-scheduled save is due
+
+
 class _Window:
     """Training figures accumulated since the last evaluation."""
 
@@ -344,10 +353,19 @@ class Trainer:
             return epoch_end
         if kind == "steps":
             return not epoch_end and self._state.step % every == 0
-        wait = max(every, SAVE_SPACING * self._state.save_seconds)
-        due = not epoch_end and time.monotonic() - self._state.last_save >= wait
+        if self._agreed is not None and not epoch_end:
+            return self._agreed.checkpoint_due
+        due = not epoch_end and self._due_by_clock()
         # Each rank has its own clock: one due is enough, so all save (a collective) at the same step.
         return self.world.all_max(float(due)) > 0 if self.world.distributed else due
+
+    def _due_by_clock(self) -> bool:
+        """With ``checkpoint_every`` in seconds, whether this rank's clock says a save is due."""
+        kind, every = self.config.checkpoint_schedule()
+        if self.state_path is None or kind != "seconds":
+            return False
+        wait = max(every, SAVE_SPACING * self._state.save_seconds)
+        return time.monotonic() - self._state.last_save >= wait
 
     # -- the run ------------------------------------------------------------------
     def fit(self) -> TrainResult:
@@ -376,6 +394,7 @@ class Trainer:
         state.last_save = time.monotonic()
         self._stop = StopRequests()
         self._signal: int | None = None
+        self._agreed: _Agreed | None = None  # with several ranks: this step's shared figures (see ``_step``)
         try:
             with self._stop:
                 reason = self._train_loop(resume)
@@ -466,6 +485,7 @@ class Trainer:
                     return self._interrupted()
                 if self._checkpoint_due(epoch_end=False):
                     self._save_state()
+                self._agreed = None  # spent: later checks (epoch end, next epoch) ask the ranks afresh
             if state.batch == 0:
                 raise ValueError(f"task.train_batches({epoch}) yielded no batches")
             self._progress.end_epoch()
@@ -502,8 +522,11 @@ class Trainer:
     def _stop_agreed(self) -> bool:
         """A signal asked this process, or (under torchrun) any rank, to stop: every rank stops at this same step,
         so the saved state is consistent and no rank is left waiting in a collective."""
-        requested = self.world.all_max(float(self._stop.requested or 0)) if self.world.distributed \
-            else self._stop.requested or 0
+        if self._agreed is not None:
+            requested = self._agreed.stop
+        else:
+            requested = self.world.all_max(float(self._stop.requested or 0)) if self.world.distributed \
+                else self._stop.requested or 0
         if requested:
             self._signal = int(requested)
         return bool(requested)
@@ -531,6 +554,8 @@ class Trainer:
 
     def _elapsed(self) -> float:
         """Seconds since ``fit`` began; with several ranks the slowest one's, so all take the same decisions."""
+        if self._agreed is not None:
+            return self._agreed.elapsed
         return self.world.all_max(time.monotonic() - self._state.start)
 
     def _step(self, batch: Any) -> bool:
@@ -545,7 +570,9 @@ class Trainer:
         result.validate()
         # .item() synchronises with the device, which also makes the step timing honest. With several ranks: the
         # global figures, and the scale that makes the averaged gradient the global batch's.
-        totals = reduce_step(self.world, batch, result)
+        totals = reduce_step(self.world, batch, result, self._local_maxima())
+        if self.world.distributed:
+            self._agreed = _Agreed(*totals.maxima)
         loss, result = totals.loss, totals.result
         if not math.isfinite(loss):
             return False
@@ -565,6 +592,12 @@ class Trainer:
         window.add(loss, result, seconds, grad_norm)
         self._progress.step(window.loss, window.accuracy, window.tokens_per_s, self._seconds_left())
         return True
+
+    def _local_maxima(self) -> tuple[float, ...]:
+        """This rank's figures for the decisions after the step, in ``_Agreed``'s order (several ranks only)."""
+        if not self.world.distributed:
+            return ()
+        return (time.monotonic() - self._state.start, float(self._stop.requested or 0), float(self._due_by_clock()))
 
     def _fit_horizon_to_time(self) -> None:
         """With ``max_time``, end the decay at the step the budget is projected to allow, if that comes first."""

@@ -16,10 +16,11 @@ the epoch number alone, so a resumed run freezes exactly as the uninterrupted on
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 from torch import nn
 
+from rnnkit.config_fields import help_field as _help
 from rnnkit.training.config import SCHEDULES
 from rnnkit.training.optim import discriminative_groups
 from rnnkit.validation import (
@@ -29,10 +30,6 @@ from rnnkit.validation import (
     check_positive_number,
     check_probability,
 )
-
-
-def _help(text: str, **kw):
-    return field(metadata={"help": text}, **kw)
 
 
 @dataclass

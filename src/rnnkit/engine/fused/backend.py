@@ -36,6 +36,7 @@ from rnnkit.engine.fused.extras import ExtrasRecurrence
 from rnnkit.engine.fused.recurrence import Recurrence
 from rnnkit.engine.fused.recurrence import infer as recurrence_infer
 from rnnkit.engine.stack import run_stack
+from rnnkit.lengths import full_as_dense, rank
 
 PLAIN = (RNNCell, LSTMCell, GRUCell)
 
@@ -69,7 +70,7 @@ def _blas_threads(layer, batch: int, itemsize: int) -> int:
     """
     if _chunks(batch) > 1:
         return 0
-    gates = {RNNCell: 1, GRUCell: 3, LSTMCell: 4}[layer.cell_type]
+    gates = layer.cell_type.gates
     return 1 if gates * layer.hidden_size ** 2 * itemsize <= 1 << 18 else 0
 
 
@@ -97,7 +98,7 @@ def _unit_threads(layer, batch: int, itemsize: int) -> int:
     """
     if _chunks(batch) > 1:
         return 1
-    gates = {RNNCell: 1, GRUCell: 3, LSTMCell: 4}[layer.cell_type]
+    gates = layer.cell_type.gates
     share = gates * layer.hidden_size ** 2 * itemsize // max(1, SPLIT_BYTES_PER_THREAD)
     return max(1, min(*_cores(), layer.hidden_size, share))
 
@@ -117,7 +118,7 @@ def layout(lengths: Tensor | None, steps: int, batch: int) -> tuple[Tensor | Non
             return None, _even_layout.__wrapped__(steps, batch, chunks, False)
         return None, _even_layout(steps, batch, chunks, _inference_mode())
     starts = torch.tensor(bounds, dtype=torch.int64)
-    ranked = torch.argsort(lengths, descending=True, stable=True)
+    ranked = rank(lengths)
     order = torch.cat([ranked[c::chunks] for c in range(chunks)])
     run = int(lengths.max())
     t = torch.arange(run).unsqueeze(1)
@@ -260,8 +261,7 @@ class FusedBackend:
             with torch.no_grad():
                 return self.run(layer, x, hx, lengths)
         steps, batch = x.shape[0], x.shape[1]
-        if lengths is not None and bool((lengths == steps).all()):
-            lengths = None
+        lengths = full_as_dense(lengths, steps)
         if lengths is None and ops.watched(x):
             # Traced, compiled or exported: the operator cuts the rows itself when it runs, and nothing here may
             # branch on the batch size (a guard on it would pin the graph to the traced size, e.g. the blocks at

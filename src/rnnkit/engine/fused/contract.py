@@ -13,11 +13,14 @@ from __future__ import annotations
 
 import ctypes
 
+from rnnkit.cells import GRUCell, LSTMCell, RNNCell
 from rnnkit.cells.extras import EPS
 
 ABI_VERSION = 6  # rk_version(): bumped with any change of an exported signature
 KINDS = {"tanh": 0, "relu": 1, "lstm": 2, "gru": 3}
-GATES = {0: 1, 1: 1, 2: 4, 3: 3}
+# The cell class behind each kind code; its gate count (``Cell.gates``) is what the kernels must agree with.
+CELLS = {KINDS["tanh"]: RNNCell, KINDS["relu"]: RNNCell, KINDS["lstm"]: LSTMCell, KINDS["gru"]: GRUCell}
+GATES = {kind: cell.gates for kind, cell in CELLS.items()}
 # Activations saved per row and step for backward, in units of H. Plain kernels: LSTM [i, f, g, o], GRU [r, z, n]
 # (and hn in a (T, B, H) buffer of its own); RNN re-reads h_t. Extras kernels: LSTM [i f g o], GRU [r z n hn],
 # RNN h̃.

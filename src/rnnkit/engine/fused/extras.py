@@ -78,7 +78,7 @@ class ExtrasRecurrence(torch.autograd.Function):
             # LSTM and RNN keep their gates (G·H a row) over xp, the caller's fresh projection: each unit's xp is
             # read before its gates are written (kernels_extras.h), and a fresh (T, B, G·H) buffer costs page
             # faults (see buffers). GRU keeps [r z n hn], one more block than xp has.
-            "gates": xp.new_empty(steps, batch, 4 * hidden) if kind == KINDS["gru"] else c["xp"],
+            "gates": xp.new_empty(steps, batch, SAVED_EXT[kind] * hidden) if kind == KINDS["gru"] else c["xp"],
             "ct": xp.new_empty(steps, batch, hidden) if lstm else None,
             "xh": xp.new_empty(steps, batch, gh) if ln_w is not None else None,
             "rs": xp.new_empty(steps, batch) if ln_w is not None else None,
