@@ -9,8 +9,8 @@ import pytest
 import torch
 
 from rnnkit.api.classifier import Classifier, train_classifier
-from rnnkit.api.data_config import ClassifierDataConfig
 from rnnkit.api.language_model import LanguageModel, train_language_model
+from rnnkit.data.config import ClassifierDataConfig
 from rnnkit.export import ExportError, export_onnx
 from rnnkit.models.config import ClassifierConfig, LanguageModelConfig
 from rnnkit.models.language_model import RNNLanguageModel, detach_state

@@ -29,9 +29,10 @@ from pathlib import Path
 import pytest
 
 from rnnkit.api.classifier import Classifier, train_classifier
-from rnnkit.api.data_config import ClassifierDataConfig
-from rnnkit.api.language_model import CorpusConfig, LanguageModel, train_language_model
+from rnnkit.api.language_model import LanguageModel, train_language_model
 from rnnkit.cli.main import EXIT_BROKEN_PIPE, describe, main
+from rnnkit.data.config import ClassifierDataConfig
+from rnnkit.data.corpus import CorpusConfig
 from rnnkit.models.config import ClassifierConfig, LanguageModelConfig
 from rnnkit.models.pretrained import GLOVE_ENV, glove_available, wants_glove
 from rnnkit.training import TrainConfig

@@ -18,8 +18,8 @@ import torch
 from safetensors.torch import load_file
 
 from rnnkit.api.classifier import train_classifier
-from rnnkit.api.data_config import ClassifierDataConfig
 from rnnkit.cli.main import main
+from rnnkit.data.config import ClassifierDataConfig
 from rnnkit.models.config import ClassifierConfig
 from rnnkit.tasks.classification import ClassificationTask
 from rnnkit.training import TrainConfig

@@ -17,11 +17,11 @@ import numpy as np
 import torch
 
 from rnnkit.api.checkpoints import build_saved, open_checkpoint
-from rnnkit.api.data_config import ClassifierDataConfig, load_classification_data, read_file
 from rnnkit.api.encoders import load_encoder
 from rnnkit.api.preflight import check_classifier_run, check_classifier_sizes, check_cross_fit
 from rnnkit.api.pretraining import pretrain_encoder, read_unlabeled
 from rnnkit.data import EncodedDataset, Example, Vocabulary, stratified_folds
+from rnnkit.data.config import ClassifierDataConfig, load_classification_data, read_file
 from rnnkit.data.tokenizers import CharTokenizer, WordTokenizer
 from rnnkit.evaluation import classification_report, format_report, write_report
 from rnnkit.models.classifier import EnsembleClassifier, RNNClassifier, build_classifier

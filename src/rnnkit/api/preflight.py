@@ -6,7 +6,7 @@ used to surface only when the model was saved. (predict and generate write nothi
 options before the first output, and ``load_checkpoint`` names what a model folder lacks.) Nothing here
 writes anything the user can see (the writability probe makes and removes an empty folder). Every error
 is one line naming the argument, file or field. The label sets are checked where the data is read
-(``data_config.load_classification_data``), the token counts of a corpus once it is tokenized.
+(``data.config.load_classification_data``), the token counts of a corpus once it is tokenized.
 """
 
 from __future__ import annotations
@@ -26,8 +26,8 @@ from rnnkit.models.pretrained import wants_glove
 from rnnkit.validation import check_probability
 
 if TYPE_CHECKING:  # both modules import this one
-    from rnnkit.api.data_config import ClassifierDataConfig
-    from rnnkit.api.language_model import CorpusConfig
+    from rnnkit.data.config import ClassifierDataConfig
+    from rnnkit.data.corpus import CorpusConfig
     from rnnkit.training.ulmfit import PretrainConfig
 
 _GATES = {"lstm": 4, "gru": 3, "rnn": 1, "rnn_relu": 1, "mingru": 2, "minlstm": 3}
