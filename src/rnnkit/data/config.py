@@ -10,7 +10,7 @@ from rnnkit.data.bundled import ClassificationSplits, bundled_names, load_bundle
 from rnnkit.data.errors import DataError
 from rnnkit.data.examples import Example
 from rnnkit.data.folds import stratified_holdout
-from rnnkit.data.readers import check_labels, read_examples
+from rnnkit.data.readers import check_labels, detect_format, read_examples
 from rnnkit.validation import check_choice, check_nonnegative_int, check_positive_int, check_probability
 
 
@@ -64,13 +64,9 @@ class ClassifierDataConfig:
                 raise ValueError(f"{name} must name a column or field, got {value!r}")
 
     def reader_options(self, path: str) -> dict:
-        kind = self.format
-        if kind == "auto":
-            suffix = Path(path).suffix.lower()
-            kind = "folder" if Path(path).is_dir() else {".tsv": "tsv", ".tab": "tsv", ".jsonl": "jsonl",
-                                                         ".ndjson": "jsonl", ".ft": "fasttext"}.get(suffix, "csv")
-            if suffix == ".txt":
-                kind = "fasttext"
+        # One detection for every caller: an unknown extension or a .txt without __label__ lines is an error
+        # naming the file, never a guess.
+        kind = detect_format(path) if self.format == "auto" else self.format
         options: dict = {"on_error": self.on_error}
         if kind in ("csv", "tsv"):
             if self.csv_preset:
