@@ -18,6 +18,7 @@ import torch
 
 from rnnkit.api.checkpoints import build_saved, open_checkpoint
 from rnnkit.api.encoders import load_encoder
+from rnnkit.api.kinds import CLASSIFIER
 from rnnkit.api.preflight import check_classifier_run, check_classifier_sizes, check_cross_fit
 from rnnkit.api.pretraining import pretrain_encoder, read_unlabeled
 from rnnkit.data import EncodedDataset, Example, Vocabulary, stratified_folds
@@ -35,7 +36,6 @@ from rnnkit.training.distributed import World, current_world, setup_world
 from rnnkit.training.rundir import RunDiverged, RunFolder, abandon, check_result
 from rnnkit.training.ulmfit import Finetuning, PretrainConfig
 
-KIND = "classifier"
 # Chosen on BBC News' validation split: the validation accuracy peaks within 5-8 epochs of a cosine schedule.
 CLASSIFIER_TRAIN_DEFAULTS = {"epochs": 10, "patience": 3}
 
@@ -48,6 +48,8 @@ def _log(message: str) -> None:
 class Classifier:
     """A trained classifier with its tokenizer, vocabulary and labels."""
 
+    kind = CLASSIFIER  # what config.json says and what serve, export and the CLI ask
+
     def __init__(self, model: RNNClassifier, tokenizer, vocab: Vocabulary, labels: list[str],
                  max_length: int | None, meta: dict | None = None):
         self.model, self.tokenizer, self.vocab, self.labels = model.eval(), tokenizer, vocab, labels
@@ -56,14 +58,14 @@ class Classifier:
 
     # -- persistence ----------------------------------------------------------
     def save(self, path: str | Path, **extra) -> Path:
-        meta = {"kind": KIND, "model_config": asdict(self.model.config), "vocab": self.vocab.to_dict(),
+        meta = {"kind": CLASSIFIER, "model_config": asdict(self.model.config), "vocab": self.vocab.to_dict(),
                 "labels": self.labels, "tokenizer": self.tokenizer.to_config(), "max_length": self.max_length,
                 **{k: v for k, v in self.meta.items() if k not in ("kind",)}, **extra}
         return save_checkpoint(path, self.model.state_dict(), meta)
 
     @classmethod
     def load(cls, path: str | Path, map_location: str = "cpu") -> Classifier:
-        state, meta, vocab, tokenizer = open_checkpoint(path, KIND, map_location)
+        state, meta, vocab, tokenizer = open_checkpoint(path, CLASSIFIER, map_location)
         model = build_saved(path, meta, state, lambda saved: build_classifier(
             classifier_config_from_saved(saved), len(vocab), len(meta["labels"]), vocab.pad_id))
         return cls(model, tokenizer, vocab, list(meta["labels"]), meta.get("max_length"), meta)

@@ -15,6 +15,7 @@ from pathlib import Path
 import torch
 
 from rnnkit.api.checkpoints import build_saved, open_checkpoint
+from rnnkit.api.kinds import LANGUAGE_MODEL
 from rnnkit.api.preflight import check_corpus_sizes, check_language_model_run
 from rnnkit.data import DataError, Vocabulary
 
@@ -32,7 +33,6 @@ from rnnkit.training import TrainConfig, Trainer, save_checkpoint
 from rnnkit.training.distributed import World, setup_world
 from rnnkit.training.rundir import RunDiverged, RunFolder, abandon, check_result
 
-KIND = "language_model"
 # A 30-minute budget on 2 cores: the schedule's decay ends when the time does (see training.schedule.Horizon).
 # The training state is saved every few seconds: a killed run loses little (the save takes milliseconds).
 LM_TRAIN_DEFAULTS = dict(batch_size=64, lr=2e-3, epochs=50, patience=None, warmup=100.0, max_time=1800.0,
@@ -44,18 +44,20 @@ MMAP_AUTO_BYTES = 256 << 20
 class LanguageModel:
     """A trained language model with its tokenizer and vocabulary."""
 
+    kind = LANGUAGE_MODEL  # what config.json says and what serve, export and the CLI ask
+
     def __init__(self, model: RNNLanguageModel, tokenizer, vocab: Vocabulary, meta: dict | None = None):
         self.model, self.tokenizer, self.vocab = model.eval(), tokenizer, vocab
         self.meta = meta or {}
 
     def save(self, path: str | Path) -> Path:
-        meta = {**self.meta, "kind": KIND, "model_config": asdict(self.model.config),
+        meta = {**self.meta, "kind": LANGUAGE_MODEL, "model_config": asdict(self.model.config),
                 "vocab": self.vocab.to_dict(), "tokenizer": self.tokenizer.to_config()}
         return save_checkpoint(path, self.model.state_dict(), meta)
 
     @classmethod
     def load(cls, path: str | Path, map_location: str = "cpu") -> LanguageModel:
-        state, meta, vocab, tokenizer = open_checkpoint(path, KIND, map_location)
+        state, meta, vocab, tokenizer = open_checkpoint(path, LANGUAGE_MODEL, map_location)
         model = build_saved(path, meta, state, lambda saved: RNNLanguageModel(from_dict(LanguageModelConfig, saved),
                                                                                len(vocab), vocab.pad_id))
         return cls(model, tokenizer, vocab, meta)

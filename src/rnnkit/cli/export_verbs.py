@@ -5,6 +5,8 @@ from __future__ import annotations
 import argparse
 import json
 
+from rnnkit.api.kinds import kind_text
+
 RUNTIMES = ("torch", "onnx")
 
 
@@ -32,12 +34,11 @@ def load_for_runtime(path: str, runtime: str, kind: str | None = None):
 
         predictor = load_onnx(path)
     else:
-        from rnnkit.api.checkpoints import load_saved_model
+        from rnnkit.api.saved import load_saved_model
 
         _, predictor = load_saved_model(path)
-    found = "language_model" if type(predictor).__name__ == "LanguageModel" else "classifier"
-    if kind is not None and found != kind:
-        raise ValueError(f"{path} holds a {found.replace('_', ' ')}, not a {kind.replace('_', ' ')}")
+    if kind is not None and predictor.kind != kind:
+        raise ValueError(f"{path} holds a {kind_text(predictor.kind)}, not a {kind_text(kind)}")
     return predictor
 
 

@@ -18,6 +18,7 @@ import numpy as np
 import torch
 from torch import Tensor, nn
 
+from rnnkit.api.kinds import CLASSIFIER, MODEL_KINDS
 from rnnkit.export.recurrent import ExportError
 
 SIDECAR_FORMAT = 1
@@ -126,7 +127,7 @@ def read_sidecar(model_path: Path) -> dict:
         raise FileNotFoundError(f"{path} is missing: an exported model needs the JSON written beside it "
                                 "(vocabulary, tokenizer, labels)")
     meta = json.loads(path.read_text(encoding="utf-8"))
-    if meta.get("format") != "rnnkit-onnx" or meta.get("kind") not in ("classifier", "language_model"):
+    if meta.get("format") != "rnnkit-onnx" or meta.get("kind") not in MODEL_KINDS:
         raise ValueError(f"{path} is not an rnnkit ONNX sidecar (format/kind fields missing or unknown)")
     return meta
 
@@ -147,7 +148,7 @@ def load_onnx(path: str | Path, threads: int | None = None):
     check_sidecar_fits_graph(model_path, sidecar_path(model_path), meta)
     from rnnkit.models.config import ClassifierConfig, LanguageModelConfig, from_dict
 
-    if meta["kind"] == "classifier":
+    if meta["kind"] == CLASSIFIER:
         from rnnkit.api.classifier import Classifier
 
         net = OnnxClassifierNet(session, from_dict(ClassifierConfig, meta["model_config"]))
