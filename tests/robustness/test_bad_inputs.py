@@ -540,7 +540,7 @@ def test_data_from_a_pipe_is_read_once(ws, tmp_path, capsys):
                                                                                "--out", "{out}/inspect"]],
                          ids=["export", "serve", "inspect"])
 def test_tampered_weights_are_refused_by_every_verb(ws, capsys, monkeypatch, argv):
-    import rnnkit.serve.server
+    import rnnkit.serve.uvicorn_server
 
     monkeypatch.setattr(rnnkit.serve.server, "serve", lambda *a, **k: 0)  # never listen, whatever happens
     before = _snapshot(ws.root)
@@ -647,12 +647,12 @@ def busy_port():
 def never_served(monkeypatch):
     """Record the models loaded; never start uvicorn (a row that wrongly passes its checks returns at once)."""
     import rnnkit.serve.models
-    import rnnkit.serve.server
+    import rnnkit.serve.uvicorn_server
 
     loaded = []
     load = rnnkit.serve.models.load_model
     monkeypatch.setattr(rnnkit.serve.models, "load_model", lambda *a, **k: loaded.append(a) or load(*a, **k))
-    monkeypatch.setattr(rnnkit.serve.server.DrainingServer, "run", lambda self, *a, **k: None)
+    monkeypatch.setattr(rnnkit.serve.uvicorn_server.DrainingServer, "run", lambda self, *a, **k: None)
     return loaded
 
 
