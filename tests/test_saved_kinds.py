@@ -1,7 +1,7 @@
 """Every saved-model class answers ``.kind``, and the one loader maps each kind to its class."""
 
-from rnnkit.api.kinds import MODEL_KINDS
-from rnnkit.api.saved import SAVED_CLASSES
+from rnnkit.saved.kinds import MODEL_KINDS
+from rnnkit.saved.loader import SAVED_CLASSES
 
 
 def test_each_model_kind_has_exactly_one_class():

@@ -100,9 +100,9 @@ def test_cli_train_lm_and_generate_with_mingru(tmp_path):
 
 @pytest.mark.parametrize("cell", ["gru", "lstm", "mingru", "minlstm"])
 def test_preflight_counts_the_parameters_the_stack_has(cell):
-    from rnnkit.api.preflight import stack_parameters
     from rnnkit.models.config import EncoderConfig
     from rnnkit.models.encoder import Encoder
+    from rnnkit.pipelines.preflight import stack_parameters
 
     config = EncoderConfig(cell=cell, embedding_dim=5, hidden_size=7, num_layers=2, bidirectional=True)
     built = sum(p.numel() for p in Encoder(config, 11).parameters())

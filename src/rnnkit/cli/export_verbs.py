@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 import json
 
-from rnnkit.api.kinds import kind_text
+from rnnkit.saved.kinds import kind_text
 
 RUNTIMES = ("torch", "onnx")
 
@@ -34,7 +34,7 @@ def load_for_runtime(path: str, runtime: str, kind: str | None = None):
 
         predictor = load_onnx(path)
     else:
-        from rnnkit.api.saved import load_saved_model
+        from rnnkit.saved.loader import load_saved_model
 
         _, predictor = load_saved_model(path)
     if kind is not None and predictor.kind != kind:

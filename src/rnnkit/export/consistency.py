@@ -12,8 +12,8 @@ from pathlib import Path
 
 import onnx
 
-from rnnkit.api.kinds import CLASSIFIER, LANGUAGE_MODEL
 from rnnkit.export.recurrent import ExportError
+from rnnkit.saved.kinds import CLASSIFIER, LANGUAGE_MODEL
 
 KIND_TEXT = {CLASSIFIER: "a classifier", LANGUAGE_MODEL: "a language model"}
 

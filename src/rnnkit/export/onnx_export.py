@@ -17,12 +17,12 @@ from pathlib import Path
 
 import onnx
 
-from rnnkit.api.kinds import CLASSIFIER, LANGUAGE_MODEL
 from rnnkit.export.graphs import classifier_graph, language_model_graph
 from rnnkit.export.parity import classifier_parity, language_model_parity
 from rnnkit.export.recurrent import ExportError
 from rnnkit.export.runtime import SIDECAR_FORMAT, make_session, sidecar_path
 from rnnkit.outputs import reported_as
+from rnnkit.saved.kinds import CLASSIFIER, LANGUAGE_MODEL
 
 TOLERANCE = 1e-5
 INTERFACE = {
@@ -52,9 +52,9 @@ class ExportResult:
 
 def _load(source):
     """(kind, Classifier | LanguageModel) from a saved folder or an already loaded object."""
-    from rnnkit.api.classifier import Classifier
-    from rnnkit.api.language_model import LanguageModel
-    from rnnkit.api.saved import load_saved_model
+    from rnnkit.saved.classifier import Classifier
+    from rnnkit.saved.language_model import LanguageModel
+    from rnnkit.saved.loader import load_saved_model
 
     if isinstance(source, (Classifier, LanguageModel)):
         return source.kind, source
@@ -62,7 +62,7 @@ def _load(source):
 
 
 def default_output(source, int8: bool) -> Path:
-    from rnnkit.api.checkpoints import resolve_model_path
+    from rnnkit.saved.folders import resolve_model_path
 
     if not isinstance(source, str | Path):
         raise ExportError("out is required when exporting an in-memory model")

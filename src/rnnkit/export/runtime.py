@@ -18,8 +18,8 @@ import numpy as np
 import torch
 from torch import Tensor, nn
 
-from rnnkit.api.kinds import CLASSIFIER, MODEL_KINDS
 from rnnkit.export.recurrent import ExportError
+from rnnkit.saved.kinds import CLASSIFIER, MODEL_KINDS
 
 SIDECAR_FORMAT = 1
 
@@ -32,7 +32,7 @@ def sidecar_path(model_path: str | Path) -> Path:
 def resolve_onnx_path(path: str | Path) -> Path:
     """An .onnx file, or the run/checkpoint folder it was exported from (``rnnkit export``'s default output:
     FOLDER.onnx beside the checkpoint folder, runs/x/model → runs/x/model.onnx)."""
-    from rnnkit.api.checkpoints import resolve_model_path
+    from rnnkit.saved.folders import resolve_model_path
 
     p = Path(path)
     if p.is_dir():
@@ -149,12 +149,12 @@ def load_onnx(path: str | Path, threads: int | None = None):
     from rnnkit.models.config import ClassifierConfig, LanguageModelConfig, from_dict
 
     if meta["kind"] == CLASSIFIER:
-        from rnnkit.api.classifier import Classifier
+        from rnnkit.saved.classifier import Classifier
 
         net = OnnxClassifierNet(session, from_dict(ClassifierConfig, meta["model_config"]))
         return Classifier(net, tokenizer, vocab, list(meta["labels"]), meta.get("max_length"),
                           {"onnx": str(model_path), **meta.get("metadata", {})})
-    from rnnkit.api.language_model import LanguageModel
+    from rnnkit.saved.language_model import LanguageModel
 
     config = from_dict(LanguageModelConfig, meta["model_config"])
     net = OnnxLanguageModelNet(session, config.num_layers, config.hidden_size, config.cell == "lstm", config)

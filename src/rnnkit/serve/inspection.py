@@ -19,8 +19,8 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-from rnnkit.api.kinds import CLASSIFIER, LANGUAGE_MODEL
 from rnnkit.models.classifier import EnsembleClassifier
+from rnnkit.saved.kinds import CLASSIFIER, LANGUAGE_MODEL
 from rnnkit.validation import check_finite_number
 
 # A sigmoid gate below 0.1 or above 0.9 (a tanh one below -0.9 or above 0.9) counts as saturated.

@@ -6,11 +6,11 @@ import re
 from dataclasses import dataclass
 from pathlib import Path
 
-from rnnkit.api.checkpoints import resolve_model_path
-from rnnkit.api.classifier import Classifier
-from rnnkit.api.kinds import CLASSIFIER
-from rnnkit.api.language_model import LanguageModel
-from rnnkit.api.saved import load_saved_model
+from rnnkit.saved.classifier import Classifier
+from rnnkit.saved.folders import resolve_model_path
+from rnnkit.saved.kinds import CLASSIFIER
+from rnnkit.saved.language_model import LanguageModel
+from rnnkit.saved.loader import load_saved_model
 from rnnkit.serve.errors import ServeError
 
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.\-]{0,63}$")

@@ -13,8 +13,8 @@ from pathlib import Path
 import numpy as np
 from matplotlib.ticker import MaxNLocator
 
-from rnnkit.api.kinds import CLASSIFIER, LANGUAGE_MODEL
 from rnnkit.outputs import write_atomically, write_text_atomically
+from rnnkit.saved.kinds import CLASSIFIER, LANGUAGE_MODEL
 from rnnkit.serve.inspection import SIGMOID_GATES, span_units
 from rnnkit.serve.security import inline_policy, script_json
 

@@ -9,8 +9,8 @@ from collections.abc import AsyncIterator
 import numpy as np
 from starlette.concurrency import run_in_threadpool
 
-from rnnkit.api.kinds import CLASSIFIER, LANGUAGE_MODEL
 from rnnkit.data import CharTokenizer, WordTokenizer
+from rnnkit.saved.kinds import CLASSIFIER, LANGUAGE_MODEL
 from rnnkit.serve.batcher import MicroBatcher
 from rnnkit.serve.config import ServeConfig
 from rnnkit.serve.errors import ServeError

@@ -1,7 +1,7 @@
 """The kinds of saved model, as written in ``config.json``'s ``"kind"``: each spelled here once.
 
 Everything that asks "what is this model?" (serve, export, the CLI) compares against these names, or asks the
-object's ``.kind``; ``rnnkit.api.saved`` maps each kind to its class. Imports nothing, so light callers (the ONNX
+object's ``.kind``; ``rnnkit.saved.loader`` maps each kind to its class. Imports nothing, so light callers (the ONNX
 runtime, the CLI) can use it without loading torch.
 """
 

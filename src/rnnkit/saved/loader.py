@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from rnnkit.api.checkpoints import resolve_model_path
-from rnnkit.api.classifier import Classifier
-from rnnkit.api.language_model import LanguageModel
+from rnnkit.saved.classifier import Classifier
+from rnnkit.saved.folders import resolve_model_path
+from rnnkit.saved.language_model import LanguageModel
 from rnnkit.training.checkpoint import read_meta
 
 # A new kind of model: its class (with ``kind`` and ``load``) goes here, its name in api/kinds.py.

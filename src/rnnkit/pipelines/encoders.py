@@ -17,13 +17,13 @@ from pathlib import Path
 
 from torch import Tensor
 
-from rnnkit.api.kinds import CLASSIFIER, ENCODER, LANGUAGE_MODEL
 from rnnkit.data import DataError, Vocabulary, tokenizer_from_config
 from rnnkit.models.config import EncoderConfig, RecurrentStackConfig
 from rnnkit.models.encoder import Encoder
+from rnnkit.saved.kinds import CLASSIFIER, ENCODER, LANGUAGE_MODEL
 from rnnkit.training.checkpoint import CONFIG_FILE, load_checkpoint, read_meta, save_checkpoint, verify_weights
 
-KIND = ENCODER  # the old name, kept for importers of rnnkit.api.encoders.KIND
+KIND = ENCODER  # the old name, kept for importers of rnnkit.pipelines.encoders.KIND
 ENCODER_DIR = "encoder"
 # The fields that decide the encoder's tensor shapes (and meaning): they must match to load one.
 SHAPE_FIELDS = ("cell", "embedding_dim", "hidden_size", "num_layers", "bidirectional")

@@ -5,8 +5,8 @@ from __future__ import annotations
 from collections.abc import Callable
 from pathlib import Path
 
-from rnnkit.api.kinds import kind_text
 from rnnkit.data import Vocabulary, tokenizer_from_config
+from rnnkit.saved.kinds import kind_text
 from rnnkit.training import load_checkpoint
 from rnnkit.training.checkpoint import CONFIG_FILE, MODEL_FILE
 
