@@ -10,7 +10,7 @@ from rnnkit.data.bundled import ClassificationSplits, bundled_names, load_bundle
 from rnnkit.data.errors import DataError
 from rnnkit.data.examples import Example
 from rnnkit.data.folds import stratified_holdout
-from rnnkit.data.readers import check_labels, detect_format, read_examples
+from rnnkit.data.readers import FORMATS, check_labels, detect_format, read_examples
 from rnnkit.validation import check_choice, check_nonnegative_int, check_positive_int, check_probability
 
 
@@ -49,7 +49,7 @@ class ClassifierDataConfig:
 
     def __post_init__(self):
         check_probability("valid_fraction", self.valid_fraction)
-        check_choice("format", self.format, {"auto", "csv", "tsv", "jsonl", "fasttext", "folder"})
+        check_choice("format", self.format, {"auto", *FORMATS})
         check_choice("on_error", self.on_error, {"raise", "skip"})
         check_choice("tokenizer", self.tokenizer, {"word", "char"})
         check_choice("embeddings", self.embeddings, {"auto", "glove", "random"})

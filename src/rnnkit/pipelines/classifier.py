@@ -18,7 +18,7 @@ import torch
 
 from rnnkit.data import ClassificationSplits, EncodedDataset, Example, Vocabulary, stratified_folds
 from rnnkit.data.config import ClassifierDataConfig, load_classification_data
-from rnnkit.data.tokenizers import CharTokenizer, WordTokenizer
+from rnnkit.data.tokenizers import make_tokenizer
 from rnnkit.evaluation import classification_report, format_report, write_report
 from rnnkit.models.classifier import EnsembleClassifier, RNNClassifier
 from rnnkit.models.config import ClassifierConfig
@@ -45,7 +45,7 @@ def _log(message: str) -> None:
 
 
 def build_tokenizer(config: ClassifierDataConfig):
-    return WordTokenizer(lowercase=config.lowercase) if config.tokenizer == "word" else CharTokenizer()
+    return make_tokenizer(config.tokenizer, config.lowercase)
 
 
 def build_vocabulary(train: list[Example], tokenizer, config: ClassifierDataConfig, use_glove: bool,

@@ -16,7 +16,7 @@ import torch
 from rnnkit.data import DataError, Vocabulary
 from rnnkit.data.corpus import CorpusConfig, load_corpus
 from rnnkit.data.mmap_stream import build_cache, open_cache, text_bytes
-from rnnkit.data.tokenizers import CharTokenizer, WordTokenizer
+from rnnkit.data.tokenizers import make_tokenizer
 from rnnkit.evaluation import plot_training_curves, write_report
 from rnnkit.models.config import LanguageModelConfig
 from rnnkit.models.language_model import RNNLanguageModel
@@ -64,7 +64,7 @@ def _train_language_model(run: RunFolder, corpus: CorpusConfig, model_config: La
                           train_config: TrainConfig, world: World) -> tuple[LanguageModel, dict]:
     out_dir = run.path
     start = time.monotonic()
-    tokenizer = CharTokenizer() if corpus.tokenizer == "char" else WordTokenizer(lowercase=corpus.lowercase)
+    tokenizer = make_tokenizer(corpus.tokenizer, corpus.lowercase)
     vocab, name, train_ids, valid_ids, test_ids = _corpus_ids(corpus, tokenizer, out_dir, world, run.out)
     check_corpus_sizes(corpus, train_ids.numel(), valid_ids.numel(), train_config.batch_size,
                        None if test_ids is None else test_ids.numel())
