@@ -62,15 +62,36 @@ def train_language_model(data: str | CorpusConfig = "shakespeare", out_dir: str 
 
 def _train_language_model(run: RunFolder, corpus: CorpusConfig, model_config: LanguageModelConfig,
                           train_config: TrainConfig, world: World) -> tuple[LanguageModel, dict]:
-    out_dir = run.path
+    """The run's steps: data and vocabulary, the model, training, report, publish."""
     start = time.monotonic()
     tokenizer = make_tokenizer(corpus.tokenizer, corpus.lowercase)
-    vocab, name, train_ids, valid_ids, test_ids = _corpus_ids(corpus, tokenizer, out_dir, world, run.out)
+    vocab, train_ids, valid_ids, test_ids = _read_corpus(run, corpus, tokenizer, train_config, world)
+    lm, task, result = _train(run, corpus, model_config, train_config, world, tokenizer, vocab, train_ids, valid_ids)
+    diverged = check_result(run, result)
+    if not world.is_main:
+        return lm, {}
+    summary = _report(lm, task, result, valid_ids, test_ids, time.monotonic() - start)
+    _publish(run, lm, summary, result.history, task.monitor)
+    if diverged:
+        raise RunDiverged(diverged)
+    return lm, summary
+
+
+def _read_corpus(run: RunFolder, corpus: CorpusConfig, tokenizer, train_config: TrainConfig, world: World):
+    """(vocabulary, train, valid and test token ids): the text read, encoded, and checked against the batch."""
+    vocab, name, train_ids, valid_ids, test_ids = _corpus_ids(corpus, tokenizer, run.path, world, run.out)
     check_corpus_sizes(corpus, train_ids.numel(), valid_ids.numel(), train_config.batch_size,
                        None if test_ids is None else test_ids.numel())
     if world.is_main:
         print(f"corpus {name}: {train_ids.numel()} train / {valid_ids.numel()} valid tokens, "
               f"vocabulary {len(vocab)}", file=sys.stderr, flush=True)
+    return vocab, train_ids, valid_ids, test_ids
+
+
+def _train(run: RunFolder, corpus: CorpusConfig, model_config: LanguageModelConfig, train_config: TrainConfig,
+           world: World, tokenizer, vocab: Vocabulary, train_ids, valid_ids):
+    """(the language model, its task, the fit's result); the best model is saved as it is found."""
+    out_dir = run.path
     torch.manual_seed(train_config.seed)
     net = RNNLanguageModel(model_config, len(vocab), vocab.pad_id)
     net.to(world.device)
@@ -82,11 +103,12 @@ def _train_language_model(run: RunFolder, corpus: CorpusConfig, model_config: La
                       state_path=run.state_path(), world=world)
     if run.resume:
         trainer.load_state(run.state_path())
-    result = trainer.fit()
-    diverged = check_result(run, result)
-    if not world.is_main:
-        return lm, {}
-    seconds = time.monotonic() - start
+    return lm, task, trainer.fit()
+
+
+def _report(lm: LanguageModel, task: LanguageModelTask, result, valid_ids, test_ids, seconds: float) -> dict:
+    """The run's summary, also kept in the model's metrics."""
+    net = lm.model
     summary = {"stopped": result.reason, "train_seconds": round(seconds, 1), "steps": result.steps,
                **{k: v for k, v in (result.best or {}).items() if k.startswith("valid_")}}
     # The reported figures read each split as one stream with the state carried (exact, slower than training-time
@@ -98,17 +120,20 @@ def _train_language_model(run: RunFolder, corpus: CorpusConfig, model_config: La
     rates = [h["tokens_per_s"] for h in result.history if h.get("tokens_per_s")]
     summary["train_tokens_per_s"] = round(sum(rates) / len(rates), 1) if rates else None
     lm.meta["metrics"] = summary
+    return summary
+
+
+def _publish(run: RunFolder, lm: LanguageModel, summary: dict, history: list[dict], monitor: str) -> None:
+    """The model, its report and the validation-against-time figure, then the folder moved to ``out_dir``."""
+    out_dir = run.path
     lm.save(out_dir / "model")
-    write_report(out_dir / "report", {"summary": summary}, result.history)
-    if result.history:
+    write_report(out_dir / "report", {"summary": summary}, history)
+    if history:
         # Validation bits per character against wall-clock time: what a time budget buys.
-        plot_training_curves(result.history, out_dir / "report" / "valid_vs_time.png",
-                             metrics=["train_loss", f"valid_{task.monitor}"], x="elapsed")
+        plot_training_curves(history, out_dir / "report" / "valid_vs_time.png",
+                             metrics=["train_loss", f"valid_{monitor}"], x="elapsed")
     run.publish()
     print(f"saved {run.out / 'model'}; report in {run.out / 'report'}", file=sys.stderr, flush=True)
-    if diverged:
-        raise RunDiverged(diverged)
-    return lm, summary
 
 
 def _corpus_ids(corpus: CorpusConfig, tokenizer, out_dir: Path, world: World, previous: Path | None = None):
