@@ -540,7 +540,7 @@ def test_data_from_a_pipe_is_read_once(ws, tmp_path, capsys):
                                                                                "--out", "{out}/inspect"]],
                          ids=["export", "serve", "inspect"])
 def test_tampered_weights_are_refused_by_every_verb(ws, capsys, monkeypatch, argv):
-    import rnnkit.serve.uvicorn_server
+    import rnnkit.serve.server
 
     monkeypatch.setattr(rnnkit.serve.server, "serve", lambda *a, **k: 0)  # never listen, whatever happens
     before = _snapshot(ws.root)
