@@ -22,8 +22,8 @@ import torch
 from linear_baseline import compare, summary_row, svm_baseline
 
 from rnnkit.api.classifier import CLASSIFIER_TRAIN_DEFAULTS, build_tokenizer, train_classifier
-from rnnkit.api.data_config import ClassifierDataConfig, load_classification_data
 from rnnkit.data import BucketBatchSampler, EncodedDataset, Vocabulary, pad_batch, padding_fraction
+from rnnkit.data.config import ClassifierDataConfig, load_classification_data
 from rnnkit.models.classifier import RNNClassifier
 from rnnkit.models.config import ClassifierConfig
 from rnnkit.training import TrainConfig, make_optimizer

@@ -108,7 +108,7 @@ def split(pairs, max_train: int | None):
 
 def bbc_news(_downloads: Path):
     """The bundled BBC News split, as `rnnkit train` reads it (its own hash split, kept as is)."""
-    from rnnkit.api.data_config import ClassifierDataConfig, load_classification_data
+    from rnnkit.data.config import ClassifierDataConfig, load_classification_data
 
     splits, _ = load_classification_data(ClassifierDataConfig())
     return {part: [(e.text, e.label) for e in getattr(splits, part)] for part in ("train", "valid", "test")}

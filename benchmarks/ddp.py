@@ -73,8 +73,8 @@ def _lm(world, batch_size: int):
 
 def _bbc(world, batch_size: int):
     from rnnkit.api.classifier import CLASSIFIER_TRAIN_DEFAULTS, build_tokenizer, build_vocabulary
-    from rnnkit.api.data_config import ClassifierDataConfig, load_classification_data
     from rnnkit.data import EncodedDataset
+    from rnnkit.data.config import ClassifierDataConfig, load_classification_data
     from rnnkit.models.classifier import RNNClassifier
     from rnnkit.models.config import ClassifierConfig
     from rnnkit.tasks.classification import ClassificationTask

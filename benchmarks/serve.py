@@ -66,7 +66,7 @@ def make_models(folder: Path) -> tuple[Path, Path]:
 
 def fifty_token_text(classifier: Path) -> str:
     """50 words from the classifier's own vocabulary (not <unk>), so the text is one a user might send."""
-    from rnnkit.api.checkpoints import resolve_model_path
+    from rnnkit.saved.folders import resolve_model_path
 
     vocab = json.loads((resolve_model_path(classifier) / "config.json").read_text())["vocab"]
     tokens = [t for t in vocab["tokens"][vocab["num_specials"]:] if t.isalnum()]

@@ -11,8 +11,9 @@ import numpy as np
 import pytest
 import torch
 
-from rnnkit.api.language_model import CorpusConfig, load_corpus, train_language_model
+from rnnkit.api.language_model import train_language_model
 from rnnkit.data import CharTokenizer, DataError, StreamBatcher, Vocabulary, WordTokenizer, mmap_stream
+from rnnkit.data.corpus import CorpusConfig, load_corpus
 from rnnkit.data.mmap_stream import build_cache, open_cache
 from rnnkit.models.config import LanguageModelConfig
 from rnnkit.models.language_model import RNNLanguageModel

@@ -69,3 +69,12 @@ def test_bad_arguments():
         tokenizer_from_config({"type": "word", "lower": True})
     with pytest.raises(TypeError, match="text must be a str, got bytes"):
         WordTokenizer().tokenize(b"bytes")
+
+
+def test_make_tokenizer_builds_what_a_data_config_names():
+    from rnnkit.data.tokenizers import make_tokenizer
+
+    assert make_tokenizer("word", lowercase=True).tokenize("Hello World") == ["hello", "world"]
+    assert make_tokenizer("char", lowercase=True).tokenize("Hi") == ["H", "i"]
+    with pytest.raises(ValueError, match="'bpe'"):
+        make_tokenizer("bpe", lowercase=False)

@@ -7,7 +7,7 @@ import pytest
 import torch
 
 from rnnkit.api.classifier import Classifier, train_classifier
-from rnnkit.api.data_config import ClassifierDataConfig, read_file
+from rnnkit.data.config import ClassifierDataConfig, read_file
 from rnnkit.models.config import ClassifierConfig
 from rnnkit.models.ngrams import NgramBag
 from rnnkit.training import TrainConfig

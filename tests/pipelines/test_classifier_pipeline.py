@@ -8,8 +8,8 @@ import numpy as np
 import pytest
 
 from rnnkit.api.classifier import Classifier, train_classifier
-from rnnkit.api.data_config import ClassifierDataConfig
 from rnnkit.data import DataError, read_examples
+from rnnkit.data.config import ClassifierDataConfig
 from rnnkit.models.config import ClassifierConfig
 from rnnkit.training import TrainConfig
 

@@ -9,8 +9,8 @@ import pytest
 import torch
 
 from rnnkit.api.classifier import Classifier, train_classifier
-from rnnkit.api.data_config import ClassifierDataConfig
 from rnnkit.api.language_model import LanguageModel, train_language_model
+from rnnkit.data.config import ClassifierDataConfig
 from rnnkit.export import export_onnx, load_onnx
 from rnnkit.models.config import ClassifierConfig, LanguageModelConfig
 from rnnkit.models.language_model import RNNLanguageModel, detach_state
@@ -103,9 +103,9 @@ def test_cli_train_lm_and_generate_with_mingru(tmp_path):
 
 @pytest.mark.parametrize("cell", ["gru", "lstm", "mingru", "minlstm"])
 def test_preflight_counts_the_parameters_the_stack_has(cell):
-    from rnnkit.api.preflight import stack_parameters
     from rnnkit.models.config import EncoderConfig
     from rnnkit.models.encoder import Encoder
+    from rnnkit.pipelines.preflight import stack_parameters
 
     config = EncoderConfig(cell=cell, embedding_dim=5, hidden_size=7, num_layers=2, bidirectional=True)
     built = sum(p.numel() for p in Encoder(config, 11).parameters())

@@ -12,13 +12,13 @@ import torch
 from safetensors.torch import load_file
 
 from rnnkit.api.classifier import Classifier, train_classifier
-from rnnkit.api.data_config import ClassifierDataConfig
-from rnnkit.api.encoders import load_encoder
 from rnnkit.api.language_model import train_language_model
 from rnnkit.cli.main import main
 from rnnkit.data import DataError
+from rnnkit.data.config import ClassifierDataConfig
 from rnnkit.models.classifier import RNNClassifier
 from rnnkit.models.config import ClassifierConfig, LanguageModelConfig
+from rnnkit.pipelines.encoders import load_encoder
 from rnnkit.tasks.language_model import LanguageModelTask
 from rnnkit.training import TrainConfig
 from rnnkit.training.rundir import RunInterrupted

@@ -4,7 +4,7 @@ import pytest
 import torch
 
 from rnnkit.api.classifier import train_classifier
-from rnnkit.api.data_config import ClassifierDataConfig
+from rnnkit.data.config import ClassifierDataConfig
 from rnnkit.models.config import ClassifierConfig
 from rnnkit.models.pretrained import glove_available, load_glove_rows
 from rnnkit.training import TrainConfig

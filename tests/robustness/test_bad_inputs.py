@@ -29,9 +29,10 @@ from pathlib import Path
 import pytest
 
 from rnnkit.api.classifier import Classifier, train_classifier
-from rnnkit.api.data_config import ClassifierDataConfig
-from rnnkit.api.language_model import CorpusConfig, LanguageModel, train_language_model
+from rnnkit.api.language_model import LanguageModel, train_language_model
 from rnnkit.cli.main import EXIT_BROKEN_PIPE, describe, main
+from rnnkit.data.config import ClassifierDataConfig
+from rnnkit.data.corpus import CorpusConfig
 from rnnkit.models.config import ClassifierConfig, LanguageModelConfig
 from rnnkit.models.pretrained import GLOVE_ENV, glove_available, wants_glove
 from rnnkit.training import TrainConfig
@@ -568,14 +569,14 @@ def test_tampered_weights_are_refused_by_the_api_and_old_checkpoints_still_load(
 
 def test_a_model_too_big_for_its_labels_is_refused_before_it_is_built(ws, tmp_path, capsys, monkeypatch):
     """The n-gram table is (vocabulary + buckets) x labels: 500 labels make 10M buckets 5 G weights."""
-    import rnnkit.api.classifier
-    import rnnkit.api.preflight
+    import rnnkit.pipelines.classifier
+    import rnnkit.pipelines.preflight
 
     def never(*args, **kwargs):
         raise AssertionError("the model was built")
 
-    monkeypatch.setattr(rnnkit.api.preflight, "_physical_memory", lambda: 8 << 30)  # the same on every machine
-    monkeypatch.setattr(rnnkit.api.classifier, "RNNClassifier", never)
+    monkeypatch.setattr(rnnkit.pipelines.preflight, "_physical_memory", lambda: 8 << 30)  # the same on every machine
+    monkeypatch.setattr(rnnkit.pipelines.classifier, "RNNClassifier", never)
     data = tmp_path / "many_labels.csv"
     data.write_text("label,text\n" + "".join(f"c{i},the goal {i}\nc{i},a team {i}\n" for i in range(500)))
     argv = train("--data", str(data), "--ngram-buckets", "10000000", "--valid-fraction", "0.5",
@@ -646,12 +647,12 @@ def busy_port():
 def never_served(monkeypatch):
     """Record the models loaded; never start uvicorn (a row that wrongly passes its checks returns at once)."""
     import rnnkit.serve.models
-    import rnnkit.serve.server
+    import rnnkit.serve.uvicorn_server
 
     loaded = []
     load = rnnkit.serve.models.load_model
     monkeypatch.setattr(rnnkit.serve.models, "load_model", lambda *a, **k: loaded.append(a) or load(*a, **k))
-    monkeypatch.setattr(rnnkit.serve.server.DrainingServer, "run", lambda self, *a, **k: None)
+    monkeypatch.setattr(rnnkit.serve.uvicorn_server.DrainingServer, "run", lambda self, *a, **k: None)
     return loaded
 
 

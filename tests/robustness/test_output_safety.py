@@ -18,8 +18,8 @@ import torch
 from safetensors.torch import load_file
 
 from rnnkit.api.classifier import train_classifier
-from rnnkit.api.data_config import ClassifierDataConfig
 from rnnkit.cli.main import main
+from rnnkit.data.config import ClassifierDataConfig
 from rnnkit.models.config import ClassifierConfig
 from rnnkit.tasks.classification import ClassificationTask
 from rnnkit.training import TrainConfig
@@ -250,7 +250,7 @@ def test_settings_that_cannot_be_saved_leave_no_staging_folder(tmp_path):
 
 def test_ctrl_c_after_training_says_how_to_resume(tmp_path, data, capsys, monkeypatch):
     # The signal handler is the trainer's only while it trains: Ctrl-C in the final scoring is a KeyboardInterrupt.
-    import rnnkit.api.classifier as api
+    import rnnkit.pipelines.classifier as api
 
     out = tmp_path / "run"
     real = api.write_report

@@ -230,7 +230,7 @@ def test_checkpoint_every_is_checked(bad):
 
 def test_ensemble_interrupted_in_its_second_member_resumes_identically(tmp_path, monkeypatch):
     from rnnkit.api.classifier import train_classifier
-    from rnnkit.api.data_config import ClassifierDataConfig
+    from rnnkit.data.config import ClassifierDataConfig
     from rnnkit.models.config import ClassifierConfig
     from rnnkit.training.rundir import RunInterrupted
 

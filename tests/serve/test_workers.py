@@ -63,7 +63,7 @@ def test_a_worker_told_to_stop_drains_and_a_second_order_forces(classifier_dir):
     import uvicorn
 
     from rnnkit.serve import Service, create_app
-    from rnnkit.serve.server import DrainingServer
+    from rnnkit.serve.uvicorn_server import DrainingServer
 
     service = Service([str(classifier_dir)])
     server = DrainingServer(uvicorn.Config(create_app(None, service=service)), service)

@@ -7,12 +7,13 @@ import json
 import sys
 
 from rnnkit.api.classifier import CLASSIFIER_TRAIN_DEFAULTS as TRAIN_DEFAULTS  # noqa: E402
-from rnnkit.api.data_config import ClassifierDataConfig
 from rnnkit.cli.export_verbs import add_inference_runtime_argument, load_for_runtime
 from rnnkit.cli.options import add_dataclass_arguments, dataclass_from_args
 from rnnkit.cli.run_flags import add_run_flags, report_stopped, run_settings
 from rnnkit.cli.runtime import add_device_arguments, runtime_options
+from rnnkit.data.config import ClassifierDataConfig
 from rnnkit.models.config import ClassifierConfig
+from rnnkit.saved.kinds import CLASSIFIER
 from rnnkit.training import TrainConfig
 from rnnkit.training.ulmfit import PretrainConfig
 
@@ -93,8 +94,8 @@ def run_train(args: argparse.Namespace) -> int:
 
 def run_eval(args: argparse.Namespace) -> int:
     from rnnkit.api.language_model import LanguageModel
-    from rnnkit.api.preflight import check_eval_run
     from rnnkit.evaluation import format_report, write_report
+    from rnnkit.pipelines.preflight import check_eval_run
 
     # Checked before the model is loaded (which can take a while): a wrong data path costs a second. A text
     # for a language model passes the same checks as format=auto.
@@ -123,7 +124,7 @@ def run_predict(args: argparse.Namespace) -> int:
             raise ValueError(f"standard input is not UTF-8 text ({err.reason} at byte {err.start})") from err
     if not texts:
         raise ValueError("no text to classify: give texts as arguments or one per line on stdin")
-    classifier = load_for_runtime(args.model, args.runtime, "classifier")
+    classifier = load_for_runtime(args.model, args.runtime, CLASSIFIER)
     for text, top in zip(texts, classifier.predict(texts, top_k=args.top_k), strict=True):
         if args.json:
             print(json.dumps({"text": text, "labels": [{"label": l, "probability": round(p, 6)} for l, p in top]}))

@@ -5,6 +5,8 @@ from __future__ import annotations
 import argparse
 import json
 
+from rnnkit.saved.kinds import kind_text
+
 RUNTIMES = ("torch", "onnx")
 
 
@@ -25,19 +27,18 @@ def require_onnx() -> None:
 
 
 def load_for_runtime(path: str, runtime: str, kind: str | None = None):
-    """A Classifier or LanguageModel for ``runtime``; ``kind`` ("classifier" / "language_model") if required."""
+    """A Classifier or LanguageModel for ``runtime``; ``kind`` (a ``rnnkit.saved.kinds`` constant) if required."""
     if runtime == "onnx":
         require_onnx()
         from rnnkit.export import load_onnx
 
         predictor = load_onnx(path)
     else:
-        from rnnkit.api.checkpoints import load_saved_model
+        from rnnkit.saved.loader import load_saved_model
 
         _, predictor = load_saved_model(path)
-    found = "language_model" if type(predictor).__name__ == "LanguageModel" else "classifier"
-    if kind is not None and found != kind:
-        raise ValueError(f"{path} holds a {found.replace('_', ' ')}, not a {kind.replace('_', ' ')}")
+    if kind is not None and predictor.kind != kind:
+        raise ValueError(f"{path} holds a {kind_text(predictor.kind)}, not a {kind_text(kind)}")
     return predictor
 
 

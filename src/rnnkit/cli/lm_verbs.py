@@ -13,6 +13,7 @@ from rnnkit.cli.run_flags import add_run_flags, report_stopped, run_settings
 from rnnkit.cli.runtime import add_device_arguments, runtime_options
 from rnnkit.generation.sampling import MAX_TOKENS, SamplingConfig
 from rnnkit.models.config import LanguageModelConfig
+from rnnkit.saved.kinds import LANGUAGE_MODEL
 from rnnkit.training import TrainConfig
 
 TRAIN_SECTIONS = {"corpus": CorpusConfig, "model": LanguageModelConfig, "train": TrainConfig}
@@ -60,7 +61,7 @@ def run_train_lm(args: argparse.Namespace) -> int:
 
 
 def run_generate(args: argparse.Namespace) -> int:
-    lm = load_for_runtime(args.model, args.runtime, "language_model")
+    lm = load_for_runtime(args.model, args.runtime, LANGUAGE_MODEL)
     # Built (and so checked) before the prompt is echoed: a bad option prints nothing on stdout.
     pieces = lm.generate_iter(args.prompt, args.max_tokens, temperature=args.temperature, top_k=args.top_k,
                               top_p=args.top_p, stop=args.stop, seed=args.seed)

@@ -73,8 +73,9 @@ def _parse_span(text: str | None) -> tuple[int, int] | None:
 
 
 def run_inspect(args: argparse.Namespace) -> int:
+    from rnnkit.saved.kinds import CLASSIFIER
     from rnnkit.serve.inspection import inspect_classifier, inspect_language_model
-    from rnnkit.serve.models import CLASSIFIER, load_model
+    from rnnkit.serve.models import load_model
     from rnnkit.serve.render import write_html, write_png
 
     text = sys.stdin.read() if args.text == "-" else args.text

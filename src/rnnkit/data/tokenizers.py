@@ -123,3 +123,10 @@ def tokenizer_from_config(config: dict) -> Tokenizer:
                          f"allowed: {sorted(allowed)}")
     return cls(**options)
 
+
+
+def make_tokenizer(kind: str, lowercase: bool) -> Tokenizer:
+    """The tokenizer a data config names (``"word"`` or ``"char"``): the one place both pipelines build theirs."""
+    if kind not in _TYPES:
+        raise ValueError(f"tokenizer must be one of {sorted(_TYPES)}, got {kind!r}")
+    return WordTokenizer(lowercase=lowercase) if kind == "word" else CharTokenizer()

@@ -13,8 +13,9 @@ from pathlib import Path
 import onnx
 
 from rnnkit.export.recurrent import ExportError
+from rnnkit.saved.kinds import CLASSIFIER, LANGUAGE_MODEL
 
-KIND_TEXT = {"classifier": "a classifier", "language_model": "a language model"}
+KIND_TEXT = {CLASSIFIER: "a classifier", LANGUAGE_MODEL: "a language model"}
 
 
 def _names(values) -> list[str]:
@@ -29,9 +30,9 @@ def graph_kind(graph: onnx.GraphProto) -> str | None:
     """What the graph's inputs say it is: "classifier" (ids, lengths), "language_model" (ids, h0) or None."""
     inputs = set(_names(graph.input))
     if {"ids", "h0"} <= inputs:
-        return "language_model"
+        return LANGUAGE_MODEL
     if {"ids", "lengths"} <= inputs:
-        return "classifier"
+        return CLASSIFIER
     return None
 
 
@@ -69,15 +70,15 @@ def check_sidecar_fits_graph(model_path: Path, sidecar: Path, meta: dict) -> Non
         if rows != vocab_size:
             raise ExportError(f"{sidecar}: field 'vocab' has {vocab_size} tokens, but {model_path}'s embedding "
                               f"{table!r} has {rows} rows")
-    field, scored = ("labels", "classes") if kind == "classifier" else ("vocab", "tokens")
+    field, scored = ("labels", "classes") if kind == CLASSIFIER else ("vocab", "tokens")
     if not isinstance(meta.get(field), list | dict):
         raise ExportError(f"{sidecar}: field {field!r} is missing or not a list")
-    classes = len(meta["labels"]) if kind == "classifier" else vocab_size
+    classes = len(meta["labels"]) if kind == CLASSIFIER else vocab_size
     logits = _dims(next(o for o in graph.output if o.name == "logits"))[-1]
     if isinstance(logits, int) and logits and logits != classes:
         raise ExportError(f"{sidecar}: field {field!r} has {classes} entries, but {model_path} scores {logits} "
                           f"{scored}")
-    if kind == "language_model":
+    if kind == LANGUAGE_MODEL:
         _check_state_shape(graph, model_path, sidecar, meta["model_config"])
 
 

@@ -22,15 +22,16 @@ from rnnkit.export.parity import classifier_parity, language_model_parity
 from rnnkit.export.recurrent import ExportError
 from rnnkit.export.runtime import SIDECAR_FORMAT, make_session, sidecar_path
 from rnnkit.outputs import reported_as
+from rnnkit.saved.kinds import CLASSIFIER, LANGUAGE_MODEL
 
 TOLERANCE = 1e-5
 INTERFACE = {
-    "classifier": {
+    CLASSIFIER: {
         "inputs": {"ids": "int64 (batch, time): token ids, padded with vocab pad id past each length",
                    "lengths": "int64 (batch,): tokens per row, >= 1"},
         "outputs": {"logits": "float32 (batch, classes)", "probabilities": "float32 (batch, classes): softmax"},
     },
-    "language_model": {
+    LANGUAGE_MODEL: {
         "inputs": {"ids": "int64 (batch, time)", "h0": "float32 (layers, batch, hidden): zeros to start",
                    "c0": "float32 (layers, batch, hidden), LSTM only"},
         "outputs": {"logits": "float32 (batch, time, vocab): next-token scores",
@@ -51,19 +52,17 @@ class ExportResult:
 
 def _load(source):
     """(kind, Classifier | LanguageModel) from a saved folder or an already loaded object."""
-    from rnnkit.api.checkpoints import load_saved_model
-    from rnnkit.api.classifier import Classifier
-    from rnnkit.api.language_model import LanguageModel
+    from rnnkit.saved.classifier import Classifier
+    from rnnkit.saved.language_model import LanguageModel
+    from rnnkit.saved.loader import load_saved_model
 
-    if isinstance(source, Classifier):
-        return "classifier", source
-    if isinstance(source, LanguageModel):
-        return "language_model", source
+    if isinstance(source, (Classifier, LanguageModel)):
+        return source.kind, source
     return load_saved_model(source, error=ExportError)
 
 
 def default_output(source, int8: bool) -> Path:
-    from rnnkit.api.checkpoints import resolve_model_path
+    from rnnkit.saved.folders import resolve_model_path
 
     if not isinstance(source, str | Path):
         raise ExportError("out is required when exporting an in-memory model")
@@ -74,7 +73,7 @@ def default_output(source, int8: bool) -> Path:
 
 
 def _parity(kind: str, predictor, session) -> dict:
-    if kind == "classifier":
+    if kind == CLASSIFIER:
         return classifier_parity(predictor.model, session, predictor.vocab, predictor.max_length)
     return language_model_parity(predictor.model, session, predictor.vocab)
 
@@ -139,7 +138,7 @@ def export_onnx(source, out: str | Path | None = None, int8: bool = False, toler
         raise ValueError(f"out must name a .onnx file, got {str(out)!r}")
     out.parent.mkdir(parents=True, exist_ok=True)
     model = predictor.model.float().eval()
-    graph = classifier_graph(model) if kind == "classifier" else language_model_graph(model)
+    graph = classifier_graph(model) if kind == CLASSIFIER else language_model_graph(model)
     # A full disk (or any OS error) while the files are written names the file asked for; the temporary
     # folder goes with the error, so nothing partial is left and any earlier export stays.
     with reported_as(out), tempfile.TemporaryDirectory(dir=out.parent, prefix=".export-") as tmp:
@@ -160,7 +159,7 @@ def export_onnx(source, out: str | Path | None = None, int8: bool = False, toler
                 "pad_id": predictor.vocab.pad_id, "unk_id": predictor.vocab.unk_id,
                 "tokenizer": predictor.tokenizer.to_config(), "model_config": asdict(model.config),
                 "parity": parity}
-        if kind == "classifier":
+        if kind == CLASSIFIER:
             meta.update(labels=list(predictor.labels), max_length=predictor.max_length)
         side_tmp = Path(tmp) / "model.json"
         side_tmp.write_text(json.dumps(meta, ensure_ascii=False, indent=1), encoding="utf-8")

@@ -19,6 +19,7 @@ import torch
 from torch import Tensor, nn
 
 from rnnkit.export.recurrent import ExportError
+from rnnkit.saved.kinds import CLASSIFIER, MODEL_KINDS
 
 SIDECAR_FORMAT = 1
 
@@ -31,7 +32,7 @@ def sidecar_path(model_path: str | Path) -> Path:
 def resolve_onnx_path(path: str | Path) -> Path:
     """An .onnx file, or the run/checkpoint folder it was exported from (``rnnkit export``'s default output:
     FOLDER.onnx beside the checkpoint folder, runs/x/model → runs/x/model.onnx)."""
-    from rnnkit.api.checkpoints import resolve_model_path
+    from rnnkit.saved.folders import resolve_model_path
 
     p = Path(path)
     if p.is_dir():
@@ -126,7 +127,7 @@ def read_sidecar(model_path: Path) -> dict:
         raise FileNotFoundError(f"{path} is missing: an exported model needs the JSON written beside it "
                                 "(vocabulary, tokenizer, labels)")
     meta = json.loads(path.read_text(encoding="utf-8"))
-    if meta.get("format") != "rnnkit-onnx" or meta.get("kind") not in ("classifier", "language_model"):
+    if meta.get("format") != "rnnkit-onnx" or meta.get("kind") not in MODEL_KINDS:
         raise ValueError(f"{path} is not an rnnkit ONNX sidecar (format/kind fields missing or unknown)")
     return meta
 
@@ -147,13 +148,13 @@ def load_onnx(path: str | Path, threads: int | None = None):
     check_sidecar_fits_graph(model_path, sidecar_path(model_path), meta)
     from rnnkit.models.config import ClassifierConfig, LanguageModelConfig, from_dict
 
-    if meta["kind"] == "classifier":
-        from rnnkit.api.classifier import Classifier
+    if meta["kind"] == CLASSIFIER:
+        from rnnkit.saved.classifier import Classifier
 
         net = OnnxClassifierNet(session, from_dict(ClassifierConfig, meta["model_config"]))
         return Classifier(net, tokenizer, vocab, list(meta["labels"]), meta.get("max_length"),
                           {"onnx": str(model_path), **meta.get("metadata", {})})
-    from rnnkit.api.language_model import LanguageModel
+    from rnnkit.saved.language_model import LanguageModel
 
     config = from_dict(LanguageModelConfig, meta["model_config"])
     net = OnnxLanguageModelNet(session, config.num_layers, config.hidden_size, config.cell == "lstm", config)

@@ -20,6 +20,7 @@ import numpy as np
 import torch
 
 from rnnkit.models.classifier import EnsembleClassifier
+from rnnkit.saved.kinds import CLASSIFIER, LANGUAGE_MODEL
 from rnnkit.validation import check_finite_number
 
 # A sigmoid gate below 0.1 or above 0.9 (a tanh one below -0.9 or above 0.9) counts as saturated.
@@ -102,7 +103,7 @@ def inspect_classifier(classifier, text: str, max_tokens: int = 400, include=Non
     embedded = member.encoder.embedding(ids_t.unsqueeze(0))
     trace = member.encoder.rnn.trace(embedded, lengths=torch.tensor([steps]))
     return {
-        "kind": "classifier", "tokens": tokens, "ids": ids, "truncated": truncated,
+        "kind": CLASSIFIER, "tokens": tokens, "ids": ids, "truncated": truncated,
         "unknown": [i == classifier.vocab.unk_id for i in ids],
         "labels": list(classifier.labels),
         "probabilities": _rounded(per_step, 6),
@@ -140,7 +141,7 @@ def inspect_language_model(lm, text: str, max_tokens: int = 400, include=None, t
             entry["p_next"] = round(float(probs[t, next_ids[t]]), 6)
         predictions.append(entry)
     return {
-        "kind": "language_model", "tokens": tokens, "ids": ids, "truncated": truncated,
+        "kind": LANGUAGE_MODEL, "tokens": tokens, "ids": ids, "truncated": truncated,
         "unknown": [i == lm.vocab.unk_id for i in ids],
         "predictions": predictions,
         "layers": views,

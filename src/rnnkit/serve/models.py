@@ -6,12 +6,13 @@ import re
 from dataclasses import dataclass
 from pathlib import Path
 
-from rnnkit.api.checkpoints import load_saved_model, resolve_model_path
-from rnnkit.api.classifier import Classifier
-from rnnkit.api.language_model import LanguageModel
+from rnnkit.saved.classifier import Classifier
+from rnnkit.saved.folders import resolve_model_path
+from rnnkit.saved.kinds import CLASSIFIER
+from rnnkit.saved.language_model import LanguageModel
+from rnnkit.saved.loader import load_saved_model
 from rnnkit.serve.errors import ServeError
 
-CLASSIFIER, LANGUAGE_MODEL = "classifier", "language_model"
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.\-]{0,63}$")
 
 
@@ -121,8 +122,6 @@ def _wrap(name: str, model) -> ServedModel:
     if isinstance(model, ServedModel):
         model.name = name
         return model
-    if isinstance(model, Classifier):
-        return ServedModel(name, CLASSIFIER, model, "<in memory>")
-    if isinstance(model, LanguageModel):
-        return ServedModel(name, LANGUAGE_MODEL, model, "<in memory>")
+    if isinstance(model, (Classifier, LanguageModel)):
+        return ServedModel(name, model.kind, model, "<in memory>")
     return load_model(model, name)

@@ -14,6 +14,7 @@ import numpy as np
 from matplotlib.ticker import MaxNLocator
 
 from rnnkit.outputs import write_atomically, write_text_atomically
+from rnnkit.saved.kinds import CLASSIFIER, LANGUAGE_MODEL
 from rnnkit.serve.inspection import SIGMOID_GATES, span_units
 from rnnkit.serve.security import inline_policy, script_json
 
@@ -67,7 +68,7 @@ def _token_label(token: str) -> str:
 def _prediction(ax, result: dict) -> None:
     tokens = result["tokens"]
     x = np.arange(len(tokens))
-    if result["kind"] == "classifier":
+    if result["kind"] == CLASSIFIER:
         probs = np.asarray(result["probabilities"])
         for c, label in enumerate(result["labels"]):
             ax.plot(x, probs[:, c], marker="o" if len(x) < 40 else None, ms=3, color=PALETTE[c % len(PALETTE)],
@@ -115,7 +116,7 @@ TEXT_WIDTH = 110  # characters a line of coloured text holds
 
 def _layout(result: dict):
     """(token index, shown text, column, line) of each token, wrapped at TEXT_WIDTH characters."""
-    char = result["kind"] == "language_model" and all(len(t) <= 1 for t in result["tokens"])
+    char = result["kind"] == LANGUAGE_MODEL and all(len(t) <= 1 for t in result["tokens"])
     x = y = 0
     for t, token in enumerate(result["tokens"]):
         shown = "↵" if token == "\n" else token

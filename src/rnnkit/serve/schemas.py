@@ -7,6 +7,7 @@ from typing import Literal
 from pydantic import BaseModel, ConfigDict, Field
 
 from rnnkit.generation.sampling import MAX_TOKENS, TEMPERATURE
+from rnnkit.saved.kinds import CLASSIFIER, LANGUAGE_MODEL
 
 SeriesName = Literal["h", "c", "pre", "i", "f", "g", "o", "r", "z", "n"]
 
@@ -76,7 +77,7 @@ class InspectRequest(_Strict):
 class ModelInfo(BaseModel):
     model_config = ConfigDict(extra="allow")
     name: str
-    kind: Literal["classifier", "language_model"]
+    kind: Literal[CLASSIFIER, LANGUAGE_MODEL]  # the saved-model kinds (saved/kinds.py): a new kind appears here
 
 
 class ModelsResponse(BaseModel):

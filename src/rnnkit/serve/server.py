@@ -3,7 +3,7 @@
 On SIGINT/SIGTERM uvicorn stops accepting connections and waits (up to ``graceful_timeout_s``)
 for the requests it is serving, streams included; meanwhile ``/readyz`` answers 503 and new
 requests on kept-alive connections get a 503 ``shutting_down``, so a load balancer moves on.
-With ``workers`` > 1 the same happens in every worker process (see workers.py).
+With ``workers`` > 1 the same happens in every worker process (see workers.py); both run uvicorn_server.py's.
 """
 
 from __future__ import annotations
@@ -15,38 +15,10 @@ import socket
 import sys
 from pathlib import Path
 
-import uvicorn
-
-from rnnkit.serve.app import create_app
 from rnnkit.serve.config import LOOPBACK, ServeConfig
 from rnnkit.serve.models import ModelRegistry
 from rnnkit.serve.service import Service
-
-
-class DrainingServer(uvicorn.Server):
-    def __init__(self, config: uvicorn.Config, service: Service, on_ready=None):
-        super().__init__(config)
-        self.service, self.on_ready = service, on_ready
-
-    async def startup(self, sockets=None) -> None:
-        await super().startup(sockets=sockets)
-        if self.started and self.on_ready is not None and self.servers:
-            self.on_ready(self.servers[0].sockets[0].getsockname()[1])
-
-    def handle_exit(self, sig, frame) -> None:
-        self.service.draining = True
-        super().handle_exit(sig, frame)
-
-    def stop(self, force: bool = False) -> None:
-        """Drain (or, with ``force``, stop now); callable from another thread: it only sets flags."""
-        self.service.draining = True
-        self.should_exit = True
-        self.force_exit = self.force_exit or force
-
-
-def uvicorn_config(app, config: ServeConfig, log_level: str, **where) -> uvicorn.Config:
-    return uvicorn.Config(app, log_level=log_level, access_log=False,
-                          timeout_graceful_shutdown=config.graceful_timeout_s or None, timeout_keep_alive=5, **where)
+from rnnkit.serve.uvicorn_server import draining_server
 
 
 def is_loopback(host: str) -> bool:
@@ -112,9 +84,7 @@ def serve(models, host: str = LOOPBACK, port: int = 8000, config: ServeConfig | 
 
         torch.set_num_threads(config.threads)
     service = Service(models, config)
-    server = DrainingServer(uvicorn_config(create_app(None, service=service), config, log_level, host=host, port=port),
-                            service, on_ready)
-    server.run()
+    draining_server(service, config, log_level, on_ready, host=host, port=port).run()
     return 0
 
 

@@ -10,11 +10,12 @@ import numpy as np
 from starlette.concurrency import run_in_threadpool
 
 from rnnkit.data import CharTokenizer, WordTokenizer
+from rnnkit.saved.kinds import CLASSIFIER, LANGUAGE_MODEL
 from rnnkit.serve.batcher import MicroBatcher
 from rnnkit.serve.config import ServeConfig
 from rnnkit.serve.errors import ServeError
 from rnnkit.serve.inspection import inspect_classifier, inspect_language_model, span_units
-from rnnkit.serve.models import CLASSIFIER, LANGUAGE_MODEL, ModelRegistry
+from rnnkit.serve.models import ModelRegistry
 
 _DONE = object()
 _TOKENS_PER_CHAR = {CharTokenizer: 1, WordTokenizer: 6}  # most tokens one character of input can become

@@ -54,17 +54,14 @@ def _worker(index: int, specs: list[str], config, log_level: str, sock: socket.s
         os.setpgid(0, 0)  # out of the terminal's process group: Ctrl-C is the parent's to pass on
     try:
         import torch
-        import uvicorn
 
-        from rnnkit.serve.app import create_app
         from rnnkit.serve.models import ModelRegistry
-        from rnnkit.serve.server import DrainingServer, uvicorn_config
         from rnnkit.serve.service import Service
+        from rnnkit.serve.uvicorn_server import draining_server
 
         torch.set_num_threads(config.threads)
         service = Service(ModelRegistry.from_specs(specs), config)
-        uv_config: uvicorn.Config = uvicorn_config(create_app(None, service=service), config, log_level)
-        server = DrainingServer(uv_config, service, on_ready=lambda port: conn.send((_READY, os.getpid())))
+        server = draining_server(service, config, log_level, on_ready=lambda port: conn.send((_READY, os.getpid())))
     except KeyboardInterrupt:
         return
 

@@ -20,9 +20,10 @@ from torch import Tensor
 from rnnkit.data import DataError, Vocabulary, tokenizer_from_config
 from rnnkit.models.config import EncoderConfig, RecurrentStackConfig
 from rnnkit.models.encoder import Encoder
+from rnnkit.saved.kinds import CLASSIFIER, ENCODER, LANGUAGE_MODEL
 from rnnkit.training.checkpoint import CONFIG_FILE, load_checkpoint, read_meta, save_checkpoint, verify_weights
 
-KIND = "encoder"
+KIND = ENCODER  # the old name, kept for importers of rnnkit.pipelines.encoders.KIND
 ENCODER_DIR = "encoder"
 # The fields that decide the encoder's tensor shapes (and meaning): they must match to load one.
 SHAPE_FIELDS = ("cell", "embedding_dim", "hidden_size", "num_layers", "bidirectional")
@@ -69,13 +70,13 @@ def find_encoder(path: str | Path, model: RecurrentStackConfig) -> EncoderSource
     meta = read_meta(folder)
     kind = meta.get("kind")
     saved = meta.get("model_config") or {}
-    if kind == "language_model":
+    if kind == LANGUAGE_MODEL:
         if (meta.get("tokenizer") or {}).get("type") != "word":
             raise ValueError(f"encoder {folder} is a character-level language model; a classifier's encoder reads "
                              "words: train one with `rnnkit train-lm --tokenizer word`")
         saved = {**saved, "bidirectional": False}
         directions = ("forward",)
-    elif kind == "classifier":
+    elif kind == CLASSIFIER:
         directions = ("forward", "backward") if saved.get("bidirectional") else ("forward",)
     elif kind == KIND:
         directions = tuple(meta.get("directions") or ("forward",))
@@ -85,7 +86,7 @@ def find_encoder(path: str | Path, model: RecurrentStackConfig) -> EncoderSource
     ours = asdict(model)
     for name in SHAPE_FIELDS:
         theirs = saved.get(name)
-        if name == "bidirectional" and kind == "language_model":
+        if name == "bidirectional" and kind == LANGUAGE_MODEL:
             if ours["bidirectional"] and ours["num_layers"] > 1:
                 raise ValueError(f"encoder {folder} is a one-direction language model of {ours['num_layers']} "
                                  "layers: a bidirectional classifier's upper layers read both directions, so their "
@@ -123,7 +124,7 @@ def load_encoder(path: str | Path, model: RecurrentStackConfig) -> PretrainedEnc
     weights, meta = load_checkpoint(source.folder)
     if source.kind == KIND:
         state = strip_prefix(weights, "encoder.")
-    elif source.kind == "classifier":
+    elif source.kind == CLASSIFIER:
         prefix = "encoder." if "encoder.embedding.weight" in weights else "members.0.encoder."
         state = strip_prefix(weights, prefix)
     else:  # a language model: layer k of its ModuleList is layer k of the encoder's forward direction

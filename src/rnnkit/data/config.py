@@ -7,16 +7,11 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from rnnkit.config_fields import help_field as _help
-from rnnkit.data import (
-    ClassificationSplits,
-    DataError,
-    Example,
-    check_labels,
-    load_bundled,
-    read_examples,
-    stratified_holdout,
-)
-from rnnkit.data.bundled import bundled_names
+from rnnkit.data.bundled import ClassificationSplits, bundled_names, load_bundled
+from rnnkit.data.errors import DataError
+from rnnkit.data.examples import Example
+from rnnkit.data.folds import stratified_holdout
+from rnnkit.data.readers import FORMATS, check_labels, detect_format, read_examples
 from rnnkit.validation import check_choice, check_nonnegative_int, check_positive_int, check_probability
 
 
@@ -51,7 +46,7 @@ class ClassifierDataConfig:
 
     def __post_init__(self):
         check_probability("valid_fraction", self.valid_fraction)
-        check_choice("format", self.format, {"auto", "csv", "tsv", "jsonl", "fasttext", "folder"})
+        check_choice("format", self.format, {"auto", *FORMATS})
         check_choice("on_error", self.on_error, {"raise", "skip"})
         check_choice("tokenizer", self.tokenizer, {"word", "char"})
         check_choice("embeddings", self.embeddings, {"auto", "glove", "random"})
@@ -66,13 +61,9 @@ class ClassifierDataConfig:
                 raise ValueError(f"{name} must name a column or field, got {value!r}")
 
     def reader_options(self, path: str) -> dict:
-        kind = self.format
-        if kind == "auto":
-            suffix = Path(path).suffix.lower()
-            kind = "folder" if Path(path).is_dir() else {".tsv": "tsv", ".tab": "tsv", ".jsonl": "jsonl",
-                                                         ".ndjson": "jsonl", ".ft": "fasttext"}.get(suffix, "csv")
-            if suffix == ".txt":
-                kind = "fasttext"
+        # One detection for every caller: an unknown extension or a .txt without __label__ lines is an error
+        # naming the file, never a guess.
+        kind = detect_format(path) if self.format == "auto" else self.format
         options: dict = {"on_error": self.on_error}
         if kind in ("csv", "tsv"):
             if self.csv_preset:

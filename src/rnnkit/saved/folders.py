@@ -6,8 +6,9 @@ from collections.abc import Callable
 from pathlib import Path
 
 from rnnkit.data import Vocabulary, tokenizer_from_config
+from rnnkit.saved.kinds import kind_text
 from rnnkit.training import load_checkpoint
-from rnnkit.training.checkpoint import CONFIG_FILE, MODEL_FILE, read_meta
+from rnnkit.training.checkpoint import CONFIG_FILE, MODEL_FILE
 
 
 def resolve_model_path(path: str | Path) -> Path:
@@ -23,7 +24,7 @@ def open_checkpoint(path: str | Path, kind: str, map_location: str = "cpu"):
     path = resolve_model_path(path)
     state, meta = load_checkpoint(path, map_location=map_location)
     if meta.get("kind") != kind:
-        raise ValueError(f"{path} holds a {meta.get('kind')!r} model, not a {kind.replace('_', ' ')}")
+        raise ValueError(f"{path} holds a {meta.get('kind')!r} model, not a {kind_text(kind)}")
     return state, meta, Vocabulary.from_dict(meta["vocab"]), tokenizer_from_config(meta["tokenizer"])
 
 
@@ -47,19 +48,3 @@ def build_saved(path: str | Path, meta: dict, state: dict, make: Callable[[dict]
                          f"{' '.join(first[1:3] or first)[:300]}") from error
     return model
 
-
-def load_saved_model(path: str | Path, map_location: str = "cpu", error: type[ValueError] = ValueError):
-    """``(kind, model)``: the Classifier or LanguageModel saved at ``path``, whichever it holds.
-
-    The kind comes from ``config.json`` alone, so the weights are read once (by the model's own ``load``).
-    Another kind raises ``error`` (a caller's own ValueError subclass, e.g. ExportError).
-    """
-    from rnnkit.api.classifier import Classifier
-    from rnnkit.api.language_model import LanguageModel
-
-    folder = resolve_model_path(path)
-    kind = read_meta(folder).get("kind")
-    loaders = {"classifier": Classifier, "language_model": LanguageModel}
-    if kind not in loaders:
-        raise error(f"{folder} holds a {kind!r} model; rnnkit knows classifiers and language models")
-    return kind, loaders[kind].load(folder, map_location)

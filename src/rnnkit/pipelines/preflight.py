@@ -6,7 +6,7 @@ used to surface only when the model was saved. (predict and generate write nothi
 options before the first output, and ``load_checkpoint`` names what a model folder lacks.) Nothing here
 writes anything the user can see (the writability probe makes and removes an empty folder). Every error
 is one line naming the argument, file or field. The label sets are checked where the data is read
-(``data_config.load_classification_data``), the token counts of a corpus once it is tokenized.
+(``data.config.load_classification_data``), the token counts of a corpus once it is tokenized.
 """
 
 from __future__ import annotations
@@ -27,8 +27,8 @@ from rnnkit.outputs import output_folder_problem
 from rnnkit.validation import check_probability
 
 if TYPE_CHECKING:  # both modules import this one
-    from rnnkit.api.data_config import ClassifierDataConfig
-    from rnnkit.api.language_model import CorpusConfig
+    from rnnkit.data.config import ClassifierDataConfig
+    from rnnkit.data.corpus import CorpusConfig
     from rnnkit.training.ulmfit import PretrainConfig
 
 # Float32 weights, their gradients, AdamW's two moments and the trainer's copy of the best weights.
@@ -81,8 +81,8 @@ def check_classifier_sizes(model: ClassifierConfig, vocab_size: int, num_labels:
 
 def check_pretraining(pretrain: PretrainConfig, data: ClassifierDataConfig, model: ClassifierConfig) -> None:
     """``--pretrain-lm``, ``--unlabeled`` and ``--encoder``: readable inputs and an encoder that fits the model."""
-    from rnnkit.api.encoders import find_encoder
     from rnnkit.models.encoder_lm import lm_directions
+    from rnnkit.pipelines.encoders import find_encoder
 
     if pretrain.unlabeled:
         check_input(pretrain.unlabeled, "unlabeled", "text")
