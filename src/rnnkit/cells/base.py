@@ -22,6 +22,7 @@ import torch
 from torch import Tensor, nn
 
 from rnnkit.cells import extras
+from rnnkit.cells.script import scriptable_cell
 from rnnkit.validation import DtypeMismatchError, ShapeError, check_nonnegative_int
 
 State = tuple[Tensor, ...]
@@ -42,6 +43,10 @@ class Cell(nn.Module):
     state_count: int = 1
     gate_names: tuple[str, ...] = ()
     supports_projection: bool = False
+    # torch.nn's own cell and layer of this kind (torch.jit.script's stand-ins, ``cells.script``), declared by each
+    # class for itself (a subclass does not inherit them); None: torch.nn has none.
+    torch_cell: type[nn.Module] | None = None
+    torch_layer: type[nn.Module] | None = None
 
     def __init__(self, input_size: int, hidden_size: int, bias: bool = True, device=None, dtype=None, *,
                  own_parameters: bool = True, proj_size: int = 0, layer_norm: bool = False,
@@ -173,8 +178,6 @@ class Cell(nn.Module):
 
     def __prepare_scriptable__(self):
         """``torch.jit.script``: torch.nn's own cell sharing these parameters, or a clear error."""
-        from rnnkit.layers.script import scriptable_cell
-
         return scriptable_cell(self)
 
     def extra_repr(self) -> str:

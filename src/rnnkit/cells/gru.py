@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import torch
-from torch import Tensor
+from torch import Tensor, nn
 
 from rnnkit.cells import extras
 from rnnkit.cells.base import Cell, Params, State, linear
@@ -27,6 +27,9 @@ class GRUCell(Cell):
     LN_hh(W_hh ĥ) + b_hh in place of the two projections; recurrent dropout ĥ = h_prev ⊙ m feeds only
     W_hh (z ⊙ h_prev keeps the true state); zoneout on h.
     """
+
+    torch_cell = nn.GRUCell
+    torch_layer = nn.GRU
 
     gates = 3
     state_count = 1

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import torch
-from torch import Tensor
+from torch import Tensor, nn
 
 from rnnkit.cells import extras
 from rnnkit.cells.base import Cell, Params, State, linear
@@ -31,6 +31,9 @@ class LSTMCell(Cell):
     z = LN_ih(W_ih x) + LN_hh(W_hh ĥ) + b_ih + b_hh and h = o ⊙ tanh(LN_c(c)); recurrent dropout
     ĥ = h_prev ⊙ m; zoneout on both h and c.
     """
+
+    torch_cell = nn.LSTMCell
+    torch_layer = nn.LSTM
 
     gates = 4
     state_count = 2

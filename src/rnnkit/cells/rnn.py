@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import torch
-from torch import Tensor
+from torch import Tensor, nn
 
 from rnnkit.cells import extras
 from rnnkit.cells.base import Cell, Params, State, linear
@@ -23,6 +23,9 @@ class RNNCell(Cell):
     weight_hh (H, H) its H; the lesson's single b is split into b_ih + b_hh (H,)
     as in torch.nn, so state dicts load both ways.
     """
+
+    torch_cell = nn.RNNCell
+    torch_layer = nn.RNN
 
     gates = 1
     state_count = 1
