@@ -16,6 +16,20 @@ from rnnkit.export.recurrent import ExportError
 from rnnkit.saved.kinds import CLASSIFIER, LANGUAGE_MODEL
 
 KIND_TEXT = {CLASSIFIER: "a classifier", LANGUAGE_MODEL: "a language model"}
+# What each kind's graph takes and gives, as the export writes it into the JSON (and checks here).
+INTERFACE = {
+    CLASSIFIER: {
+        "inputs": {"ids": "int64 (batch, time): token ids, padded with vocab pad id past each length",
+                   "lengths": "int64 (batch,): tokens per row, >= 1"},
+        "outputs": {"logits": "float32 (batch, classes)", "probabilities": "float32 (batch, classes): softmax"},
+    },
+    LANGUAGE_MODEL: {
+        "inputs": {"ids": "int64 (batch, time)", "h0": "float32 (layers, batch, hidden): zeros to start",
+                   "c0": "float32 (layers, batch, hidden), LSTM only"},
+        "outputs": {"logits": "float32 (batch, time, vocab): next-token scores",
+                    "h_n": "float32 (layers, batch, hidden): feed back as h0", "c_n": "LSTM only: feed back as c0"},
+    },
+}
 
 
 def _names(values) -> list[str]:
@@ -37,9 +51,7 @@ def graph_kind(graph: onnx.GraphProto) -> str | None:
 
 
 def expected_interface(meta: dict) -> tuple[set[str], set[str]]:
-    """(inputs, outputs) the sidecar's kind runs with: the export's INTERFACE, LSTM-only state for LSTMs."""
-    from rnnkit.export.onnx_export import INTERFACE
-
+    """(inputs, outputs) the sidecar's kind runs with: ``INTERFACE``, LSTM-only state for LSTMs."""
     interface = INTERFACE[meta["kind"]]
     lstm_only = set() if meta.get("model_config", {}).get("cell") == "lstm" else {"c0", "c_n"}
     return set(interface["inputs"]) - lstm_only, set(interface["outputs"]) - lstm_only

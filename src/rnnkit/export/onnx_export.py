@@ -17,27 +17,15 @@ from pathlib import Path
 
 import onnx
 
+from rnnkit.export.consistency import INTERFACE
 from rnnkit.export.graphs import classifier_graph, language_model_graph
 from rnnkit.export.parity import classifier_parity, language_model_parity
 from rnnkit.export.recurrent import ExportError
 from rnnkit.export.runtime import SIDECAR_FORMAT, make_session, sidecar_path
 from rnnkit.outputs import reported_as
-from rnnkit.saved.kinds import CLASSIFIER, LANGUAGE_MODEL
+from rnnkit.saved.kinds import CLASSIFIER
 
 TOLERANCE = 1e-5
-INTERFACE = {
-    CLASSIFIER: {
-        "inputs": {"ids": "int64 (batch, time): token ids, padded with vocab pad id past each length",
-                   "lengths": "int64 (batch,): tokens per row, >= 1"},
-        "outputs": {"logits": "float32 (batch, classes)", "probabilities": "float32 (batch, classes): softmax"},
-    },
-    LANGUAGE_MODEL: {
-        "inputs": {"ids": "int64 (batch, time)", "h0": "float32 (layers, batch, hidden): zeros to start",
-                   "c0": "float32 (layers, batch, hidden), LSTM only"},
-        "outputs": {"logits": "float32 (batch, time, vocab): next-token scores",
-                    "h_n": "float32 (layers, batch, hidden): feed back as h0", "c_n": "LSTM only: feed back as c0"},
-    },
-}
 
 
 @dataclass
