@@ -14,11 +14,12 @@ higher priority. That is the *static* choice: unless ``RNNKIT_AUTOTUNE=0``, ``au
 the first call of each kind and keeps the fastest (``autotune``). Under CPU autocast the static choice stands
 (the fused back end scores highest there: it runs float32, as torch.nn.GRU does, where oneDNN's bfloat16 LSTM
 needs AVX-512 BF16). A back end with ``autotune = False`` (the reference) is never timed. A batch of zero
-sequences goes to ``empty.EMPTY_BATCH`` on every back end.
+sequences goes to ``empty.EmptyBatch`` (over the reference back end) on every back end.
 """
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass
 from typing import Protocol
 
@@ -26,6 +27,7 @@ import torch
 from torch import Tensor
 
 from rnnkit.engine import autotune
+from rnnkit.engine.empty import EmptyBatch
 
 
 class Backend(Protocol):
@@ -62,10 +64,10 @@ def check_backend_name(name: str) -> str:
     return name
 
 
+@functools.cache
 def _empty_batch() -> Backend:
-    from rnnkit.engine.empty import EMPTY_BATCH  # here: the reference back end registers itself through this module
-
-    return EMPTY_BATCH
+    """The empty-batch answer, made once the reference back end (which registers itself here) is registered."""
+    return EmptyBatch(_REGISTRY["reference"].backend)
 
 
 def resolve_backend(name: str, layer, x: Tensor, lengths: Tensor | None) -> Backend:
