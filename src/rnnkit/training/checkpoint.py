@@ -37,6 +37,8 @@ import torch
 from safetensors import SafetensorError, safe_open
 from safetensors.torch import save as serialize
 
+from rnnkit.outputs import reported_as
+
 FORMAT_VERSION = 1
 MODEL_FILE = "model.safetensors"
 CONFIG_FILE = "config.json"
@@ -136,14 +138,11 @@ def write_file(path: Path, data: bytes | memoryview, sync: bool = False) -> None
     The kernel's ENOSPC names no file, and safetensors' or torch's own writers turn it into an error that names
     none either: every checkpoint and training state goes through here.
     """
-    try:
-        with open(path, "wb") as handle:
-            handle.write(data)
-            if sync:
-                handle.flush()
-                os.fsync(handle.fileno())
-    except OSError as error:
-        raise OSError(error.errno, error.strerror or str(error), str(path)) from error
+    with reported_as(path), open(path, "wb") as handle:
+        handle.write(data)
+        if sync:
+            handle.flush()
+            os.fsync(handle.fileno())
 
 
 def _check_digest(model_path: Path, digest: str | None) -> None:
