@@ -37,15 +37,27 @@ CONTENDERS = {  # name → maker(hidden)
 }
 
 
+def sequence(batch: int, steps: int, hidden: int, batch_first: bool = False) -> torch.Tensor:
+    """A random input: (T, B, hidden), or (B, T, hidden) with ``batch_first``."""
+    return torch.randn(*((batch, steps) if batch_first else (steps, batch)), hidden)
+
+
+def output(module, x):
+    """The module's output sequence: the first of a tuple like torch.nn's, or the tensor a module returns alone."""
+    out = module(x)
+    return out[0] if isinstance(out, tuple) else out
+
+
 def _run(module, x, training: bool) -> None:
     with torch.set_grad_enabled(training):
-        out = module(x)[0]
+        out = output(module, x)
         if training:
             out.sum().backward()
 
 
-def speeds(modules: dict, batch: int, steps: int, hidden: int, training: bool, repeats: int) -> dict[str, float]:
-    x = torch.randn(steps, batch, hidden)
+def speeds(modules: dict, batch: int, steps: int, hidden: int, training: bool, repeats: int,
+           batch_first: bool = False) -> dict[str, float]:
+    x = sequence(batch, steps, hidden, batch_first)
     times = {name: [] for name in modules}
     for _ in range(repeats + 1):
         for name, module in modules.items():
@@ -56,7 +68,7 @@ def speeds(modules: dict, batch: int, steps: int, hidden: int, training: bool, r
     return {name: batch * steps / statistics.median(t[1:]) for name, t in times.items()}
 
 
-def saved_bytes(module, batch: int, steps: int, hidden: int) -> int:
+def saved_bytes(module, batch: int, steps: int, hidden: int, batch_first: bool = False) -> int:
     """Bytes of the distinct storages autograd saves for one training forward."""
     seen: dict[int, int] = {}
 
@@ -66,9 +78,9 @@ def saved_bytes(module, batch: int, steps: int, hidden: int) -> int:
             seen[storage.data_ptr()] = storage.nbytes()
         return t
 
-    x = torch.randn(steps, batch, hidden, requires_grad=True)
+    x = sequence(batch, steps, hidden, batch_first).requires_grad_()
     with torch.autograd.graph.saved_tensors_hooks(pack, lambda t: t):
-        out = module(x)[0]
+        out = output(module, x)
     out.sum().backward()
     params = sum(p.numel() * p.element_size() for p in module.parameters())
     return max(sum(seen.values()) - params, 0)  # the weights are kept anyway: count what the sequence adds
