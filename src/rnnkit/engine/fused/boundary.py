@@ -42,7 +42,7 @@ def check(call: str, dtype: torch.dtype, **tensors: tuple[Tensor | None, tuple[i
         raise FusedBoundaryError(f"rnnkit's fused {call}: {name} is {_problem(t, want, shape)}")
 
 
-_INDICES = ("batch_sizes", "starts")
+_INDICES = ("batch_sizes", "starts", "lengths")
 
 
 def _problem(t: Tensor, want: torch.dtype, shape: tuple[int, ...] | None) -> str:
