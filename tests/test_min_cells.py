@@ -207,8 +207,8 @@ def test_unbatched_input_and_arguments_are_checked():
     out, h_n = layer(x)
     assert out.shape == (5, H) and h_n.shape == (1, H)
     torch.testing.assert_close(out, layer(x.unsqueeze(1))[0].squeeze(1))
-    with pytest.raises(ValueError, match="backend must be one of .*got 'fused'"):
-        rnnkit.MinGRU(D, H, backend="fused")
+    with pytest.raises(ValueError, match="backend must be one of .*got 'native'"):
+        rnnkit.MinGRU(D, H, backend="native")
     with pytest.raises(ValueError, match="form must be one of .*got 'exp'"):
         rnnkit.MinLSTM(D, H, form="exp")
     with pytest.raises(ValueError, match="backend 'log-scan' needs form='log'"):
