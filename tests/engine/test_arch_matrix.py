@@ -4,7 +4,8 @@ instruction set this CPU can run, whatever its best one is (``RNNKIT_FUSED_ARCH`
 
 Each choice runs in a fresh process (the kernels are loaded once per process), on a subset chosen to reach every
 kernel path (cells, the minimal cells' scan, layers, directions, lengths, initial states, threads split by rows,
-float32 and float64) in well under a minute for both; tests/engine/test_fused_arch.py checks the built objects themselves.
+float32 and float64) in well under a minute for both; tests/engine/test_fused_arch.py checks the built objects
+themselves.
 """
 
 from __future__ import annotations

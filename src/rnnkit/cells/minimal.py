@@ -20,6 +20,8 @@ A whole sequence runs by one of ``SEQUENCE_BACKENDS``:
                  T·B·H = 128·64·384 on one Zen 3 core, against about 0.03 s for the "scan" recurrence), so the
                  layers' "auto" takes it on other devices only
     "reference"  ``step`` in a loop over time: the ground truth
+The layers (``rnnkit.layers.minimal``) add "fused": ``gated_inputs`` as for "scan", then the recurrence in C++
+(``rnnkit.engine.fused.gated_scan``); a cell does not import the engine, so its own ``sequence`` has no "fused".
 
 Shape legend:
     B  batch size     T  time steps     D  input features     H  hidden size     G  blocks in weight_ih
