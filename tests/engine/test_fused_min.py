@@ -152,3 +152,18 @@ def test_a_failed_build_leaves_auto_on_the_scan_and_forced_fused_refused(tmp_pat
     lines = done.stdout.splitlines()
     assert lines[0] == "scan 5"
     assert lines[1].startswith("backend='fused' cannot run this layer: building the fused kernels failed"), lines
+
+
+def test_the_contract_checks_the_scan_signatures_against_the_library(monkeypatch):
+    """A Python-side argument list that the kernel's signature does not have refuses the library."""
+    from rnnkit.engine.fused import build, contract
+
+    lib = build.load()
+    contract.check(lib)  # as built: agreed
+    monkeypatch.setattr(contract, "SCAN_FORWARD", contract.SCAN_FORWARD[:-1])
+    with pytest.raises(contract.ContractError, match="scan_forward_args: library 10, Python 9"):
+        contract.check(lib)
+    monkeypatch.setattr(contract, "SCAN_FORWARD", (*contract.SCAN_FORWARD, "chunks"))
+    monkeypatch.setattr(contract, "SCAN_INTEGERS", ("steps", "batch", "hidden"))
+    with pytest.raises(contract.ContractError, match="scan_forward_integers: library 519, Python 7"):
+        contract.check(lib)
