@@ -99,6 +99,32 @@ def test_opcheck(lengths):
                                                    out.detach(), given))
 
 
+@pytest.mark.parametrize("lengths", [None, [4, 1, 5]])
+def test_the_halves_of_one_projection_are_read_in_place(lengths):
+    """u and c as views of one (T, B, 2H) tensor (minGRU's chunks): the same results as contiguous copies."""
+    torch.manual_seed(0)
+    proj = torch.randn(5, 3, 2 * H, dtype=torch.float64, requires_grad=True)
+    u, c = proj.chunk(2, dim=-1)
+    h0 = torch.randn(3, H, dtype=torch.float64)
+    given = None if lengths is None else torch.tensor(lengths)
+    viewed = gated_scan_op(u, c, h0, given)
+    copied = gated_scan_op(u.contiguous(), c.contiguous(), h0, given)
+    assert_same(list(viewed), list(copied))
+    grads = [torch.autograd.grad(out[0].sum() + out[1].sum(), proj)[0] for out in (viewed, copied)]
+    assert_same(grads[:1], grads[1:])
+    torch.library.opcheck(gated_scan_op, (u, c, h0, given))
+
+
+def test_a_view_whose_rows_are_not_where_the_kernel_reads_them_is_refused():
+    from rnnkit.engine.fused import boundary
+
+    rows = torch.zeros(5, 3, 2 * H, dtype=torch.float64)[..., :H]
+    boundary.check_rows("gated scan", torch.float64, "u", rows, (5, 3, H), 2 * H)
+    wider = torch.zeros(5, 3, 3 * H, dtype=torch.float64)[..., :H]
+    with pytest.raises(RuntimeError, match=r"gated scan: u is rows 10 apart that its strides \(45, 15, 1\)"):
+        boundary.check_rows("gated scan", torch.float64, "u", wider, (5, 3, H), 2 * H)
+
+
 def test_lengths_outside_the_sequence_are_refused_before_the_kernel():
     u, c, h0 = (t.detach() for t in _scan_inputs())
     with pytest.raises(RuntimeError, match=r"gated scan: lengths \[6, 1, 2\] outside \[0, 5\]"):
@@ -161,9 +187,9 @@ def test_the_contract_checks_the_scan_signatures_against_the_library(monkeypatch
     lib = build.load()
     contract.check(lib)  # as built: agreed
     monkeypatch.setattr(contract, "SCAN_FORWARD", contract.SCAN_FORWARD[:-1])
-    with pytest.raises(contract.ContractError, match="scan_forward_args: library 10, Python 9"):
+    with pytest.raises(contract.ContractError, match="scan_forward_args: library 12, Python 11"):
         contract.check(lib)
     monkeypatch.setattr(contract, "SCAN_FORWARD", (*contract.SCAN_FORWARD, "chunks"))
-    monkeypatch.setattr(contract, "SCAN_INTEGERS", ("steps", "batch", "hidden"))
-    with pytest.raises(contract.ContractError, match="scan_forward_integers: library 519, Python 7"):
+    monkeypatch.setattr(contract, "SCAN_INTEGERS", tuple(n for n in contract.SCAN_INTEGERS if n != "chunks"))
+    with pytest.raises(contract.ContractError, match="scan_forward_integers: library 2135, Python 87"):
         contract.check(lib)

@@ -34,11 +34,11 @@ EXTRAS_OUTPUTS = ("ct", "xh", "rs", "xhc", "rsc", "hin")
 EXTRAS_FIELDS = EXTRAS_INPUTS + EXTRAS_OUTPUTS
 LN_EPS = EPS  # the cells' LayerNorm eps (rnnkit.cells.extras), hard-wired in the kernels
 # rk_gated_scan_{forward,backward}_{f32,f64}: the arguments in order (kernels_scan.h); those in SCAN_INTEGERS are C
-# ints, the rest pointers (lengths to int64, the others to the dtype's values).
-SCAN_FORWARD = ("steps", "batch", "hidden", "u", "c", "h0", "lengths", "out", "h_n", "chunks")
-SCAN_BACKWARD = ("steps", "batch", "hidden", "d_out", "u", "c", "h0", "out", "lengths", "d_u", "d_c", "d_h",
-                 "chunks")
-SCAN_INTEGERS = ("steps", "batch", "hidden", "chunks")
+# ints (ld_*: the row stride of u, c), the rest pointers (lengths to int64, the others to the dtype's values).
+SCAN_FORWARD = ("steps", "batch", "hidden", "u", "ld_u", "c", "ld_c", "h0", "lengths", "out", "h_n", "chunks")
+SCAN_BACKWARD = ("steps", "batch", "hidden", "d_out", "u", "ld_u", "c", "ld_c", "h0", "out", "lengths", "d_u",
+                 "d_c", "d_h", "chunks")
+SCAN_INTEGERS = ("steps", "batch", "hidden", "ld_u", "ld_c", "chunks")
 
 # rk_contract(out, n) fills out[:n] with these, in this order (see kernels.cpp).
 _LAYOUT = ("version", "kinds", "gates", "saved", "saved_ext", "extras_fields", "extras_bytes", "index_bytes",

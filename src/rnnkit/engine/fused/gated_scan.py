@@ -11,7 +11,8 @@ what ``rnnkit.cells.linear_scan.scan_gated`` followed by the layer's mask and la
 pass forward and one back (``kernels_scan.h``: the adjoint recurrence from each row's end), each vectorised
 along the units and cut into blocks of rows on torch's threads. u and c come from one matrix product over all
 steps, done by the caller in torch (``MinimalCell.gated_inputs``), so autograd carries their gradients on to
-the weights, the input and, in the "log" form, through g.
+the weights, the input and, in the "log" form, through g. Where u and c are the two halves of one projection
+(minGRU's plain form) the kernel reads them in place, rows 2H apart (``boundary.check_rows``), not copied.
 
 Each operator has a fake kernel (shapes only) and the first its derivative (``register_autograd``), so
 ``torch.compile(fullgraph=True)`` and ``torch.export`` see two operators. A backward that is itself recorded
@@ -48,12 +49,24 @@ def _kernel(step: str, dtype: torch.dtype):
     return getattr(load(), f"rk_gated_scan_{step}_{'f32' if dtype == torch.float32 else 'f64'}")
 
 
+def _rows(t: Tensor) -> tuple[Tensor, int]:
+    """u or c as the kernel reads it, with its row stride: a view with dense rows (minGRU's u and h̃ are the two
+    halves of one projection) in place, anything else made contiguous."""
+    batch, hidden = t.shape[1], t.shape[2]
+    ld = t.stride(1)
+    if not t.is_contiguous() and t.stride(2) == 1 and ld > hidden and t.stride(0) == batch * ld:
+        return t, ld
+    return t.contiguous(), hidden
+
+
 def _check(call: str, dtype: torch.dtype, steps: int, batch: int, hidden: int, lengths: Tensor | None,
-           **tensors: Tensor) -> None:
+           rows: dict[str, tuple[Tensor, int]], **tensors: Tensor) -> None:
     """Every tensor the kernel reads or writes against its shape, and the lengths within [0, T] (``boundary``)."""
     seq, row = (steps, batch, hidden), (batch, hidden)
     shapes = {name: row if name in ("h0", "h_n", "d_h") else seq for name in tensors}
     boundary.check(call, dtype, lengths=(lengths, (batch,)), **{n: (t, shapes[n]) for n, t in tensors.items()})
+    for name, (t, ld) in rows.items():
+        boundary.check_rows(call, dtype, name, t, seq, ld)
     if lengths is not None and batch and not (0 <= int(lengths.min()) and int(lengths.max()) <= steps):
         raise boundary.FusedBoundaryError(f"rnnkit's fused {call}: lengths {lengths.tolist()} outside [0, {steps}]")
 
@@ -65,12 +78,14 @@ def _lengths(lengths: Tensor | None) -> Tensor | None:
 @torch.library.custom_op("rnnkit::gated_scan", mutates_args=(), device_types="cpu")
 def gated_scan_op(u: Tensor, c: Tensor, h0: Tensor, lengths: Tensor | None) -> tuple[Tensor, Tensor]:
     dtype = _kernel_dtype(u, "gated scan")
-    u, c, h0, lengths = u.contiguous(), c.contiguous(), h0.contiguous(), _lengths(lengths)
+    (u, ld_u), (c, ld_c) = _rows(u), _rows(c)
+    h0, lengths = h0.contiguous(), _lengths(lengths)
     steps, batch, hidden = u.shape
     out, h_n = u.new_empty(u.shape), h0.new_empty(h0.shape)
-    _check("gated scan", dtype, steps, batch, hidden, lengths, u=u, c=c, h0=h0, out=out, h_n=h_n)
-    _kernel("forward", dtype)(steps, batch, hidden, _ptr(u), _ptr(c), _ptr(h0), _ptr(lengths), _ptr(out),
-                              _ptr(h_n), _chunks(batch))
+    _check("gated scan", dtype, steps, batch, hidden, lengths, {"u": (u, ld_u), "c": (c, ld_c)}, h0=h0, out=out,
+           h_n=h_n)
+    _kernel("forward", dtype)(steps, batch, hidden, _ptr(u), ld_u, _ptr(c), ld_c, _ptr(h0), _ptr(lengths),
+                              _ptr(out), _ptr(h_n), _chunks(batch))
     return out, h_n
 
 
@@ -83,15 +98,16 @@ def _(u, c, h0, lengths):
 def gated_scan_backward_op(d_out: Tensor, d_hn: Tensor, u: Tensor, c: Tensor, h0: Tensor, out: Tensor,
                            lengths: Tensor | None) -> tuple[Tensor, Tensor, Tensor]:
     dtype = _kernel_dtype(u, "gated scan backward")
-    d_out, u, c, h0, out = (t.contiguous() for t in (d_out, u, c, h0, out))
+    (u, ld_u), (c, ld_c) = _rows(u), _rows(c)
+    d_out, h0, out = (t.contiguous() for t in (d_out, h0, out))
     lengths = _lengths(lengths)
     steps, batch, hidden = u.shape
     d_u, d_c = u.new_empty(u.shape), u.new_empty(u.shape)
     d_h = d_hn.contiguous().clone()  # δh_n in, δh0 out
-    _check("gated scan backward", dtype, steps, batch, hidden, lengths, d_out=d_out, u=u, c=c, h0=h0, out=out,
-           d_u=d_u, d_c=d_c, d_h=d_h)
-    _kernel("backward", dtype)(steps, batch, hidden, _ptr(d_out), _ptr(u), _ptr(c), _ptr(h0), _ptr(out),
-                               _ptr(lengths), _ptr(d_u), _ptr(d_c), _ptr(d_h), _chunks(batch))
+    _check("gated scan backward", dtype, steps, batch, hidden, lengths, {"u": (u, ld_u), "c": (c, ld_c)},
+           d_out=d_out, h0=h0, out=out, d_u=d_u, d_c=d_c, d_h=d_h)
+    _kernel("backward", dtype)(steps, batch, hidden, _ptr(d_out), _ptr(u), ld_u, _ptr(c), ld_c, _ptr(h0),
+                               _ptr(out), _ptr(lengths), _ptr(d_u), _ptr(d_c), _ptr(d_h), _chunks(batch))
     return d_u, d_c, d_h
 
 

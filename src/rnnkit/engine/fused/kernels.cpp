@@ -273,17 +273,18 @@ RK_EXPORT int rk_version() { return 7; }
 
 // The minimal cells' gated scan (kernels_scan.h); argument lists as contract.SCAN_FORWARD / SCAN_BACKWARD.
 #define RK_DEFINE_SCAN(SUFFIX, S)                                                                              \
-  RK_EXPORT void rk_gated_scan_forward_##SUFFIX(int T, int B, int H, const S* u, const S* c, const S* h0,      \
-                                                const int64_t* lengths, S* out, S* hn, int chunks) {          \
+  RK_EXPORT void rk_gated_scan_forward_##SUFFIX(int T, int B, int H, const S* u, int ldu, const S* c, int ldc, \
+                                                const S* h0, const int64_t* lengths, S* out, S* hn,           \
+                                                int chunks) {                                                 \
     scan_by_rows(B, chunks, [&](int64_t r0, int64_t r1) {                                                    \
-      gated_scan_forward<S>(T, B, H, r0, r1, u, c, h0, lengths, out, hn);                                    \
+      gated_scan_forward<S>(T, B, H, r0, r1, u, ldu, c, ldc, h0, lengths, out, hn);                          \
     });                                                                                                        \
   }                                                                                                            \
-  RK_EXPORT void rk_gated_scan_backward_##SUFFIX(int T, int B, int H, const S* dout, const S* u, const S* c,   \
-                                                 const S* h0, const S* out, const int64_t* lengths, S* du,    \
-                                                 S* dc, S* dh, int chunks) {                                  \
+  RK_EXPORT void rk_gated_scan_backward_##SUFFIX(int T, int B, int H, const S* dout, const S* u, int ldu,      \
+                                                 const S* c, int ldc, const S* h0, const S* out,              \
+                                                 const int64_t* lengths, S* du, S* dc, S* dh, int chunks) {   \
     scan_by_rows(B, chunks, [&](int64_t r0, int64_t r1) {                                                    \
-      gated_scan_backward<S>(T, B, H, r0, r1, dout, u, c, h0, out, lengths, du, dc, dh);                     \
+      gated_scan_backward<S>(T, B, H, r0, r1, dout, u, ldu, c, ldc, h0, out, lengths, du, dc, dh);           \
     });                                                                                                        \
   }
 

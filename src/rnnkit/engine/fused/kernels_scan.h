@@ -10,8 +10,9 @@
 //   δc_t = G ⊙ s_t;  δu_t = δc_t ⊙ (c_t − h_(t−1)) ⊙ (1 − s_t);  D = G ⊙ (1 − s_t);  finally δh0 = D;
 // δu_t = δc_t = 0 past the length. σ(u_t) is recomputed (one exp) rather than saved: the backward reads only u,
 // c, h0 and out, which the caller keeps anyway.
-// Layout, row-major and contiguous: u, c, out, δout, δu, δc (T, B, H); h0, h_n, δh (B, H); lengths (B,) int64
-// or null. `dh` holds δh_n on entry and δh0 on return.
+// Layout, row-major: u, c (T, B, H) with rows (t, b) `ldu`, `ldc` values apart (≥ H: e.g. u and c are the two
+// halves of one (T, B, 2H) projection, read in place); out, δout, δu, δc (T, B, H) and h0, h_n, δh (B, H)
+// contiguous; lengths (B,) int64 or null. `dh` holds δh_n on entry and δh0 on return.
 #pragma once
 
 // A row's length, clamped into [0, T]: the kernels index with it, whatever the caller passed.
@@ -43,25 +44,26 @@ inline void scan_step_back(int64_t n, const S* dout, const S* u, const S* c, con
   }
 }
 
-// Rows [r0, r1) of the forward. Without lengths the rows' units are one contiguous run per step.
+// Rows [r0, r1) of the forward. Without lengths and with dense u, c the rows' units are one run per step.
 template <typename S>
-void gated_scan_forward(int T, int B, int H, int64_t r0, int64_t r1, const S* u, const S* c, const S* h0,
-                        const int64_t* lengths, S* out, S* hn) {
+void gated_scan_forward(int T, int B, int H, int64_t r0, int64_t r1, const S* u, int ldu, const S* c, int ldc,
+                        const S* h0, const int64_t* lengths, S* out, S* hn) {
   const int64_t step = int64_t(B) * H;
+  const bool dense = !lengths && ldu == H && ldc == H;
   for (int t = 0; t < T; ++t) {
     const int64_t at = t * step;
-    if (!lengths) {
+    if (dense) {
       const S* prev = t == 0 ? h0 : out + at - step;
       scan_step((r1 - r0) * H, u + at + r0 * H, c + at + r0 * H, prev + r0 * H, out + at + r0 * H);
       continue;
     }
     for (int64_t b = r0; b < r1; ++b) {
-      const int64_t i = at + b * H;
+      const int64_t i = at + b * H, row = int64_t(t) * B + b;
       if (t >= row_length(lengths, b, T)) {
         std::fill(out + i, out + i + H, S(0));
         continue;
       }
-      scan_step(H, u + i, c + i, t == 0 ? h0 + b * H : out + i - step, out + i);
+      scan_step(H, u + row * ldu, c + row * ldc, t == 0 ? h0 + b * H : out + i - step, out + i);
     }
   }
   for (int64_t b = r0; b < r1; ++b) {
@@ -73,26 +75,28 @@ void gated_scan_forward(int T, int B, int H, int64_t r0, int64_t r1, const S* u,
 
 // Rows [r0, r1) of the backward.
 template <typename S>
-void gated_scan_backward(int T, int B, int H, int64_t r0, int64_t r1, const S* dout, const S* u, const S* c,
-                         const S* h0, const S* out, const int64_t* lengths, S* du, S* dc, S* dh) {
+void gated_scan_backward(int T, int B, int H, int64_t r0, int64_t r1, const S* dout, const S* u, int ldu,
+                         const S* c, int ldc, const S* h0, const S* out, const int64_t* lengths, S* du, S* dc,
+                         S* dh) {
   const int64_t step = int64_t(B) * H;
+  const bool dense = !lengths && ldu == H && ldc == H;
   for (int t = T - 1; t >= 0; --t) {
     const int64_t at = t * step;
-    if (!lengths) {
+    if (dense) {
       const S* prev = (t == 0 ? h0 : out + at - step) + r0 * H;
       const int64_t i = at + r0 * H;
       scan_step_back((r1 - r0) * H, dout + i, u + i, c + i, prev, du + i, dc + i, dh + r0 * H);
       continue;
     }
     for (int64_t b = r0; b < r1; ++b) {
-      const int64_t i = at + b * H;
+      const int64_t i = at + b * H, row = int64_t(t) * B + b;
       if (t >= row_length(lengths, b, T)) {
         std::fill(du + i, du + i + H, S(0));
         std::fill(dc + i, dc + i + H, S(0));
         continue;
       }
       const S* prev = t == 0 ? h0 + b * H : out + i - step;
-      scan_step_back(H, dout + i, u + i, c + i, prev, du + i, dc + i, dh + b * H);
+      scan_step_back(H, dout + i, u + row * ldu, c + row * ldc, prev, du + i, dc + i, dh + b * H);
     }
   }
 }
