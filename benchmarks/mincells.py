@@ -1,8 +1,10 @@
-"""minGRU / minLSTM (scan back end) against rnnkit's GRU / LSTM (auto) and torch.nn's, in one process.
+"""minGRU / minLSTM (scan and fused back ends) against rnnkit's GRU / LSTM (auto) and torch.nn's, in one process.
 
     OMP_NUM_THREADS=1 .venv/bin/python benchmarks/mincells.py                   # hidden 384, B 1/16/64, T 128/512
     OMP_NUM_THREADS=1 .venv/bin/python benchmarks/mincells.py --long            # adds T 2048 for B 1 and 16
     OMP_NUM_THREADS=1 .venv/bin/python benchmarks/mincells.py --batches 64 --steps 128 --repeats 5
+    OMP_NUM_THREADS=1 .venv/bin/python benchmarks/mincells.py --batches 64 --steps 128 --threads 1 2 \
+        --contenders MinGRU MinGRU-fused rnnkit.GRU --memory-batch 0      # the scan against the C++ scan
 
 Speed: tokens/s (B·T per call) of one layer, input size = hidden size, inference (no_grad forward) and
 training (forward + backward of out.sum()); medians over rounds, every round times each contender once in
@@ -28,6 +30,7 @@ import rnnkit
 
 CONTENDERS = {  # name → maker(hidden)
     "MinGRU": lambda h: rnnkit.MinGRU(h, h, backend="scan"),
+    "MinGRU-fused": lambda h: rnnkit.MinGRU(h, h, backend="fused"),
     "MinGRU-log": lambda h: rnnkit.MinGRU(h, h, backend="scan", form="log"),
     "MinLSTM": lambda h: rnnkit.MinLSTM(h, h, backend="scan"),
     "rnnkit.GRU": lambda h: rnnkit.GRU(h, h),
@@ -93,31 +96,37 @@ def main() -> None:
     parser.add_argument("--steps", type=int, nargs="+", default=[128, 512])
     parser.add_argument("--long", action="store_true", help="add T 2048 for batches up to 16")
     parser.add_argument("--repeats", type=int, default=3)
-    parser.add_argument("--memory-batch", type=int, default=16)
-    parser.add_argument("--threads", type=int, default=torch.get_num_threads())
+    parser.add_argument("--memory-batch", type=int, default=16, help="0: no memory table")
+    parser.add_argument("--threads", type=int, nargs="+", default=[torch.get_num_threads()])
+    parser.add_argument("--contenders", nargs="+", choices=list(CONTENDERS), default=list(CONTENDERS))
     args = parser.parse_args()
-    torch.set_num_threads(args.threads)
     torch.manual_seed(0)
-    modules = {name: make(args.hidden) for name, make in CONTENDERS.items()}
+    modules = {name: CONTENDERS[name](args.hidden) for name in args.contenders}
     grid = [(b, t) for b in args.batches for t in args.steps]
     if args.long:
         grid += [(b, 2048) for b in args.batches if b <= 16 and 2048 not in args.steps]
     names = list(modules)
-    print(f"tokens/s, one layer, hidden {args.hidden}, input {args.hidden}, {args.threads} thread(s), "
-          f"torch {torch.__version__}")
-    print(f"{'B':>3} {'T':>5} {'form':5} " + " ".join(f"{n:>11}" for n in names) + "  MinGRU/rnnkit.GRU")
-    for training in (True, False):
-        for batch, steps in grid:
-            got = speeds(modules, batch, steps, args.hidden, training, args.repeats)
-            ratio = got["MinGRU"] / got["rnnkit.GRU"]
-            print(f"{batch:>3} {steps:>5} {'train' if training else 'infer':5} "
-                  + " ".join(f"{got[n]:>11,.0f}" for n in names) + f"  {ratio:>8.1f}x", flush=True)
+    ratios = [n for n in ("MinGRU", "MinGRU-fused") if n in modules and "rnnkit.GRU" in modules]
+    for threads in args.threads:
+        torch.set_num_threads(threads)
+        print(f"tokens/s, one layer, hidden {args.hidden}, input {args.hidden}, {threads} thread(s), "
+              f"torch {torch.__version__}")
+        print(f"{'B':>3} {'T':>5} {'form':5} " + " ".join(f"{n:>12}" for n in names)
+              + "".join(f"  {n + '/rnnkit.GRU':>23}" for n in ratios))
+        for training in (True, False):
+            for batch, steps in grid:
+                got = speeds(modules, batch, steps, args.hidden, training, args.repeats)
+                print(f"{batch:>3} {steps:>5} {'train' if training else 'infer':5} "
+                      + " ".join(f"{got[n]:>12,.0f}" for n in names)
+                      + "".join(f"  {got[n] / got['rnnkit.GRU']:>22.2f}x" for n in ratios), flush=True)
+    if args.memory_batch == 0:
+        return
     print(f"\nsaved for backward (MiB, batch {args.memory_batch}): one training forward")
     lengths = sorted({*args.steps, *([2048] if args.long else [])})
-    print(f"{'T':>5} " + " ".join(f"{n:>11}" for n in names))
+    print(f"{'T':>5} " + " ".join(f"{n:>12}" for n in names))
     for steps in lengths:
         row = [saved_bytes(modules[n], args.memory_batch, steps, args.hidden) / 2**20 for n in names]
-        print(f"{steps:>5} " + " ".join(f"{v:>11.1f}" for v in row), flush=True)
+        print(f"{steps:>5} " + " ".join(f"{v:>12.1f}" for v in row), flush=True)
 
 
 if __name__ == "__main__":

@@ -19,10 +19,13 @@ import pytest
 ROOT = Path(__file__).resolve().parents[2]
 SELECTED = ["tests/engine/test_fused_equivalence.py", "-k",
             "float32_matches_torch_nn or batch_of_one or rows_split_across_threads or "
-            "(match_reference and 2-True-mixed-True)",
+            "(match_reference and 2-True-mixed-True) or halves_of_one_projection",
             "tests/engine/test_fused_extras.py::test_extras_with_initial_state_and_no_bias",
             "tests/engine/test_fused_extras.py::test_extras_rows_split_across_threads",
-            "tests/compat/test_fused_boundary.py"]
+            "tests/compat/test_fused_boundary.py",
+            # the minimal cells' gated scan: lengths, rows split across threads, u and c read in place
+            "tests/engine/test_fused_min.py::test_rows_split_across_threads_equal_one_block",
+            "tests/engine/test_fused_min.py::test_the_halves_of_one_projection_are_read_in_place"]
 CHECK = """
 import sys, pytest
 from rnnkit.engine.fused import build

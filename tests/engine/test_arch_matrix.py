@@ -3,8 +3,9 @@ instruction set this CPU can run, whatever its best one is (``RNNKIT_FUSED_ARCH`
 ``portable`` as on a machine without AVX; ``native`` is what the rest of the suite runs).
 
 Each choice runs in a fresh process (the kernels are loaded once per process), on a subset chosen to reach every
-kernel path (cells, layers, directions, lengths, initial states, threads split by rows, float32 and float64)
-in well under a minute for both; tests/engine/test_fused_arch.py checks the built objects themselves.
+kernel path (cells, the minimal cells' scan, layers, directions, lengths, initial states, threads split by rows,
+float32 and float64) in well under a minute for both; tests/engine/test_fused_arch.py checks the built objects
+themselves.
 """
 
 from __future__ import annotations
@@ -29,6 +30,10 @@ SUBSET = [
     "tests/engine/test_fused_equivalence.py::test_gradcheck",
     "tests/engine/test_fused_equivalence.py::test_plain_cells_match_reference",
     "-k", "not test_plain_cells_match_reference or (mixed and 2)",
+    # the minimal cells' gated scan: float64 with and without lengths, rows split across threads, float32
+    "tests/engine/test_fused_min.py::test_rows_split_across_threads_equal_one_block",
+    "tests/engine/test_fused_min.py::test_float32_matches_the_scan",
+    "tests/engine/test_fused_min.py::test_gradcheck",
     # export: ONNX against the models running on the fused kernels (RNNKIT_TEST_BACKEND, tests/export/conftest.py)
     "tests/export/test_export_models.py::test_classifier_export_matches_torch",
     "tests/export/test_export_models.py::test_language_model_export_matches_torch",

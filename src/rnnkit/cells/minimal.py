@@ -20,6 +20,8 @@ A whole sequence runs by one of ``SEQUENCE_BACKENDS``:
                  T·B·H = 128·64·384 on one Zen 3 core, against about 0.03 s for the "scan" recurrence), so the
                  layers' "auto" takes it on other devices only
     "reference"  ``step`` in a loop over time: the ground truth
+The layers (``rnnkit.layers.minimal``) add "fused": ``gated_inputs`` as for "scan", then the recurrence in C++
+(``rnnkit.engine.fused.gated_scan``); a cell does not import the engine, so its own ``sequence`` has no "fused".
 
 Shape legend:
     B  batch size     T  time steps     D  input features     H  hidden size     G  blocks in weight_ih
@@ -98,21 +100,30 @@ class MinimalCell(Cell):
         return -F.softplus(u), -F.softplus(-u) + log_g(k_h)
 
     # -- a whole sequence -------------------------------------------------------
+    def projection(self, x: Tensor, p: Params) -> Tensor:
+        """Every step's Linear(x) in one matrix product, in x's dtype.
+
+        Under autocast the product runs in the low precision, but the recurrence stays in the input's dtype: a
+        bfloat16 state would gather rounding error over T steps, and a state carried to the next window must
+        match that window's input.
+        """
+        return linear(x, p["weight_ih"], p.get("bias_ih")).to(x.dtype)
+
+    def gated_inputs(self, x: Tensor, p: Params) -> tuple[Tensor, Tensor]:
+        """(u, h̃) for every step of x (T, B, D): the gate logits and the candidates the gated scan blends."""
+        u, k_h = self.gate_logit(self.projection(x, p))
+        return u, self.candidate(k_h)
+
     def run_sequence(self, x: Tensor, h0: Tensor | None, p: Params, lengths: Tensor | None = None,
                      backend: str = "scan") -> tuple[Tensor, Tensor]:
         """x (T, B, D), h0 (B, H) or None → outputs (T, B, H) zero past each length, h_n (B, H) at each own end."""
         if backend == "reference":
             return self._step_loop(x, h0, p, lengths)
-        # Every step's projections in one matrix product. Under autocast it runs in the low precision, but the
-        # recurrence stays in the input's dtype: a bfloat16 state would gather rounding error over T steps, and
-        # a state carried to the next window must match that window's input.
-        proj = linear(x, p["weight_ih"], p.get("bias_ih")).to(x.dtype)
         if backend == "log-scan":
             check_backend_for_form(backend, self.form)
-            h = scan_log(*self.log_coefficients(proj), h0)
+            h = scan_log(*self.log_coefficients(self.projection(x, p)), h0)
         else:
-            u, k_h = self.gate_logit(proj)
-            h = scan_gated(u, self.candidate(k_h), h0)
+            h = scan_gated(*self.gated_inputs(x, p), h0)
         # The scan is causal: steps past a row's length never reach its earlier states, so the row's final
         # state is read at its own last step, and its outputs past the length are set to zero.
         if lengths is None:

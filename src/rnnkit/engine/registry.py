@@ -70,6 +70,11 @@ def _empty_batch() -> Backend:
     return EmptyBatch(_REGISTRY["reference"].backend)
 
 
+def refusal(name: str, reason: str) -> ValueError:
+    """The error for a back end named explicitly that cannot run the call (also the minimal layers' choice)."""
+    return ValueError(f"backend={name!r} cannot run this layer: {reason}")
+
+
 def resolve_backend(name: str, layer, x: Tensor, lengths: Tensor | None) -> Backend:
     """The back end that will run this call, or a clear error naming why none can."""
     check_backend_name(name)
@@ -77,7 +82,7 @@ def resolve_backend(name: str, layer, x: Tensor, lengths: Tensor | None) -> Back
         backend = _REGISTRY[name].backend
         reason = backend.unsupported(layer, x, lengths)
         if reason is not None:
-            raise ValueError(f"backend={name!r} cannot run this layer: {reason}")
+            raise refusal(name, reason)
         return _empty_batch() if x.shape[1] == 0 else backend
     if x.shape[1] == 0:
         return _empty_batch()

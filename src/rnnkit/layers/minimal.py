@@ -14,8 +14,13 @@ Back ends (``backend=``), chosen here rather than in the engine registry:
                  pairwise/parallel, or a step loop on a CPU with wide steps), any device, with its adjoint
                  scan for the backward
     "log-scan"   the paper's log-space scan (logcumsumexp), for form="log" only
-    "auto"       "log-scan" for form="log" off the CPU, else "scan" (see ``rnnkit.cells.minimal``)
-There is no fused C++ kernel for these cells yet.
+    "fused"      the projections as in "scan", then the gated recurrence, lengths included, in C++
+                 (``rnnkit.engine.fused.gated_scan``: one pass forward and one back, vectorised along the units,
+                 rows cut into blocks on torch's threads), a registered operator that torch.compile and export
+                 see; CPU, float32 and float64
+    "auto"       "fused" where it can run (the CPU, float32/float64, the kernels built), else "log-scan" for
+                 form="log" off the CPU, else "scan" (see ``rnnkit.cells.minimal``). Forcing "fused" where it
+                 cannot run raises an error that says why (e.g. the kernels failed to build: ``build.failure``).
 
 Shapes as in ``rnnkit.layers.recurrent`` (batch_first=False): input (T, B, D), output (T, B, dirs·H),
 h_n (L·dirs, B, H).
@@ -27,12 +32,14 @@ from torch import Tensor
 
 from rnnkit.cells import MinGRUCell, MinLSTMCell
 from rnnkit.cells.minimal import MinimalCell, check_backend_for_form
+from rnnkit.engine.fused import gated_scan
 from rnnkit.engine.reference import REFERENCE
+from rnnkit.engine.registry import refusal
 from rnnkit.engine.stack import run_stack
 from rnnkit.layers.recurrent import Recurrent
 from rnnkit.validation import check_choice
 
-BACKENDS = ("auto", "reference", "scan", "log-scan")
+BACKENDS = ("auto", "reference", "scan", "log-scan", "fused")
 
 
 class ScanBackend:
@@ -50,13 +57,32 @@ class ScanBackend:
         return run_stack(layer, x, hx, lengths, self._direction)
 
 
-_BY_NAME = {"reference": REFERENCE, "scan": ScanBackend("scan"), "log-scan": ScanBackend("log-scan")}
+class FusedBackend(ScanBackend):
+    """Every layer and direction by the C++ gated scan on the cells' projections (``gated_scan``)."""
+
+    def __init__(self):
+        super().__init__("fused")
+
+    def _direction(self, layer, k: int, d: int, x: Tensor, h0, lengths: Tensor | None, record=None):
+        u, c = layer.cell_for(k, d).gated_inputs(x, layer.params_for(k, d))
+        out, h_n = gated_scan.gated_scan(u, c, None if h0 is None else h0[0], lengths)
+        return out, (h_n,)
+
+
+_BY_NAME = {"reference": REFERENCE, "scan": ScanBackend("scan"), "log-scan": ScanBackend("log-scan"),
+            "fused": FusedBackend()}
 
 
 def resolve(backend: str, form: str, x: Tensor) -> str:
     """The back end ``backend`` names for an input ``x``: "auto" settled (see the module docstring)."""
+    if backend == "fused":
+        reason = gated_scan.unsupported(x)
+        if reason is not None:
+            raise refusal(backend, reason)
     if backend != "auto":
         return backend
+    if gated_scan.unsupported(x) is None:
+        return "fused"
     return "log-scan" if form == "log" and x.device.type != "cpu" else "scan"
 
 

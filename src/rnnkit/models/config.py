@@ -37,7 +37,7 @@ class RecurrentStackConfig:
     num_layers: int = _help("stacked recurrent layers", default=1)
     embedding_dropout: float = _help("dropout on the embeddings", default=0.1)
     backend: str = _help("recurrence back end: auto, native, reference, fused, ... (mingru, minlstm: auto, "
-                         "reference or scan)", default="auto")
+                         "reference, scan, log-scan or fused)", default="auto")
     # Added after the minimal cells were first saved; "plain" is what those were trained with, so a saved config
     # without the field loads as it was trained (no CLASSIFIER_FIELDS_BEFORE entry needed).
     cell_form: str = _help("mingru, minlstm: plain (the paper's cells) or log (the log-space form: positive "

@@ -2,7 +2,8 @@
 
 See ``backend`` (the stack, lengths, ``auto`` preference), ``recurrence`` (the autograd Function and its
 equations), ``ops`` (the same as registered PyTorch operators, for compile, export, tracing and torch.func),
-``second_order`` (gradients with a graph), ``boundary`` (every tensor checked before the C++ sees it),
+``second_order`` (gradients with a graph), ``gated_scan`` (the minimal cells' recurrence, an operator of its own
+that ``rnnkit.layers.minimal`` chooses), ``boundary`` (every tensor checked before the C++ sees it),
 ``contract`` (the Python ↔ C++ facts, checked against the library at load) and ``build`` (compiling
 ``kernels.cpp`` on first use, cached, failing loudly).
 """

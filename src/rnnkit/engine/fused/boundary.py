@@ -42,7 +42,26 @@ def check(call: str, dtype: torch.dtype, **tensors: tuple[Tensor | None, tuple[i
         raise FusedBoundaryError(f"rnnkit's fused {call}: {name} is {_problem(t, want, shape)}")
 
 
-_INDICES = ("batch_sizes", "starts")
+_INDICES = ("batch_sizes", "starts", "lengths")
+
+
+def check_rows(call: str, dtype: torch.dtype, name: str, t: Tensor, shape: tuple[int, int, int], ld: int) -> None:
+    """A (T, B, H) tensor read row by row, its rows (t, b) ``ld`` values apart: contiguous where ``ld`` is H, else
+    a view whose rows are dense and ``ld`` > H apart (one half of a (T, B, 2H) projection) and whose storage
+    holds every row it reaches."""
+    steps, batch, hidden = shape
+    if ld == hidden:
+        return check(call, dtype, **{name: (t, shape)})
+    end = t.storage_offset() + (steps * batch - 1) * ld + hidden  # one past the last value the kernel reads
+    if (type(t) in _PLAIN and not _wrapped(t) and t.dtype == dtype and t.is_cpu and t.layout == torch.strided
+            and t.shape == shape and ld > hidden and t.stride() == (batch * ld, ld, 1)
+            and end * t.element_size() <= t.untyped_storage().nbytes()):
+        return
+    problem = _problem(t, dtype, shape)
+    if problem.startswith("not contiguous"):
+        problem = (f"rows {ld} apart that its strides {t.stride()} or its storage "
+                   f"({t.untyped_storage().nbytes()} bytes) do not give")
+    raise FusedBoundaryError(f"rnnkit's fused {call}: {name} is {problem}")
 
 
 def _problem(t: Tensor, want: torch.dtype, shape: tuple[int, ...] | None) -> str:

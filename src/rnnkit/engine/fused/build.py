@@ -48,7 +48,8 @@ from rnnkit.engine import cache
 from rnnkit.engine.fused import contract
 
 SOURCE = Path(__file__).with_name("kernels.cpp")
-SOURCES = (SOURCE, *(SOURCE.with_name(h) for h in ("kernels_extras.h", "kernels_forward.h", "kernels_threads.h")))
+SOURCES = (SOURCE, *(SOURCE.with_name(h) for h in ("kernels_extras.h", "kernels_forward.h", "kernels_threads.h",
+                                                      "kernels_scan.h")))
 # ^ everything the build reads: the cache key
 # -ffast-math lets gcc call glibc's vectorised exp/tanh (libmvec); the kernels never rely on NaN/inf checks.
 BASE_FLAGS = ["-O3", "-ffast-math", "-fopenmp-simd", "-fPIC", "-shared", "-fvisibility=hidden", "-std=c++17"]
@@ -200,6 +201,10 @@ def _bind(lib: ctypes.CDLL) -> ctypes.CDLL:
         bwd = getattr(lib, f"rk_backward_{suffix}")
         bwd.argtypes = [i, i, i, i, p, p, p, p, p, p, p, p, p, p, p, p, p, i, i, p]
         bwd.restype = None
+        for step, args in (("forward", contract.SCAN_FORWARD), ("backward", contract.SCAN_BACKWARD)):
+            scan = getattr(lib, f"rk_gated_scan_{step}_{suffix}")
+            scan.argtypes = [i if name in contract.SCAN_INTEGERS else p for name in args]
+            scan.restype = None
     return lib
 
 

@@ -2,7 +2,9 @@
 
 Every fact both sides must agree on lives here: the cell kinds' codes, their gate counts, the activations saved
 per row and step for backward (as a multiple of the hidden size), the fields of ``struct Extras`` in their
-order, LayerNorm's eps and the kernels' ABI version. ``kernels.cpp`` exports its own values of each
+order, LayerNorm's eps, the minimal cells' gated-scan signatures (``SCAN_FORWARD``, ``SCAN_BACKWARD``: the
+loader's ctypes types are made from them, the library reports its own parameter counts and which are integers)
+and the kernels' ABI version. ``kernels.cpp`` exports its own values of each
 (``rk_contract``, ``rk_extras_field``, ``rk_ln_eps``); ``check(lib)`` compares them with this declaration when
 the library loads, and a mismatch refuses the library with a message naming the fact and both values (the
 fused back end then steps aside, see ``build``). So a change made on one side only is caught on the first
@@ -16,7 +18,7 @@ import ctypes
 from rnnkit.cells import GRUCell, LSTMCell, RNNCell
 from rnnkit.cells.extras import EPS
 
-ABI_VERSION = 6  # rk_version(): bumped with any change of an exported signature
+ABI_VERSION = 7  # rk_version(): bumped with any change of an exported signature
 KINDS = {"tanh": 0, "relu": 1, "lstm": 2, "gru": 3}
 # The cell class behind each kind code; its gate count (``Cell.gates``) is what the kernels must agree with.
 CELLS = {KINDS["tanh"]: RNNCell, KINDS["relu"]: RNNCell, KINDS["lstm"]: LSTMCell, KINDS["gru"]: GRUCell}
@@ -31,9 +33,16 @@ EXTRAS_INPUTS = ("rmask", "zh", "zc", "ln_w", "ln_b", "lnc_w", "lnc_b")
 EXTRAS_OUTPUTS = ("ct", "xh", "rs", "xhc", "rsc", "hin")
 EXTRAS_FIELDS = EXTRAS_INPUTS + EXTRAS_OUTPUTS
 LN_EPS = EPS  # the cells' LayerNorm eps (rnnkit.cells.extras), hard-wired in the kernels
+# rk_gated_scan_{forward,backward}_{f32,f64}: the arguments in order (kernels_scan.h); those in SCAN_INTEGERS are C
+# ints (ld_*: the row stride of u, c), the rest pointers (lengths to int64, the others to the dtype's values).
+SCAN_FORWARD = ("steps", "batch", "hidden", "u", "ld_u", "c", "ld_c", "h0", "lengths", "out", "h_n", "chunks")
+SCAN_BACKWARD = ("steps", "batch", "hidden", "d_out", "u", "ld_u", "c", "ld_c", "h0", "out", "lengths", "d_u",
+                 "d_c", "d_h", "chunks")
+SCAN_INTEGERS = ("steps", "batch", "hidden", "ld_u", "ld_c", "chunks")
 
 # rk_contract(out, n) fills out[:n] with these, in this order (see kernels.cpp).
-_LAYOUT = ("version", "kinds", "gates", "saved", "saved_ext", "extras_fields", "extras_bytes", "index_bytes")
+_LAYOUT = ("version", "kinds", "gates", "saved", "saved_ext", "extras_fields", "extras_bytes", "index_bytes",
+           "scan_forward_args", "scan_forward_integers", "scan_backward_args", "scan_backward_integers")
 
 
 class ContractError(RuntimeError):
@@ -51,8 +60,17 @@ def declared() -> dict[str, object]:
         "saved_ext": [SAVED_EXT[k] for k in kinds],
         "extras_fields": len(EXTRAS_FIELDS),
         "extras_bytes": len(EXTRAS_FIELDS) * ctypes.sizeof(ctypes.c_void_p),
-        "index_bytes": 8,  # batch_sizes and starts are int64
+        "index_bytes": 8,  # batch_sizes, starts and lengths are int64
+        "scan_forward_args": len(SCAN_FORWARD),
+        "scan_forward_integers": _integer_mask(SCAN_FORWARD),
+        "scan_backward_args": len(SCAN_BACKWARD),
+        "scan_backward_integers": _integer_mask(SCAN_BACKWARD),
     }
+
+
+def _integer_mask(args: tuple[str, ...]) -> int:
+    """Bit i set where argument i is a C int (as the kernels' ``integer_args`` reports it)."""
+    return sum(1 << i for i, name in enumerate(args) if name in SCAN_INTEGERS)
 
 
 def reported(lib) -> dict[str, object]:

@@ -49,6 +49,7 @@ int omp_get_num_threads() __attribute__((weak));
 #include <chrono>
 #include <cstdlib>
 #include <thread>
+#include <type_traits>
 #include <vector>
 #if defined(__x86_64__) || defined(__i386__)
 #include <immintrin.h>  // _mm_pause; the AVX-512 matrix-vector loop (kernels_forward.h)
@@ -260,6 +261,7 @@ void backward(int kind, int T, int B, int H, const S* dout, const S* out, const 
 
 #include "kernels_threads.h"  // run_chunks, run_team (on torch's OpenMP team), SpinBarrier
 #include "kernels_forward.h"  // the plain cells' forward: by blocks of rows, or by hidden units (tiny batches)
+#include "kernels_scan.h"     // the minimal cells' gated scan (minGRU, minLSTM)
 
 }  // namespace
 
@@ -267,11 +269,32 @@ extern "C" {
 
 #define RK_EXPORT __attribute__((visibility("default")))
 
-RK_EXPORT int rk_version() { return 6; }
+RK_EXPORT int rk_version() { return 7; }
+
+// The minimal cells' gated scan (kernels_scan.h); argument lists as contract.SCAN_FORWARD / SCAN_BACKWARD.
+#define RK_DEFINE_SCAN(SUFFIX, S)                                                                              \
+  RK_EXPORT void rk_gated_scan_forward_##SUFFIX(int T, int B, int H, const S* u, int ldu, const S* c, int ldc, \
+                                                const S* h0, const int64_t* lengths, S* out, S* hn,           \
+                                                int chunks) {                                                 \
+    scan_by_rows(B, chunks, [&](int64_t r0, int64_t r1) {                                                    \
+      gated_scan_forward<S>(T, B, H, r0, r1, u, ldu, c, ldc, h0, lengths, out, hn);                          \
+    });                                                                                                        \
+  }                                                                                                            \
+  RK_EXPORT void rk_gated_scan_backward_##SUFFIX(int T, int B, int H, const S* dout, const S* u, int ldu,      \
+                                                 const S* c, int ldc, const S* h0, const S* out,              \
+                                                 const int64_t* lengths, S* du, S* dc, S* dh, int chunks) {   \
+    scan_by_rows(B, chunks, [&](int64_t r0, int64_t r1) {                                                    \
+      gated_scan_backward<S>(T, B, H, r0, r1, dout, u, ldu, c, ldc, h0, out, lengths, du, dc, dh);           \
+    });                                                                                                        \
+  }
+
+RK_DEFINE_SCAN(f32, float)
+RK_DEFINE_SCAN(f64, double)
 
 // The kernels' side of rnnkit.engine.fused.contract, checked by the loader: version, number of kinds, then per
 // kind its gates, its saved activations (plain, then extras; in units of H), then struct Extras' field count
-// and size, and the size of the index type (batch_sizes, starts). Returns the count written (at most n).
+// and size, the size of the index type (batch_sizes, starts, lengths), and the gated scan's two signatures.
+// Returns the count written (at most n).
 RK_EXPORT int rk_contract(int64_t* out, int n) {
   std::vector<int64_t> v{rk_version(), 4};
   for (int k : {RNN_TANH, RNN_RELU, LSTM, GRU}) v.push_back(gates_of(k));
@@ -280,6 +303,13 @@ RK_EXPORT int rk_contract(int64_t* out, int n) {
   v.push_back(int64_t(sizeof(kExtrasFields) / sizeof(kExtrasFields[0])));
   v.push_back(int64_t(sizeof(Extras)));
   v.push_back(int64_t(sizeof(int64_t)));
+  // The gated scan's signatures: parameter count and integer mask, forward then backward (both dtypes alike).
+  static_assert(arity(&rk_gated_scan_forward_f32) == arity(&rk_gated_scan_forward_f64));
+  static_assert(integer_args(&rk_gated_scan_backward_f32) == integer_args(&rk_gated_scan_backward_f64));
+  v.push_back(arity(&rk_gated_scan_forward_f32));
+  v.push_back(integer_args(&rk_gated_scan_forward_f32));
+  v.push_back(arity(&rk_gated_scan_backward_f32));
+  v.push_back(integer_args(&rk_gated_scan_backward_f32));
   const int count = std::min(n, int(v.size()));
   for (int i = 0; i < count; ++i) out[i] = v[i];
   return count;
