@@ -1,5 +1,7 @@
 """Layer behaviour beyond torch.nn equivalence: padding invariance, gradcheck, state dicts, trace."""
 
+import math
+
 import pytest
 import torch
 
@@ -139,3 +141,18 @@ def test_custom_cell_runs_through_generic_layer():
     assert not torch.allclose(out[1:], 0.5 * plain_out[1:])
     with pytest.raises(ValueError, match="backend='native' cannot run"):
         rnnkit.Recurrent(ScaledRNNCell, 2, 3, backend="native")(torch.randn(4, 1, 2))
+
+
+def test_layer_golden_two_steps():
+    # A one-unit simple RNN over two steps with constant weights, by hand.
+    layer = rnnkit.RNN(1, 1, backend="reference").double()
+    with torch.no_grad():
+        layer.weight_ih_l0.fill_(0.5)
+        layer.weight_hh_l0.fill_(-1.0)
+        layer.bias_ih_l0.fill_(0.25)
+        layer.bias_hh_l0.fill_(0.0)
+    out, h = layer(torch.tensor([[[1.0]], [[2.0]]], dtype=torch.float64))
+    s1 = math.tanh(0.5 + 0.25)
+    s2 = math.tanh(1.0 - s1 + 0.25)
+    assert out.flatten().tolist() == pytest.approx([s1, s2], abs=1e-15)
+    assert h.item() == pytest.approx(s2, abs=1e-15)
