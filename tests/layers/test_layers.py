@@ -6,6 +6,7 @@ import pytest
 import torch
 
 import rnnkit
+from rnnkit.layers.trace import SERIES, gather_series
 from tests.helpers import KINDS, as_tuple
 
 D, H = 3, 4
@@ -119,6 +120,27 @@ def test_trace_matches_output_and_zero_past_length(kind):
     if kind == "lstm":
         # The reverse direction's state at token 0 is its final state; h = o * tanh(c) at every step.
         torch.testing.assert_close(top_fw["h"], top_fw["o"] * torch.tanh(top_fw["c"]))
+
+
+@pytest.mark.parametrize("layer_type", [rnnkit.LSTM, rnnkit.GRU, rnnkit.RNN, rnnkit.MinGRU, rnnkit.MinLSTM])
+def test_a_trace_holds_the_states_and_exactly_the_series_its_cell_declares(layer_type):
+    # What serve accepts in ``include=`` and the explorer names is gathered from these declarations.
+    layer = layer_type(D, H, bidirectional=True)
+    cell = layer.cell_for(0, 0)
+    states = {"h", "c"} if cell.state_count == 2 else {"h"}
+    for record in (layer.trace(torch.randn(4, 2, D))[0, d] for d in (0, 1)):
+        assert set(record) == states | set(cell.trace_series)
+    assert set(record) <= set(SERIES)
+
+
+def test_one_series_name_means_one_thing_across_cells():
+    class Renamed(rnnkit.GRUCell):
+        trace_series = {"r": "reset gate", "z": "update gate", "n": "new gate"}
+
+    assert gather_series([rnnkit.GRUCell])["n"] == "candidate"
+    with pytest.raises(ValueError, match="Renamed.trace_series calls 'n' 'new gate', another cell calls it "
+                                         "'candidate'"):
+        gather_series([rnnkit.GRUCell, Renamed])
 
 
 def test_custom_cell_runs_through_generic_layer():

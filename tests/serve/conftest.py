@@ -79,6 +79,19 @@ def lm_dir(tmp_path_factory):
     return folder
 
 
+@pytest.fixture(scope="session")
+def mingru_lm_dir(tmp_path_factory):
+    """An untrained character minGRU language model: its trace holds the minimal cells' own series (z, cand)."""
+    torch.manual_seed(0)
+    tokenizer = CharTokenizer()
+    vocab = Vocabulary.build([tokenizer.tokenize(SONNET)])
+    net = RNNLanguageModel(LanguageModelConfig(cell="mingru", embedding_dim=8, hidden_size=6, num_layers=2,
+                                               dropout=0.0), len(vocab), vocab.pad_id).eval()
+    folder = tmp_path_factory.mktemp("serve-mingru") / "mini"
+    LanguageModel(net, tokenizer, vocab).save(folder / "model")
+    return folder
+
+
 @pytest.fixture
 def anyio_backend():
     return "asyncio"
