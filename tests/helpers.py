@@ -38,7 +38,7 @@ def grads(module, *tensors):
 SONNET = "Shall I compare thee to a summer's day?\nThou art more lovely and more temperate.\n" * 30
 
 
-def tiny_language_model(cell="lstm", vocab_size=30):
+def tiny_lm_net(cell="lstm", vocab_size=30):
     """A seeded two-layer float64 language model in eval mode, small enough for exact comparisons."""
     torch.manual_seed(0)
     return RNNLanguageModel(LanguageModelConfig(cell=cell, embedding_dim=8, hidden_size=12, num_layers=2, dropout=0.0),

@@ -7,7 +7,7 @@ from hypothesis import strategies as st
 
 from rnnkit.data import CharTokenizer, Vocabulary
 from rnnkit.generation import SamplingConfig, filter_logits, generate_pieces, sample_next
-from tests.helpers import SONNET, tiny_language_model
+from tests.helpers import SONNET, tiny_lm_net
 
 
 def test_top_k_one_equals_greedy():
@@ -50,7 +50,7 @@ def test_special_ids_are_never_sampled(seed, temperature, top_k, top_p):
 def test_fixed_seed_reproduces_a_sample_and_stop_string():
     tokenizer = CharTokenizer()
     vocab = Vocabulary.build([tokenizer.tokenize(SONNET)])
-    model = tiny_language_model(vocab_size=len(vocab)).float()
+    model = tiny_lm_net(vocab_size=len(vocab)).float()
     a = "".join(generate_pieces(model, tokenizer, vocab, "Thou", 60, SamplingConfig(temperature=1.0), seed=7))
     b = "".join(generate_pieces(model, tokenizer, vocab, "Thou", 60, SamplingConfig(temperature=1.0), seed=7))
     c = "".join(generate_pieces(model, tokenizer, vocab, "Thou", 60, SamplingConfig(temperature=1.0), seed=8))

@@ -4,12 +4,12 @@ import torch
 from torch.nn import functional as F
 
 from rnnkit.models.language_model import detach_state
-from tests.helpers import tiny_language_model
+from tests.helpers import tiny_lm_net
 
 
 def test_carried_state_equals_one_pass():
     for cell in ("lstm", "gru", "rnn"):
-        model = tiny_language_model(cell)
+        model = tiny_lm_net(cell)
         ids = torch.randint(2, 30, (3, 50))
         whole, _ = model(ids)
         loss_whole = F.cross_entropy(whole[:, :-1].reshape(-1, 30), ids[:, 1:].reshape(-1), reduction="sum")

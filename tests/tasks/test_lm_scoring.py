@@ -4,11 +4,11 @@ import torch
 from torch.nn import functional as F
 
 from rnnkit.tasks.language_model import score_ids
-from tests.helpers import tiny_language_model
+from tests.helpers import tiny_lm_net
 
 
 def test_score_ids_matches_a_single_pass():
-    model = tiny_language_model()
+    model = tiny_lm_net()
     ids = torch.randint(2, 30, (400,))
     nats, count = score_ids(model, ids, window=37)
     logits, _ = model(ids[None, :-1])
