@@ -18,9 +18,8 @@ from rnnkit.models.classifier import RNNClassifier
 from rnnkit.models.config import ClassifierConfig, LanguageModelConfig
 from rnnkit.models.language_model import RNNLanguageModel
 from rnnkit.training import TrainConfig, make_optimizer
+from tests.helpers import SONNET
 from tests.pipelines.conftest import make_texts
-
-SONNET = "Shall I compare thee to a summer's day?\nThou art more lovely and more temperate.\n" * 30
 
 
 def _fit(net, loss_of, batches, lr: float = 1e-2) -> None:
