@@ -1,10 +1,11 @@
-"""The import graph of ``src/rnnkit``: no circle among its modules at module level.
+"""The import graph of ``src/rnnkit``: no circle among its modules, lazy imports included.
 
 Imports are read with ``ast`` (nothing is imported): a module-level edge is an import at the top of the module,
 ``if TYPE_CHECKING:`` blocks included (they do not run, but they are a dependency of the module's interface, and a
 circle through one is a circle of design); a function-level edge is an import inside a
-function body, run only when called. A circle of module-level edges makes the import order matter; function-level
-circles are only reported (``python tests/test_import_graph.py`` prints both).
+function body, run only when called. A circle of module-level edges makes the import order matter; one closed by a
+function-level import only hides the same two-way dependency from the importer, so it fails too
+(``python tests/test_import_graph.py`` prints both).
 """
 
 from __future__ import annotations
@@ -108,6 +109,21 @@ def _without_packages(edges: dict[str, set[str]]) -> dict[str, set[str]]:
 def test_no_module_level_import_cycle():
     top, _ = import_graph()
     assert cycles(_without_packages(top)) == []
+
+
+def test_no_import_cycle_counting_function_level_imports():
+    top, inner = import_graph()
+    both = {m: top[m] | inner[m] for m in top}
+    assert cycles(_without_packages(both)) == []
+
+
+def test_an_import_inside_a_function_is_an_edge_that_closes_a_circle():
+    # The lazy import that once closed engine.fused.ops <-> engine.fused.backend, read as the walk reads it.
+    lazy = "def _layout():\n    from rnnkit.engine.fused.backend import layout\n"
+    top, inner = _imports(ast.parse(lazy), "rnnkit.engine.fused.ops", False)
+    assert top == set() and "rnnkit.engine.fused.backend" in inner
+    edges = {"rnnkit.engine.fused.ops": inner, "rnnkit.engine.fused.backend": {"rnnkit.engine.fused.ops"}}
+    assert cycles(edges) == [["rnnkit.engine.fused.backend", "rnnkit.engine.fused.ops"]]
 
 
 def test_the_walk_sees_a_known_edge():

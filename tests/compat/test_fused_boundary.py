@@ -8,8 +8,8 @@ import pytest
 import torch
 
 from rnnkit.engine.fused import build, contract, recurrence
-from rnnkit.engine.fused.backend import layout
 from rnnkit.engine.fused.boundary import FusedBoundaryError, check, check_layout
+from rnnkit.engine.fused.layout import layout
 
 KIND, HID, STEPS, BATCH = contract.KINDS["gru"], 4, 3, 2
 

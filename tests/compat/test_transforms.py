@@ -66,7 +66,7 @@ def test_func_grad_equals_autograd(kind, backend):
 def test_fused_operator_called_directly_has_a_derivative():
     """The operator stands alone: its registered autograd and fake kernel, checked by torch's own opcheck."""
     from rnnkit.engine.fused import ops
-    from rnnkit.engine.fused.backend import layout
+    from rnnkit.engine.fused.layout import layout
 
     torch.manual_seed(0)
     xp = torch.randn(T, B, 3 * 4, dtype=torch.float64, requires_grad=True)

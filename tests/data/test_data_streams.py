@@ -73,3 +73,10 @@ def test_argument_checks():
         StreamBatcher(torch.arange(10), 1, 0)
     with pytest.raises(ValueError, match="ids has 5 tokens, too few for batch_size=3"):
         StreamBatcher(torch.arange(5), 3, 2)
+
+
+def test_stream_windows_cover_training_text_once_in_order():
+    ids = torch.arange(1000)
+    batcher = StreamBatcher(ids, batch_size=4, bptt=13)
+    xs = torch.cat([x for x, _ in batcher], dim=1)
+    assert torch.equal(xs, ids.view(4, 250)[:, :-1])

@@ -79,7 +79,7 @@ def test_gradcheck(kind):
 @pytest.mark.parametrize("kind", list(KINDS))
 @pytest.mark.parametrize("lengths", [None, [9, 1, 4, 9, 2, 7, 3, 8, 5, 6, 2, 1]])
 def test_rows_split_across_threads(kind, lengths, three_threads):
-    from rnnkit.engine.fused.backend import layout
+    from rnnkit.engine.fused.layout import layout
 
     order, (sizes, starts) = layout(None if lengths is None else torch.tensor(lengths), 9, 12)
     assert starts.tolist() == [0, 4, 8, 12]  # three blocks of rows, one per thread

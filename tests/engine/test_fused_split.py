@@ -13,7 +13,7 @@ import threading
 import pytest
 import torch
 
-from rnnkit.engine.fused import backend, recurrence
+from rnnkit.engine.fused import backend, layout, ops, recurrence
 
 from .conftest import KINDS, assert_same, make_layer, run_all
 
@@ -41,7 +41,7 @@ def split(monkeypatch):
 
     def use(parts: int) -> list[int]:
         monkeypatch.setattr(backend, "_unit_threads",
-                            lambda layer, batch, itemsize: parts if backend._chunks(batch) == 1 else 1)
+                            lambda layer, batch, itemsize: parts if layout.chunks(batch) == 1 else 1)
         return seen
 
     return use
@@ -98,6 +98,16 @@ def test_unit_threads_rule(two_threads):
     assert backend._unit_threads(rnn, 1, 8) == 2  # float64: 32 KiB
 
 
+def test_one_rule_for_the_blocks_steers_the_back_end_and_the_operators(monkeypatch):
+    # Both look ``layout.chunks`` up when they run: replacing it there reaches the operators' own layout
+    # (a traced graph gives none) and the back end's thread rules alike.
+    monkeypatch.setattr(layout, "chunks", lambda batch: 2)
+    assert ops._layout(None, None, torch.zeros(3, 5, 1))[1].tolist() == [0, 3, 5]
+    assert layout.layout(torch.tensor([3, 1, 2, 3, 2]), 3, 5)[1][1].tolist() == [0, 3, 5]
+    small = make_layer("lstm", hidden=8)  # W_hh of 1 KiB: one BLAS thread when the rows are one block
+    assert backend._blas_threads(small, 1, 4) == 0  # two blocks of rows: torch's setting
+
+
 @pytest.mark.parametrize("kind", list(KINDS))
 def test_blocks_of_eight_rows_and_more(kind, two_threads):
     # Two blocks of 10 rows: the forward's weight is w_hh itself (float64: through the transposed view).
@@ -125,7 +135,7 @@ def _child(queue, kind):
     # libgomp hangs in a fork's child that starts a team, so the child keeps torch at one thread and forces the
     # kernels' threads: the unit split at batch 1, two blocks of rows at batch 12.
     torch.set_num_threads(1)
-    backend._chunks = lambda batch: max(1, min(2, batch // 4))
+    layout.chunks = lambda batch: max(1, min(2, batch // 4))
     backend._unit_threads = lambda layer, batch, itemsize: 2 if batch < 8 else 1
     queue.put([_split_forward(kind, 1).tolist(), _split_forward(kind, 12).tolist()])  # plain data: the child exits
 

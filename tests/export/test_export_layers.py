@@ -1,4 +1,4 @@
-"""Exported recurrent layers against torch.nn in float32 on the core's equivalence grid (tests/test_equivalence.py).
+"""Exported recurrent layers against torch.nn in float32 on the core equivalence grid (tests/layers/test_equivalence).
 
 Every configuration of that grid is exported: cells (tanh and relu RNN, LSTM, GRU), 1-3 layers, one or two
 directions, batch_first, with and without biases, equal lengths, lengths and packed sequences (the ONNX graph
@@ -14,7 +14,7 @@ import rnnkit
 from rnnkit.export import ExportError, layer_graph
 from rnnkit.export.runtime import make_session
 from tests.helpers import KINDS, as_tuple
-from tests.test_equivalence import GRID, B, D, H, T, _ids
+from tests.layers.test_equivalence import GRID, B, D, H, T, _ids
 
 TOL = 1e-5  # the issue's float32 parity target
 

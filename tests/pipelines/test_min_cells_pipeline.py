@@ -15,8 +15,7 @@ from rnnkit.export import export_onnx, load_onnx
 from rnnkit.models.config import ClassifierConfig, LanguageModelConfig
 from rnnkit.models.language_model import RNNLanguageModel, detach_state
 from rnnkit.training import TrainConfig
-
-TEXT = "Shall I compare thee to a summer's day?\nThou art more lovely and more temperate.\n" * 30
+from tests.helpers import SONNET
 
 
 @pytest.mark.parametrize("cell", ["mingru", "minlstm"])
@@ -41,7 +40,7 @@ def test_language_model_carries_the_state_across_windows(cell):
 
 def test_language_model_trains_saves_loads_and_generates(tmp_path):
     corpus = tmp_path / "sonnet.txt"
-    corpus.write_text(TEXT, encoding="utf-8")
+    corpus.write_text(SONNET, encoding="utf-8")
     lm, summary = train_language_model(str(corpus), tmp_path / "run",
                                        model=LanguageModelConfig(cell="mingru", embedding_dim=16, hidden_size=48,
                                                                  num_layers=2, dropout=0.0),
@@ -87,7 +86,7 @@ def test_config_checks_the_minimal_cells_back_ends():
 @pytest.mark.slow
 def test_cli_train_lm_and_generate_with_mingru(tmp_path):
     corpus = tmp_path / "sonnet.txt"
-    corpus.write_text(TEXT, encoding="utf-8")
+    corpus.write_text(SONNET, encoding="utf-8")
     run = [sys.executable, "-m", "rnnkit"]
     r = subprocess.run([*run, "train-lm", "--data", str(corpus), "--out", str(tmp_path / "lm"), "--cell", "mingru",
                         "--hidden-size", "24", "--num-layers", "2", "--embedding-dim", "8", "--epochs", "2",

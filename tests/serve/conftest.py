@@ -18,9 +18,8 @@ from rnnkit.models.classifier import RNNClassifier
 from rnnkit.models.config import ClassifierConfig, LanguageModelConfig
 from rnnkit.models.language_model import RNNLanguageModel
 from rnnkit.training import TrainConfig, make_optimizer
+from tests.helpers import SONNET
 from tests.pipelines.conftest import make_texts
-
-SONNET = "Shall I compare thee to a summer's day?\nThou art more lovely and more temperate.\n" * 30
 
 
 def _fit(net, loss_of, batches, lr: float = 1e-2) -> None:
@@ -75,6 +74,19 @@ def lm_dir(tmp_path_factory):
 
     _fit(net, loss_of, windows)
     folder = tmp_path_factory.mktemp("serve-lm") / "poet"
+    LanguageModel(net, tokenizer, vocab).save(folder / "model")
+    return folder
+
+
+@pytest.fixture(scope="session")
+def mingru_lm_dir(tmp_path_factory):
+    """An untrained character minGRU language model: its trace holds the minimal cells' own series (z, cand)."""
+    torch.manual_seed(0)
+    tokenizer = CharTokenizer()
+    vocab = Vocabulary.build([tokenizer.tokenize(SONNET)])
+    net = RNNLanguageModel(LanguageModelConfig(cell="mingru", embedding_dim=8, hidden_size=6, num_layers=2,
+                                               dropout=0.0), len(vocab), vocab.pad_id).eval()
+    folder = tmp_path_factory.mktemp("serve-mingru") / "mini"
     LanguageModel(net, tokenizer, vocab).save(folder / "model")
     return folder
 

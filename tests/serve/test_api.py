@@ -14,7 +14,9 @@ import torch
 
 from rnnkit.api.classifier import Classifier
 from rnnkit.api.language_model import LanguageModel
+from rnnkit.layers.trace import SERIES
 from rnnkit.serve import ServeConfig, Service, create_app, span_units
+from rnnkit.serve.inspection import inspect_language_model
 from tests.serve.conftest import client_for
 
 pytestmark = pytest.mark.anyio
@@ -226,6 +228,30 @@ async def test_inspect_language_model_and_limits(app, models):
         assert len(step["top"]) == 5 and "<pad>" not in [c["token"] for c in step["top"]]
     assert long["truncated"] and len(long["tokens"]) == 30
     assert_error(bad_span, 422, "validation_error", "span")
+
+
+async def test_inspect_serves_every_series_the_cells_record_and_names_them(mingru_lm_dir):
+    # "cand" is minGRU's own series: once missing from the request schema, so it could not be asked for.
+    mini = LanguageModel.load(mingru_lm_dir)
+    text = "Thou art"
+    async with client_for(create_app({"mini": mini}, ServeConfig())) as client:
+        body = (await client.post("/v1/inspect", json={"text": text, "include": ["cand", "z"]})).json()
+        unknown = await client.post("/v1/inspect", json={"text": text, "include": ["h", "gates"]})
+        schema = (await client.get("/openapi.json")).json()
+    assert [set(v["series"]) for v in body["layers"]] == [{"cand", "z"}, {"cand", "z"}]
+    with torch.no_grad():
+        trace = mini.model.layers[0].trace(mini.model.embedding(mini.encode(text).unsqueeze(0)))
+    np.testing.assert_allclose(body["layers"][0]["series"]["cand"], trace[0, 0]["cand"][0].numpy(), atol=1e-4)
+    # The page labels its views from the response: every name a trace can hold, in one order, with its meaning.
+    assert list(body["series_text"].items()) == list(SERIES.items())
+    error = assert_error(unknown, 422, "validation_error")
+    assert "include" in json.dumps(error["details"]) and "'cand'" in error["details"][0]["message"]
+    item = schema["components"]["schemas"]["InspectRequest"]["properties"]["include"]["anyOf"][0]["items"]
+    assert set(item["enum"]) == set(SERIES)
+    # Called from Python (``rnnkit inspect``), the same names are the check.
+    assert set(inspect_language_model(mini, text, include=["cand"])["layers"][1]["series"]) == {"cand"}
+    with pytest.raises(ValueError, match=r"include names unknown series \['gates'\]; choose from \['h', 'c', "):
+        inspect_language_model(mini, text, include=["gates"])
 
 
 async def test_page_docs_and_schema_load_nothing_from_elsewhere(app):

@@ -73,6 +73,15 @@ def shown_probabilities(driver) -> dict[str, float]:
             for node in driver.find_elements(By.CSS_SELECTOR, "#final-probs .prob")}
 
 
+def series_options(driver) -> list[tuple[str, str]]:
+    return [(o.get_attribute("value"), o.text) for o in driver.find_elements(By.CSS_SELECTOR, "#series option")]
+
+
+def labelled(series_text: dict[str, str], names) -> list[tuple[str, str]]:
+    """The options the page should list: the data's names present in a layer, in the data's order."""
+    return [(name, f"{name} ({text})") for name, text in series_text.items() if name in names]
+
+
 def painted_colours(driver, canvas_id: str) -> int:
     """Distinct colours on a canvas: a drawn heatmap has many, a blank one one or two."""
     return driver.execute_script("""
@@ -98,6 +107,9 @@ def test_classifier_views_match_the_api(browser, live_server):
     assert painted_colours(browser, "heatmap") > 20
     assert browser.find_element(By.ID, "prob-chart").get_attribute("data-steps") == str(tokens)
     assert len(browser.find_elements(By.CSS_SELECTOR, "#saturation svg circle")) == 4 * 10  # 4 gates × 10 units
+    # The series' names and texts come from the server's answer, not from a list of the page's own.
+    inspected = httpx.post(f"{live_server}/v1/inspect", json={"text": TEXT}).json()
+    assert series_options(browser) == labelled(inspected["series_text"], inspected["layers"][0]["series"])
     # Karpathy view: clicking a unit's row in the heatmap colours the text by that unit.
     ActionChains(browser).move_to_element_with_offset(heatmap, 40 - heatmap.size["width"] // 2,
                                                       3 * 12 + 6 - heatmap.size["height"] // 2).click().perform()
@@ -156,6 +168,21 @@ def test_inspect_html_file_renders_offline(browser, classifier_dir, tmp_path):
     # The span given on the command line is selected in the page, with the units Python finds for it.
     expected = span_units(data["layers"][0]["series"]["h"], 1, 3)
     assert json.loads(browser.find_element(By.ID, "span-result").get_attribute("data-units")) == expected["units"]
+
+
+def test_inspect_html_file_lists_the_series_a_mingru_records(browser, mingru_lm_dir, tmp_path):
+    # minGRU records "cand", which a list of names kept in the page once left out of the choice.
+    out = tmp_path / "mini"
+    assert main(["inspect", str(mingru_lm_dir), "Thou art", "--out", str(out), "--json"]) == 0
+    data = json.loads(out.with_suffix(".json").read_text())
+    browser.get(out.with_suffix(".html").as_uri())
+    wait(browser, lambda d: d.find_element(By.TAG_NAME, "body").get_attribute("data-ready"))
+    assert [name for name, _ in series_options(browser)] == ["h", "z", "cand"]
+    assert series_options(browser) == labelled(data["series_text"], data["layers"][0]["series"])
+    Select(browser.find_element(By.ID, "series")).select_by_value("cand")
+    assert painted_colours(browser, "heatmap") > 20
+    captions = [c.text for c in browser.find_elements(By.CSS_SELECTOR, "#saturation figcaption")]
+    assert captions == [f"z ({data['series_text']['z']})"]
 
 
 def test_inspect_html_file_with_hostile_text_and_label_renders(browser, hostile_classifier_dir, tmp_path):

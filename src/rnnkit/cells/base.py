@@ -42,6 +42,9 @@ class Cell(nn.Module):
     gates: int = 1
     state_count: int = 1
     gate_names: tuple[str, ...] = ()
+    # What ``step`` writes into ``record``: series name → what it is (the trace adds "h", and "c" for two states).
+    # A name means one thing in every cell: ``rnnkit.layers.trace.SERIES`` gathers them and checks it.
+    trace_series: dict[str, str] = {}
     supports_projection: bool = False
     # torch.nn's own cell and layer of this kind (torch.jit.script's stand-ins, ``cells.script``), declared by each
     # class for itself (a subclass does not inherit them); None: torch.nn has none.

@@ -34,6 +34,7 @@ class GRUCell(Cell):
     gates = 3
     state_count = 1
     gate_names = ("r", "z", "n")
+    trace_series = {"r": "reset gate", "z": "update gate", "n": "candidate"}
     mode = "GRU"
 
     def step(self, x: Tensor, state: State, p: Params, record: dict | None = None) -> tuple[Tensor, State]:

@@ -38,6 +38,7 @@ class LSTMCell(Cell):
     gates = 4
     state_count = 2
     gate_names = ("i", "f", "g", "o")
+    trace_series = {"i": "input gate", "f": "forget gate", "g": "candidate", "o": "output gate"}
     mode = "LSTM"
     supports_projection = True
 

@@ -26,6 +26,7 @@ class MinGRUCell(MinimalCell):
 
     gates = 2
     gate_names = ("z", "h")
+    trace_series = {"z": "update gate", "cand": "candidate h̃"}
 
     def step(self, x: Tensor, state: State, p: Params, record: dict | None = None) -> tuple[Tensor, State]:
         (h_prev,) = state

@@ -30,6 +30,7 @@ class MinLSTMCell(MinimalCell):
 
     gates = 3
     gate_names = ("f", "i", "h")
+    trace_series = {"f": "forget gate", "i": "input gate", "cand": "candidate h̃"}
 
     def step(self, x: Tensor, state: State, p: Params, record: dict | None = None) -> tuple[Tensor, State]:
         (h_prev,) = state

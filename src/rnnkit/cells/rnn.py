@@ -30,6 +30,7 @@ class RNNCell(Cell):
     gates = 1
     state_count = 1
     gate_names = ("pre",)
+    trace_series = {"pre": "pre-activation"}
 
     def __init__(self, input_size: int, hidden_size: int, bias: bool = True, nonlinearity: str = "tanh",
                  device=None, dtype=None, *, own_parameters: bool = True, **extra_options):

@@ -6,7 +6,9 @@ direction d, ``steps[k][d]``, a dict of (B, T, ·) tensors, zero past each lengt
 
     "h"             hidden state after each step (every cell)
     "c"             cell state (LSTM)
-    "i","f","g","o" LSTM gates; "r","z","n" GRU gates; "pre" the simple RNN's pre-activation
+    the cell's own  what its ``step`` records, declared in its ``trace_series``: "i","f","g","o" LSTM gates;
+                    "r","z","n" GRU gates; "pre" the simple RNN's pre-activation; "z" / "f","i" and "cand" the
+                    minimal cells' gates and candidate
 
 Time runs forward in every tensor, also for the reverse direction (its step t is
 the state after reading token t, coming from the end), so tokens and columns line up.
@@ -18,8 +20,28 @@ from dataclasses import dataclass
 
 from torch import Tensor
 
+from rnnkit.cells import GRUCell, LSTMCell, MinGRUCell, MinLSTMCell, RNNCell
 from rnnkit.engine.reference import REFERENCE
 from rnnkit.lengths import reverse_padded
+
+# The series the layer records for every cell (the reference back end writes them); the rest are the cells'.
+STATE_SERIES = {"h": "hidden state", "c": "cell state"}
+BUILT_IN_CELLS = (LSTMCell, GRUCell, RNNCell, MinGRUCell, MinLSTMCell)
+
+
+def gather_series(cells) -> dict[str, str]:
+    """Every series a trace of these cells can hold, name → what it is: the states first, then each cell's."""
+    found = dict(STATE_SERIES)
+    for cell in cells:
+        for name, text in cell.trace_series.items():
+            if found.setdefault(name, text) != text:
+                raise ValueError(f"{cell.__name__}.trace_series calls {name!r} {text!r}, another cell calls it "
+                                 f"{found[name]!r}: one name must mean one thing")
+    return found
+
+
+# What ``trace`` can return for the built-in cells: the names ``/v1/inspect`` accepts and the explorer shows.
+SERIES = gather_series(BUILT_IN_CELLS)
 
 
 @dataclass

@@ -9,7 +9,9 @@ For a text it returns, per token:
 * for every layer and direction, the hidden state ``h`` (and ``c``) and the gates, from the
   layers' reference trace (``layer.trace``); the reverse direction's step t is the state after
   reading token t coming from the end, so columns line up with tokens;
-* gate saturation per unit: the fraction of steps a gate spends near its bounds.
+* gate saturation per unit: the fraction of steps a gate spends near its bounds;
+* ``series_text``: every series name a trace can hold and what it is (``rnnkit.layers.trace.SERIES``), in the
+  order the explorer lists them: the page labels its views from it.
 
 All arrays are plain nested lists (token-major: ``series["h"][t][unit]``), ready for JSON.
 """
@@ -19,6 +21,7 @@ from __future__ import annotations
 import numpy as np
 import torch
 
+from rnnkit.layers.trace import SERIES
 from rnnkit.models.classifier import EnsembleClassifier
 from rnnkit.saved.kinds import CLASSIFIER, LANGUAGE_MODEL
 from rnnkit.validation import check_finite_number
@@ -65,10 +68,9 @@ def _layer_views(steps, names: tuple[str, ...] | None, offset: int = 0) -> list[
 def _check_series(include) -> tuple[str, ...] | None:
     if include is None:
         return None
-    allowed = {"h", "c", "pre"} | SIGMOID_GATES | TANH_GATES
-    bad = sorted(set(include) - allowed)
+    bad = sorted(set(include) - set(SERIES))
     if bad:
-        raise ValueError(f"include names unknown series {bad}; choose from {sorted(allowed)}")
+        raise ValueError(f"include names unknown series {bad}; choose from {list(SERIES)}")
     return tuple(include)
 
 
@@ -110,6 +112,7 @@ def inspect_classifier(classifier, text: str, max_tokens: int = 400, include=Non
         "final": dict(zip(classifier.labels, _rounded(per_step[-1], 6), strict=True)),
         "traced_member": 0 if isinstance(net, EnsembleClassifier) else None,
         "layers": _layer_views(trace.steps, names),
+        "series_text": dict(SERIES),
     }
 
 
@@ -145,6 +148,7 @@ def inspect_language_model(lm, text: str, max_tokens: int = 400, include=None, t
         "unknown": [i == lm.vocab.unk_id for i in ids],
         "predictions": predictions,
         "layers": views,
+        "series_text": dict(SERIES),
     }
 
 

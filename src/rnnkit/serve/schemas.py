@@ -7,9 +7,11 @@ from typing import Literal
 from pydantic import BaseModel, ConfigDict, Field
 
 from rnnkit.generation.sampling import MAX_TOKENS, TEMPERATURE
+from rnnkit.layers.trace import SERIES
 from rnnkit.saved.kinds import CLASSIFIER, LANGUAGE_MODEL
 
-SeriesName = Literal["h", "c", "pre", "i", "f", "g", "o", "r", "z", "n"]
+# The series a trace of the built-in cells can hold (rnnkit.layers.trace.SERIES): the schema lists them as an enum.
+SeriesName = Literal[tuple(SERIES)]
 
 
 class _Strict(BaseModel):

@@ -20,23 +20,21 @@ as the reference back end draws them, so a seed gives the same numbers on both.
 
 from __future__ import annotations
 
-import os
-from functools import lru_cache
-
 import torch
 from torch import Tensor
 from torch.nn import functional as F
 
 from rnnkit.cells import GRUCell, LSTMCell, RNNCell
 from rnnkit.cells.extras import EPS
-from rnnkit.engine.fused import ops
+from rnnkit.engine.fused import layout, ops
 from rnnkit.engine.fused.build import failure
 from rnnkit.engine.fused.contract import KINDS
 from rnnkit.engine.fused.extras import ExtrasRecurrence
 from rnnkit.engine.fused.recurrence import Recurrence
 from rnnkit.engine.fused.recurrence import infer as recurrence_infer
+from rnnkit.engine.fused.watch import watched
 from rnnkit.engine.stack import run_stack
-from rnnkit.lengths import full_as_dense, rank
+from rnnkit.lengths import full_as_dense
 
 PLAIN = (RNNCell, LSTMCell, GRUCell)
 
@@ -49,17 +47,6 @@ def _kind(layer) -> int:
     return KINDS[layer.cell_for(0, 0).nonlinearity]
 
 
-@torch.compiler.assume_constant_result
-def _cores() -> tuple[int, int]:
-    """(torch's threads, the CPUs this process may run on); a constant to the compiler, read at trace time."""
-    return torch.get_num_threads(), len(os.sched_getaffinity(0))
-
-
-def _chunks(batch: int) -> int:
-    """Blocks of rows run on their own thread: one per torch thread, each of at least 4 rows."""
-    return max(1, min(_cores()[0], batch // 4))
-
-
 def _blas_threads(layer, batch: int, itemsize: int) -> int:
     """BLAS threads for the per-step matmul when the rows are one block (tiny batches; 0: torch's setting).
 
@@ -68,7 +55,7 @@ def _blas_threads(layer, batch: int, itemsize: int) -> int:
     backward's setting; the forward splits its hidden units across threads instead (``_unit_threads``), and
     its product at 1-3 rows is a hand loop without the BLAS.
     """
-    if _chunks(batch) > 1:
+    if layout.chunks(batch) > 1:
         return 0
     gates = layer.cell_type.gates
     return 1 if gates * layer.hidden_size ** 2 * itemsize <= 1 << 18 else 0
@@ -96,59 +83,11 @@ def _unit_threads(layer, batch: int, itemsize: int) -> int:
 
     (f64 RNN H 64, 32 KiB: 0.95 → 0.81. In calls of 20 steps the 36-48 KiB rows still gain 8-16%.)
     """
-    if _chunks(batch) > 1:
+    if layout.chunks(batch) > 1:
         return 1
     gates = layer.cell_type.gates
     share = gates * layer.hidden_size ** 2 * itemsize // max(1, SPLIT_BYTES_PER_THREAD)
-    return max(1, min(*_cores(), layer.hidden_size, share))
-
-
-def layout(lengths: Tensor | None, steps: int, batch: int) -> tuple[Tensor | None, tuple[Tensor, Tensor]]:
-    """The row order and ``(batch_sizes, starts)`` the kernels run on (see ``recurrence``).
-
-    Without lengths: rows stay in place, cut into equal blocks. With lengths: sorted longest first and dealt
-    round-robin to the blocks, so every block gets a fair share of long and short sequences; within a block
-    rows stay longest first, so the rows still running at step t are the block's first n_t.
-    """
-    chunks = _chunks(batch)
-    bounds = _bounds(batch, chunks)
-    if lengths is None:
-        if ops.watched():
-            # Built fresh: a cached one made while tracing would be a fake tensor, useless to the next call.
-            return None, _even_layout.__wrapped__(steps, batch, chunks, False)
-        return None, _even_layout(steps, batch, chunks, _inference_mode())
-    starts = torch.tensor(bounds, dtype=torch.int64)
-    ranked = rank(lengths)
-    order = torch.cat([ranked[c::chunks] for c in range(chunks)])
-    run = int(lengths.max())
-    t = torch.arange(run).unsqueeze(1)
-    sizes = torch.stack([(t < lengths[order[bounds[c]:bounds[c + 1]]].unsqueeze(0)).sum(1) for c in range(chunks)])
-    return order, (sizes, starts)
-
-
-def _bounds(batch: int, chunks: int) -> list[int]:
-    # Block c holds rows c, c + C, c + 2C, ... of the ranking: ceil((B - c) / C) rows.
-    bounds = [0]
-    for c in range(chunks):
-        bounds.append(bounds[-1] + (batch - c + chunks - 1) // chunks)
-    return bounds
-
-
-def _inference_mode() -> bool:
-    # The compiler cannot read the flag; a compiled graph has no autograd Function to spare anyway.
-    return not torch.compiler.is_compiling() and torch.is_inference_mode_enabled()
-
-
-@lru_cache(maxsize=64)
-def _even_layout(steps: int, batch: int, chunks: int, inference: bool) -> tuple[Tensor, Tensor]:
-    """The layout without lengths; cached, since building it costs ~20 µs a call (kernels only read it).
-
-    Keyed by ``inference`` (whether inference mode is on): one built under inference mode is an inference
-    tensor, and training's ``save_for_backward`` refuses it.
-    """
-    bounds = _bounds(batch, chunks)
-    sizes = torch.tensor([bounds[c + 1] - bounds[c] for c in range(chunks)], dtype=torch.int64)
-    return sizes.unsqueeze(1).expand(chunks, steps).contiguous(), torch.tensor(bounds, dtype=torch.int64)
+    return max(1, min(*layout.cores(), layer.hidden_size, share))
 
 
 def _masks(cell, training: bool, steps: int, batch: int, like: Tensor, order: Tensor | None):
@@ -183,7 +122,7 @@ def run_direction(layer, k: int, d: int, x: Tensor, h0: tuple[Tensor, ...] | Non
         h0 = (zeros, zeros) if lstm else (zeros,)
     c0 = h0[1] if lstm else None
     if not cell.has_extras:
-        if ops.watched(x, p["weight_ih"], bias, h0[0], c0, p["weight_hh"], b_rec):
+        if watched(x, p["weight_ih"], bias, h0[0], c0, p["weight_hh"], b_rec):
             # Compiling, tracing, exporting, torch.func: the registered operators (the projection stays visible).
             # Equal lengths: no layout given, the operator cuts the rows itself (a traced graph serves any shape).
             results = ops.run(kind, rows if padded else None, padded, threads, units,
@@ -221,7 +160,7 @@ class FusedBackend:
         extra = sorted(set(layer.cell_options) - {"nonlinearity", "layer_norm", "recurrent_dropout", "zoneout"})
         if extra:
             return f"the fused kernels have no cell options {extra}"
-        if layer.cell_for(0, 0).has_extras and ops.watched(x):
+        if layer.cell_for(0, 0).has_extras and watched(x):
             return ("the fused kernels for layer_norm, recurrent_dropout and zoneout are not a registered operator: "
                     "they run in plain eager mode only, not under compile, tracing, export or torch.func")
         if x.device.type != "cpu":
@@ -255,20 +194,20 @@ class FusedBackend:
             dtype = layer.params_for(0, 0)["weight_hh"].dtype
             with torch.autocast("cpu", enabled=False):
                 return self.run(layer, x.to(dtype), None if hx is None else tuple(s.to(dtype) for s in hx), lengths)
-        if torch.is_grad_enabled() and _inference_mode():
+        if torch.is_grad_enabled() and layout.inference_mode():
             # enable_grad() inside inference_mode(): autograd records nothing there anyway, but a Function
             # would try to save inference tensors for a backward that can never run.
             with torch.no_grad():
                 return self.run(layer, x, hx, lengths)
         steps, batch = x.shape[0], x.shape[1]
         lengths = full_as_dense(lengths, steps)
-        if lengths is None and ops.watched(x):
+        if lengths is None and watched(x):
             # Traced, compiled or exported: the operator cuts the rows itself when it runs, and nothing here may
             # branch on the batch size (a guard on it would pin the graph to the traced size, e.g. the blocks at
             # 2 threads are min(2, B // 4)). threads 0 (torch's BLAS setting) and units 1 (no split) suit any size.
             order, rows, threads, units = None, None, 0, 1
         else:
-            order, rows = layout(lengths, steps, batch)
+            order, rows = layout.layout(lengths, steps, batch)
             threads = _blas_threads(layer, batch, x.element_size())
             units = _unit_threads(layer, batch, x.element_size())
         if order is not None:

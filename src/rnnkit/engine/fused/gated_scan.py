@@ -25,8 +25,7 @@ from __future__ import annotations
 import torch
 from torch import Tensor
 
-from rnnkit.engine.fused import boundary
-from rnnkit.engine.fused.backend import _chunks
+from rnnkit.engine.fused import boundary, layout
 from rnnkit.engine.fused.build import failure, load
 from rnnkit.engine.fused.recurrence import _kernel_dtype, _ptr
 
@@ -85,7 +84,7 @@ def gated_scan_op(u: Tensor, c: Tensor, h0: Tensor, lengths: Tensor | None) -> t
     _check("gated scan", dtype, steps, batch, hidden, lengths, {"u": (u, ld_u), "c": (c, ld_c)}, h0=h0, out=out,
            h_n=h_n)
     _kernel("forward", dtype)(steps, batch, hidden, _ptr(u), ld_u, _ptr(c), ld_c, _ptr(h0), _ptr(lengths),
-                              _ptr(out), _ptr(h_n), _chunks(batch))
+                              _ptr(out), _ptr(h_n), layout.chunks(batch))
     return out, h_n
 
 
@@ -107,7 +106,7 @@ def gated_scan_backward_op(d_out: Tensor, d_hn: Tensor, u: Tensor, c: Tensor, h0
     _check("gated scan backward", dtype, steps, batch, hidden, lengths, {"u": (u, ld_u), "c": (c, ld_c)},
            d_out=d_out, h0=h0, out=out, d_u=d_u, d_c=d_c, d_h=d_h)
     _kernel("backward", dtype)(steps, batch, hidden, _ptr(d_out), _ptr(u), ld_u, _ptr(c), ld_c, _ptr(h0),
-                               _ptr(out), _ptr(lengths), _ptr(d_u), _ptr(d_c), _ptr(d_h), _chunks(batch))
+                               _ptr(out), _ptr(lengths), _ptr(d_u), _ptr(d_c), _ptr(d_h), layout.chunks(batch))
     return d_u, d_c, d_h
 
 

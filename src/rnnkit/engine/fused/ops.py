@@ -18,7 +18,7 @@ around it. Equations and layout: ``recurrence``. The input projection xp = x·W_
 ordinary ``F.linear`` the tracer and autocast see. A recorded backward (``create_graph``, ``torch.func.grad``)
 differentiates the equations instead (``second_order``), as the eager path does.
 
-``watched()`` says whether a call goes through these operators: when compiling, tracing or exporting, under a
+``watch.watched()`` says whether a call goes through these operators: when compiling, tracing or exporting, under a
 ``torch.func`` transform, a dispatch or function mode, or for any tensor subclass. A plain eager call takes the
 direct path (``recurrence.Recurrence`` and ``infer``): the dispatcher round trip would cost more than the whole
 batch-1 step loop, and the buffers it keeps between calls cannot be an operator's outputs. Both paths run the
@@ -29,23 +29,10 @@ from __future__ import annotations
 
 import torch
 from torch import Tensor
-from torch.nn import Parameter
 
+from rnnkit.engine.fused import layout as rows
 from rnnkit.engine.fused import recurrence, second_order
 from rnnkit.engine.fused.contract import GATES, KINDS, SAVED
-
-_PLAIN = (Tensor, Parameter)
-
-
-def watched(*tensors: Tensor | None) -> bool:
-    """Whether anything but plain eager execution sees this call (then the operators must run)."""
-    if torch.compiler.is_compiling() or torch.jit.is_tracing():
-        return True
-    if torch._C._are_functorch_transforms_active() or torch._C._len_torch_dispatch_stack() > 0:
-        return True
-    if torch._C._is_torch_function_mode_enabled():
-        return True
-    return any(t is not None and type(t) not in _PLAIN for t in tensors)
 
 
 def _empty(like: Tensor) -> Tensor:
@@ -61,9 +48,7 @@ def _layout(batch_sizes: Tensor | None, starts: Tensor | None, like: Tensor) -> 
     """The given layout, or (none given) the even one for this many steps and rows, made now."""
     if batch_sizes is not None and starts is not None:
         return batch_sizes, starts
-    from rnnkit.engine.fused.backend import layout  # the back end imports this module
-
-    return layout(None, like.shape[0], like.shape[1])[1]
+    return rows.layout(None, like.shape[0], like.shape[1])[1]
 
 
 @torch.library.custom_op("rnnkit::fused_recurrence", mutates_args=(), device_types="cpu")

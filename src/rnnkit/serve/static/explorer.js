@@ -4,10 +4,6 @@
 "use strict";
 
 const $ = (id) => document.getElementById(id);
-const SERIES_ORDER = ["h", "c", "i", "f", "g", "o", "r", "z", "n", "pre"];
-const SERIES_TEXT = {h: "h (hidden state)", c: "c (cell state)", i: "i (input gate)", f: "f (forget gate)",
-  g: "g (candidate)", o: "o (output gate)", r: "r (reset gate)", z: "z (update gate)", n: "n (candidate)",
-  pre: "pre-activation"};
 
 const state = {models: [], model: null, data: null, layer: 0, series: "h", unit: 0, span: null, anchor: null,
   seq: 0, embedded: window.RNNKIT_EMBEDDED || null};
@@ -45,6 +41,13 @@ function renderTokens(container, colorOf, titleOf) {
 }
 // ---------------------------------------------------------------- views
 function currentLayer() { return state.data.layers[state.layer]; }
+
+// The series' names and what they are come with the data (rnnkit.layers.trace.SERIES, in its order).
+function seriesTexts() { return state.data.series_text || {}; }
+function seriesLabel(name) {
+  const texts = seriesTexts();
+  return Object.hasOwn(texts, name) ? `${name} (${texts[name]})` : name;
+}
 
 function renderPrediction() {
   const d = state.data, box = $("final-probs");
@@ -90,8 +93,9 @@ function renderLayerChoices() {
   layerSel.replaceChildren(...state.data.layers.map((l, i) => el("option", {value: String(i)}, `${l.layer} ${l.direction}`)));
   state.layer = Math.min(state.layer, state.data.layers.length - 1);
   layerSel.value = String(state.layer);
-  const names = SERIES_ORDER.filter((n) => n in currentLayer().series);
-  seriesSel.replaceChildren(...names.map((n) => el("option", {value: n}, SERIES_TEXT[n] || n)));
+  const present = Object.keys(currentLayer().series), known = Object.keys(seriesTexts());
+  const names = [...known.filter((n) => present.includes(n)), ...present.filter((n) => !known.includes(n))];
+  seriesSel.replaceChildren(...names.map((n) => el("option", {value: n}, seriesLabel(n))));
   if (!names.includes(state.series)) state.series = names[0];
   seriesSel.value = state.series;
 }
@@ -150,7 +154,7 @@ function renderSaturation() {
   const sat = currentLayer().saturation || {};
   const gates = Object.keys(sat);
   $("saturation-panel").hidden = gates.length === 0;
-  for (const gate of gates) box.append(el("figure", {}, scatter(gate, sat[gate]), el("figcaption", {}, SERIES_TEXT[gate] || gate)));
+  for (const gate of gates) box.append(el("figure", {}, scatter(gate, sat[gate]), el("figcaption", {}, seriesLabel(gate))));
 }
 
 function renderAll() {

@@ -1,9 +1,12 @@
 """Layer behaviour beyond torch.nn equivalence: padding invariance, gradcheck, state dicts, trace."""
 
+import math
+
 import pytest
 import torch
 
 import rnnkit
+from rnnkit.layers.trace import SERIES, gather_series
 from tests.helpers import KINDS, as_tuple
 
 D, H = 3, 4
@@ -119,6 +122,27 @@ def test_trace_matches_output_and_zero_past_length(kind):
         torch.testing.assert_close(top_fw["h"], top_fw["o"] * torch.tanh(top_fw["c"]))
 
 
+@pytest.mark.parametrize("layer_type", [rnnkit.LSTM, rnnkit.GRU, rnnkit.RNN, rnnkit.MinGRU, rnnkit.MinLSTM])
+def test_a_trace_holds_the_states_and_exactly_the_series_its_cell_declares(layer_type):
+    # What serve accepts in ``include=`` and the explorer names is gathered from these declarations.
+    layer = layer_type(D, H, bidirectional=True)
+    cell = layer.cell_for(0, 0)
+    states = {"h", "c"} if cell.state_count == 2 else {"h"}
+    for record in (layer.trace(torch.randn(4, 2, D))[0, d] for d in (0, 1)):
+        assert set(record) == states | set(cell.trace_series)
+    assert set(record) <= set(SERIES)
+
+
+def test_one_series_name_means_one_thing_across_cells():
+    class Renamed(rnnkit.GRUCell):
+        trace_series = {"r": "reset gate", "z": "update gate", "n": "new gate"}
+
+    assert gather_series([rnnkit.GRUCell])["n"] == "candidate"
+    with pytest.raises(ValueError, match="Renamed.trace_series calls 'n' 'new gate', another cell calls it "
+                                         "'candidate'"):
+        gather_series([rnnkit.GRUCell, Renamed])
+
+
 def test_custom_cell_runs_through_generic_layer():
     class ScaledRNNCell(rnnkit.RNNCell):
         """A custom cell: the native kernels do not know it, so auto falls back to the reference loop."""
@@ -139,3 +163,18 @@ def test_custom_cell_runs_through_generic_layer():
     assert not torch.allclose(out[1:], 0.5 * plain_out[1:])
     with pytest.raises(ValueError, match="backend='native' cannot run"):
         rnnkit.Recurrent(ScaledRNNCell, 2, 3, backend="native")(torch.randn(4, 1, 2))
+
+
+def test_layer_golden_two_steps():
+    # A one-unit simple RNN over two steps with constant weights, by hand.
+    layer = rnnkit.RNN(1, 1, backend="reference").double()
+    with torch.no_grad():
+        layer.weight_ih_l0.fill_(0.5)
+        layer.weight_hh_l0.fill_(-1.0)
+        layer.bias_ih_l0.fill_(0.25)
+        layer.bias_hh_l0.fill_(0.0)
+    out, h = layer(torch.tensor([[[1.0]], [[2.0]]], dtype=torch.float64))
+    s1 = math.tanh(0.5 + 0.25)
+    s2 = math.tanh(1.0 - s1 + 0.25)
+    assert out.flatten().tolist() == pytest.approx([s1, s2], abs=1e-15)
+    assert h.item() == pytest.approx(s2, abs=1e-15)

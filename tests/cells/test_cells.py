@@ -103,21 +103,6 @@ def test_golden_gru_cell():
     assert h.item() == pytest.approx((1 - gate) * n + gate * 1.0, abs=1e-15)
 
 
-def test_layer_golden_two_steps():
-    # A one-unit simple RNN over two steps with constant weights, by hand.
-    layer = rnnkit.RNN(1, 1, backend="reference").double()
-    with torch.no_grad():
-        layer.weight_ih_l0.fill_(0.5)
-        layer.weight_hh_l0.fill_(-1.0)
-        layer.bias_ih_l0.fill_(0.25)
-        layer.bias_hh_l0.fill_(0.0)
-    out, h = layer(torch.tensor([[[1.0]], [[2.0]]], dtype=torch.float64))
-    s1 = math.tanh(0.5 + 0.25)
-    s2 = math.tanh(1.0 - s1 + 0.25)
-    assert out.flatten().tolist() == pytest.approx([s1, s2], abs=1e-15)
-    assert h.item() == pytest.approx(s2, abs=1e-15)
-
-
 def test_cell_built_by_a_layer_has_no_weights():
     cell = rnnkit.LSTM(3, 4).cells[0]
     with pytest.raises(RuntimeError, match="own_parameters=False"):
