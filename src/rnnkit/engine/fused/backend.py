@@ -20,7 +20,6 @@ as the reference back end draws them, so a seed gives the same numbers on both.
 
 from __future__ import annotations
 
-import os
 from functools import lru_cache
 
 import torch
@@ -29,8 +28,8 @@ from torch.nn import functional as F
 
 from rnnkit.cells import GRUCell, LSTMCell, RNNCell
 from rnnkit.cells.extras import EPS
-from rnnkit.engine.fused import ops
-from rnnkit.engine.fused.build import failure
+from rnnkit.engine import machine
+from rnnkit.engine.fused import build, ops
 from rnnkit.engine.fused.contract import KINDS
 from rnnkit.engine.fused.extras import ExtrasRecurrence
 from rnnkit.engine.fused.recurrence import Recurrence
@@ -49,10 +48,22 @@ def _kind(layer) -> int:
     return KINDS[layer.cell_for(0, 0).nonlinearity]
 
 
-@torch.compiler.assume_constant_result
 def _cores() -> tuple[int, int]:
     """(torch's threads, the CPUs this process may run on); a constant to the compiler, read at trace time."""
-    return torch.get_num_threads(), len(os.sched_getaffinity(0))
+    if torch.compiler.is_compiling():
+        from rnnkit.engine.fused.compile_constants import cores  # imported when first traced: see there
+
+        return cores()
+    return machine.threads_and_cpus()
+
+
+def _failure() -> str | None:
+    """Why the kernels cannot run (``build.failure``); a constant to the compiler, read at trace time."""
+    if torch.compiler.is_compiling():
+        from rnnkit.engine.fused.compile_constants import failure  # imported when first traced: see there
+
+        return failure()
+    return build.failure()
 
 
 def _chunks(batch: int) -> int:
@@ -213,7 +224,7 @@ class FusedBackend:
     name = "fused"
 
     def unsupported(self, layer, x: Tensor, lengths: Tensor | None) -> str | None:
-        reason = failure()
+        reason = _failure()
         if reason is not None:
             return reason
         if layer.cell_type not in PLAIN:
