@@ -9,7 +9,7 @@ import json
 
 from tests.cli.test_help_without_torch import python
 
-LAZY_PACKAGES = ("rnnkit", "rnnkit.data", "rnnkit.training", "rnnkit.generation")
+LAZY_PACKAGES = ("rnnkit", "rnnkit.data", "rnnkit.training", "rnnkit.generation", "rnnkit.serve")
 
 # Imports the packages, then reads every public name of each; reports what was loaded at each point.
 PROBE = """

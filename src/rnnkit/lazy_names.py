@@ -1,10 +1,10 @@
 """A package's public names imported on first use (PEP 562), so importing the package costs nothing heavy.
 
 ``rnnkit`` and the sub-packages the command line passes through (``rnnkit.data``, ``rnnkit.training``,
-``rnnkit.generation``) name their public objects in a table, name -> the module that defines it; a name is
-imported the first time it is read (``rnnkit.GRU``, ``from rnnkit import *``) and then kept in the package, so
-``rnnkit --help`` never loads torch. Each package also imports the same names under ``if TYPE_CHECKING:`` for
-type checkers and the API reference (griffe reads the source, it does not run it).
+``rnnkit.generation``, ``rnnkit.serve``) name their public objects in a table, name -> the module that defines it;
+a name is imported the first time it is read (``rnnkit.GRU``, ``from rnnkit import *``) and then kept in the
+package, so ``rnnkit --help`` never loads torch (nor FastAPI). Each package also imports the same names under
+``if TYPE_CHECKING:`` for type checkers and the API reference (griffe reads the source, it does not run it).
 
 This module imports nothing heavy.
 """
