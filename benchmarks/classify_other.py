@@ -138,7 +138,7 @@ def variant_configs(overrides: dict) -> dict:
     from rnnkit.api.classifier import CLASSIFIER_TRAIN_DEFAULTS
     from rnnkit.models.config import ClassifierConfig
     from rnnkit.training import TrainConfig
-    from rnnkit.training.ulmfit import PretrainConfig
+    from rnnkit.training.pretrain_config import PretrainConfig
 
     sections = {"model": ClassifierConfig, "train": TrainConfig, "pretrain": PretrainConfig}
     names = {section: {f.name for f in fields(cls)} for section, cls in sections.items()}

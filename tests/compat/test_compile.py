@@ -72,3 +72,17 @@ def test_extras_under_compile_go_to_another_back_end():
     forced = LSTM(D, H, layer_norm=True, backend="fused")
     with pytest.raises(ValueError, match="not a registered operator"):
         torch.compile(forced, backend="aot_eager")(x)
+
+
+def test_compiling_first_in_a_fresh_process_has_no_graph_breaks():
+    """Nothing ran eagerly before the compiler traces: the kernels' loading must still be a constant to it.
+
+    The fused back end marks those constants only on its compile path (``engine/fused/compile_constants.py``), so
+    ``import rnnkit`` does not import ``torch._dynamo``; here this process's loaded kernels cannot help.
+    """
+    from tests.cli.test_help_without_torch import python
+
+    code = ("import torch, rnnkit\nlayer = rnnkit.GRU(3, 8, backend='fused', batch_first=True)\n"
+            "explained = torch._dynamo.explain(layer)(torch.randn(4, 5, 3))\n"
+            "print(explained.graph_break_count, [str(r.reason).splitlines()[0] for r in explained.break_reasons])")
+    assert python(code).splitlines()[-1] == "0 []"

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 import torch
 
-from .conftest import BACKENDS, LAYERS, B, D, T, make
+from .conftest import BACKENDS, LAYERS, B, D, H, T, make
 
 
 @pytest.mark.parametrize("backend", ["fused", "auto", "native"])
@@ -98,3 +98,15 @@ def test_plain_eager_calls_skip_the_dispatcher(monkeypatch):
         layer(torch.randn(T, B, D))
     with pytest.raises(AssertionError, match="operator path"):
         torch.jit.trace(layer, (torch.randn(T, B, D),), check_trace=False)
+
+
+def test_a_new_process_loads_a_saved_trace_after_importing_the_engine(tmp_path):
+    """The documented recipe (docs/compatibility.md): ``import rnnkit`` registers nothing, ``rnnkit.engine`` does."""
+    from tests.cli.test_help_without_torch import python
+
+    layer, _ = make("gru", "fused", batch_first=True)
+    torch.jit.save(torch.jit.trace(layer.eval(), (torch.randn(B, T, D),), check_trace=False), str(tmp_path / "l.pt"))
+    code = ("import sys, torch, rnnkit\nregistered = hasattr(torch.ops.rnnkit, 'fused_recurrence')\n"
+            "import rnnkit.engine\nloaded = torch.jit.load(sys.argv[1])\n"
+            f"print(registered, tuple(loaded(torch.randn(2, {T}, {D}))[0].shape))")
+    assert python(code, str(tmp_path / "l.pt")).splitlines()[-1] == f"False (2, {T}, {H})"

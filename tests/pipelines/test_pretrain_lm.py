@@ -21,8 +21,8 @@ from rnnkit.models.config import ClassifierConfig, LanguageModelConfig
 from rnnkit.pipelines.encoders import load_encoder
 from rnnkit.tasks.language_model import LanguageModelTask
 from rnnkit.training import TrainConfig
+from rnnkit.training.pretrain_config import ULMFIT, PretrainConfig
 from rnnkit.training.rundir import RunInterrupted
-from rnnkit.training.ulmfit import ULMFIT, PretrainConfig
 from tests.pipelines.conftest import make_texts
 from tests.robustness.run_data import signal_during_step
 

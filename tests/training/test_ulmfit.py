@@ -16,8 +16,9 @@ from rnnkit.models.encoder_lm import EncoderLM, SampledSoftmax, lm_directions
 from rnnkit.tasks.classification import ClassificationTask
 from rnnkit.tasks.language_model import LanguageModelTask, SampledLanguageModelTask
 from rnnkit.training import TrainConfig, Trainer, lr_factor, make_optimizer, make_scheduler
+from rnnkit.training.pretrain_config import ULMFIT, PretrainConfig
 from rnnkit.training.schedule import STLR_RATIO
-from rnnkit.training.ulmfit import ULMFIT, Finetuning, PretrainConfig, layer_groups
+from rnnkit.training.ulmfit import Finetuning, layer_groups
 
 V = 30
 

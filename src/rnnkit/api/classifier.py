@@ -8,7 +8,8 @@ This module is the public name of both halves (README, docs, ``rnnkit.train_clas
 ``rnnkit.pipelines.classifier``, the saved object in ``rnnkit.saved.classifier``.
 """
 
-from rnnkit.pipelines.classifier import CLASSIFIER_TRAIN_DEFAULTS, build_tokenizer, build_vocabulary, train_classifier
+from rnnkit.pipelines.classifier import build_tokenizer, build_vocabulary, train_classifier
 from rnnkit.saved.classifier import Classifier
+from rnnkit.training.defaults import CLASSIFIER_TRAIN_DEFAULTS
 
 __all__ = ["train_classifier", "Classifier", "CLASSIFIER_TRAIN_DEFAULTS", "build_tokenizer", "build_vocabulary"]

@@ -9,7 +9,8 @@ readers in ``rnnkit.data.corpus``.
 """
 
 from rnnkit.data.corpus import CorpusConfig, load_corpus, read_text
-from rnnkit.pipelines.language_model import LM_TRAIN_DEFAULTS, train_language_model
+from rnnkit.pipelines.language_model import train_language_model
 from rnnkit.saved.language_model import LanguageModel
+from rnnkit.training.defaults import LM_TRAIN_DEFAULTS
 
 __all__ = ["train_language_model", "LanguageModel", "CorpusConfig", "load_corpus", "read_text", "LM_TRAIN_DEFAULTS"]

@@ -6,7 +6,6 @@ import argparse
 import json
 import sys
 
-from rnnkit.api.classifier import CLASSIFIER_TRAIN_DEFAULTS as TRAIN_DEFAULTS  # noqa: E402
 from rnnkit.cli.export_verbs import add_inference_runtime_argument, load_for_runtime
 from rnnkit.cli.options import add_dataclass_arguments, dataclass_from_args
 from rnnkit.cli.run_flags import add_run_flags, report_stopped, run_settings
@@ -14,8 +13,9 @@ from rnnkit.cli.runtime import add_device_arguments, runtime_options
 from rnnkit.data.config import ClassifierDataConfig
 from rnnkit.models.config import ClassifierConfig
 from rnnkit.saved.kinds import CLASSIFIER
-from rnnkit.training import TrainConfig
-from rnnkit.training.ulmfit import PretrainConfig
+from rnnkit.training.config import TrainConfig
+from rnnkit.training.defaults import CLASSIFIER_TRAIN_DEFAULTS
+from rnnkit.training.pretrain_config import PretrainConfig
 
 PRESETS = {
     # The lesson's notebook: Embedding 64 -> LSTM 32 -> Linear on the final state, batch 16, Adam 1e-3.
@@ -43,7 +43,7 @@ def register(verbs, preset: str | None = None) -> None:
     train.add_argument("--label-smoothing", type=float, default=0.0, help="label smoothing of the loss")
     add_dataclass_arguments(train, ClassifierDataConfig, title="data", defaults=data_over)
     add_dataclass_arguments(train, ClassifierConfig, title="model", defaults=model_over)
-    add_dataclass_arguments(train, TrainConfig, title="training", defaults={**TRAIN_DEFAULTS, **train_over})
+    add_dataclass_arguments(train, TrainConfig, title="training", defaults={**CLASSIFIER_TRAIN_DEFAULTS, **train_over})
     add_dataclass_arguments(train, PretrainConfig, title="pre-training (ULMFiT)")
     add_run_flags(train, TRAIN_SECTIONS, ("label_smoothing",))
     add_device_arguments(train)

@@ -6,15 +6,16 @@ import argparse
 import json
 import sys
 
-from rnnkit.api.language_model import LM_TRAIN_DEFAULTS, CorpusConfig
 from rnnkit.cli.export_verbs import add_inference_runtime_argument, load_for_runtime
 from rnnkit.cli.options import add_dataclass_arguments
 from rnnkit.cli.run_flags import add_run_flags, report_stopped, run_settings
 from rnnkit.cli.runtime import add_device_arguments, runtime_options
-from rnnkit.generation.sampling import MAX_TOKENS, SamplingConfig
+from rnnkit.data.corpus import CorpusConfig
+from rnnkit.generation.config import MAX_TOKENS, SamplingConfig
 from rnnkit.models.config import LanguageModelConfig
 from rnnkit.saved.kinds import LANGUAGE_MODEL
-from rnnkit.training import TrainConfig
+from rnnkit.training.config import TrainConfig
+from rnnkit.training.defaults import LM_TRAIN_DEFAULTS
 
 TRAIN_SECTIONS = {"corpus": CorpusConfig, "model": LanguageModelConfig, "train": TrainConfig}
 

@@ -19,7 +19,6 @@ import os
 import sys
 
 from rnnkit.cli import classify_verbs, engine_verbs, export_verbs, lm_verbs, serve_verbs
-from rnnkit.training.distributed import RankZeroFailed, shutdown_world
 
 # What a broken pipe (``rnnkit predict ... | head -1``) ends with: 128 + SIGPIPE, as for a Unix tool killed by it.
 EXIT_BROKEN_PIPE = 141
@@ -62,6 +61,9 @@ def main(argv: list[str] | None = None) -> int:
     if getattr(args, "model_preset", None):
         # A preset changes the defaults; parse again so options given explicitly still win.
         args = _parse(build_parser(args.model_preset), argv)
+    # Imported once a verb runs: parsing, --help and argument errors load no torch.
+    from rnnkit.training.distributed import RankZeroFailed, shutdown_world
+
     try:
         code = int(args.run(args) or 0)
         sys.stdout.flush()  # a closed pipe shows here, inside the handler, not at interpreter exit

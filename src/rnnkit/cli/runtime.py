@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import argparse
 
-from rnnkit.training.distributed import AUTOCAST
+from rnnkit.training.config import AUTOCAST
 
 
 def add_device_arguments(parser: argparse.ArgumentParser) -> None:

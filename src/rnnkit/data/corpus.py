@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -9,7 +10,6 @@ from rnnkit.config_fields import help_field as _help
 from rnnkit.data.bundled import TextSplits, bundled_names, load_bundled
 from rnnkit.data.decoding import read_bytes
 from rnnkit.data.errors import DataError
-from rnnkit.data.mmap_stream import text_files
 from rnnkit.validation import check_choice, check_positive_int, check_probability
 
 
@@ -41,6 +41,17 @@ class CorpusConfig:
             check_positive_int("max_vocab", self.max_vocab)
         if self.valid_fraction == 0 and not self.valid_data and self.data not in bundled_names():
             raise ValueError("valid_fraction must be > 0 when there is no valid_data (validation needs some text)")
+
+
+def text_files(path: str | os.PathLike) -> list[Path]:
+    """A text file, or the .txt files of a folder in sorted order (as ``read_text`` takes them)."""
+    p = Path(path)
+    if not p.exists():
+        raise DataError(path, message="no such file or folder")
+    files = sorted(p.glob("*.txt")) if p.is_dir() else [p]
+    if not files:
+        raise DataError(path, message="the folder holds no .txt files")
+    return files
 
 
 def read_text(path: str) -> str:

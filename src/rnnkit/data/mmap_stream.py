@@ -35,6 +35,7 @@ import numpy as np
 import torch
 from torch import Tensor
 
+from rnnkit.data.corpus import text_files
 from rnnkit.data.errors import DataError
 from rnnkit.data.tokenizers import CharTokenizer
 from rnnkit.data.vocab import Vocabulary
@@ -44,17 +45,6 @@ PIECE_BYTES = 1 << 21
 RUN = 1 << 21
 FORMAT = 1
 UNICODE_SIZE = 0x110000
-
-
-def text_files(path: str | os.PathLike) -> list[Path]:
-    """A text file, or the .txt files of a folder in sorted order (as ``read_text`` takes them)."""
-    p = Path(path)
-    if not p.exists():
-        raise DataError(path, message="no such file or folder")
-    files = sorted(p.glob("*.txt")) if p.is_dir() else [p]
-    if not files:
-        raise DataError(path, message="the folder holds no .txt files")
-    return files
 
 
 def text_bytes(path: str | os.PathLike) -> int:

@@ -84,10 +84,19 @@ def current() -> Machine:
     cpu = info.get("model name") or info.get("Model") or platform.processor() or "unknown"
     present = set((info.get("flags") or info.get("Features") or "").split())
     flags = tuple(f for f in RELEVANT_FLAGS if f in present)
-    try:
-        cpus = len(os.sched_getaffinity(0))
-    except (AttributeError, OSError):
-        cpus = os.cpu_count() or 1
     model = ", ".join(f"{k} {info[k]}" for k in ("cpu family", "model", "stepping", "CPU part") if k in info)
-    return Machine(cpu=cpu, model=model or "unknown", arch=platform.machine(), flags=flags, caches=_caches(), cpus=cpus,
-                   threads=torch.get_num_threads(), torch=torch.__version__)
+    return Machine(cpu=cpu, model=model or "unknown", arch=platform.machine(), flags=flags, caches=_caches(),
+                   cpus=usable_cpus(), threads=torch.get_num_threads(), torch=torch.__version__)
+
+
+def usable_cpus() -> int:
+    """The CPUs this process may run on (its affinity mask; the machine's count where there is none)."""
+    try:
+        return len(os.sched_getaffinity(0))
+    except (AttributeError, OSError):
+        return os.cpu_count() or 1
+
+
+def threads_and_cpus() -> tuple[int, int]:
+    """(torch's threads, the CPUs this process may run on): what the engines may spread a call over, now."""
+    return torch.get_num_threads(), usable_cpus()

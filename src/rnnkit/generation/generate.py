@@ -10,7 +10,8 @@ from collections.abc import Iterator
 
 import torch
 
-from rnnkit.generation.sampling import SamplingConfig, sample_next
+from rnnkit.generation.config import SamplingConfig
+from rnnkit.generation.sampling import sample_next
 from rnnkit.validation import check_positive_int
 
 

@@ -7,10 +7,11 @@ import math
 import torch
 from torch import Tensor, nn
 
+from rnnkit.models.choices import parse_pooling
 from rnnkit.models.config import ClassifierConfig
 from rnnkit.models.encoder import Encoder
 from rnnkit.models.ngrams import NgramBag
-from rnnkit.models.pooling import parse_pooling, pool
+from rnnkit.models.pooling import pool
 
 
 class RNNClassifier(nn.Module):

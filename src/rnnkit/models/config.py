@@ -6,8 +6,7 @@ from dataclasses import dataclass, fields
 from typing import ClassVar
 
 from rnnkit.config_fields import help_field as _help
-from rnnkit.models.ngrams import WEIGHTINGS
-from rnnkit.models.pooling import parse_pooling
+from rnnkit.models.choices import WEIGHTINGS, parse_pooling
 from rnnkit.validation import (
     check_choice,
     check_nonnegative_number,

@@ -27,13 +27,13 @@ from collections.abc import Sequence
 import torch
 from torch import Tensor, nn
 
+from rnnkit.models.choices import WEIGHTINGS
 from rnnkit.validation import check_choice, check_probability
 
 # Multiplier of the first id in the bigram hash: a prime, odd and far from a power of two (2**31 - 1 would be -1
 # modulo any power-of-two bucket count, making (a, b) and (a + 1, b + 1) collide), and small enough that
 # a * P + b stays inside int64 for any id below 2**40.
 BIGRAM_MULTIPLIER = 1_000_003
-WEIGHTINGS = ("count", "idf")
 # "auto" weighs by idf when the median training text, cut to max_length, has at least this many tokens. On
 # validation (benchmarks/results/ngram_validation.md) idf won on the two document sets (BBC News, median 378
 # tokens; 20 Newsgroups, 160) and lost a little on the two sentence-length ones (Rotten Tomatoes and health

@@ -9,21 +9,6 @@ from __future__ import annotations
 import torch
 from torch import Tensor
 
-POOLINGS = ("last", "mean", "max")
-
-
-def parse_pooling(spec: str) -> tuple[str, ...]:
-    """'max+mean' -> ('max', 'mean'); names a bad part and the choices."""
-    parts = tuple(p.strip() for p in str(spec).split("+") if p.strip())
-    if not parts:
-        raise ValueError(f"pooling must name one or more of {list(POOLINGS)} joined by '+', got {spec!r}")
-    for p in parts:
-        if p not in POOLINGS:
-            raise ValueError(f"pooling part {p!r} in {spec!r} is not one of {list(POOLINGS)}")
-    if len(set(parts)) != len(parts):
-        raise ValueError(f"pooling {spec!r} names a part twice")
-    return parts
-
 
 def pool(outputs: Tensor, lengths: Tensor, h_last: Tensor, parts: tuple[str, ...]) -> Tensor:
     """Concatenate the requested poolings: (B, len(parts)·F)."""

@@ -31,12 +31,11 @@ from rnnkit.pipelines.pretraining import pretrain_encoder, read_unlabeled
 from rnnkit.saved.classifier import Classifier
 from rnnkit.tasks.classification import ClassificationTask
 from rnnkit.training import TrainConfig, Trainer
+from rnnkit.training.defaults import CLASSIFIER_TRAIN_DEFAULTS
 from rnnkit.training.distributed import World, current_world, setup_world
+from rnnkit.training.pretrain_config import PretrainConfig
 from rnnkit.training.rundir import RunDiverged, RunFolder, abandon, check_result
-from rnnkit.training.ulmfit import Finetuning, PretrainConfig
-
-# Chosen on BBC News' validation split: the validation accuracy peaks within 5-8 epochs of a cosine schedule.
-CLASSIFIER_TRAIN_DEFAULTS = {"epochs": 10, "patience": 3}
+from rnnkit.training.ulmfit import Finetuning
 
 
 def _log(message: str) -> None:
@@ -81,7 +80,7 @@ def train_classifier(data: str | ClassifierDataConfig = "bbc-news", out_dir: str
     writes and reports (the other ranks return an empty summary). A run saved by N processes resumes
     with N processes.
 
-    ``pretrain`` (``training.ulmfit.PretrainConfig``): pre-train the encoder as a language model first
+    ``pretrain`` (``training.pretrain_config.PretrainConfig``): pre-train the encoder as a language model first
     (``pretrain_lm``), or start from a saved one (``encoder``); either way the classifier is then fine-tuned,
     ULMFiT-style if asked (discriminative rates, slanted triangular schedule, gradual unfreezing).
     """

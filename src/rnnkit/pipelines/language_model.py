@@ -24,14 +24,10 @@ from rnnkit.pipelines.preflight import check_corpus_sizes, check_language_model_
 from rnnkit.saved.language_model import LanguageModel
 from rnnkit.tasks.language_model import LanguageModelTask, score_ids
 from rnnkit.training import TrainConfig, Trainer
+from rnnkit.training.defaults import LM_TRAIN_DEFAULTS
 from rnnkit.training.distributed import World, setup_world
 from rnnkit.training.rundir import RunDiverged, RunFolder, abandon, check_result
 
-# A 30-minute budget on 2 cores: the schedule's decay ends when the time does (see training.schedule.Horizon).
-# The training state is saved every few seconds: a killed run loses little (the save takes milliseconds).
-
-LM_TRAIN_DEFAULTS = dict(batch_size=64, lr=2e-3, epochs=50, patience=None, warmup=100.0, max_time=1800.0,
-                         eval_every=250, weight_decay=0.01, checkpoint_every="5s")
 # mmap="auto" streams texts larger than this through a memory-mapped token-id cache instead of reading them whole.
 MMAP_AUTO_BYTES = 256 << 20
 

@@ -20,8 +20,8 @@ from typing import TYPE_CHECKING
 
 from rnnkit.data import DataError
 from rnnkit.data.bundled import bundled_kind, bundled_names
+from rnnkit.models.choices import parse_pooling
 from rnnkit.models.config import MINIMAL_CELLS, ClassifierConfig, LanguageModelConfig, RecurrentStackConfig
-from rnnkit.models.pooling import parse_pooling
 from rnnkit.models.pretrained import wants_glove
 from rnnkit.outputs import output_folder_problem
 from rnnkit.validation import check_probability
@@ -29,7 +29,7 @@ from rnnkit.validation import check_probability
 if TYPE_CHECKING:  # both modules import this one
     from rnnkit.data.config import ClassifierDataConfig
     from rnnkit.data.corpus import CorpusConfig
-    from rnnkit.training.ulmfit import PretrainConfig
+    from rnnkit.training.pretrain_config import PretrainConfig
 
 # Float32 weights, their gradients, AdamW's two moments and the trainer's copy of the best weights.
 _COPIES_IN_MEMORY = 5

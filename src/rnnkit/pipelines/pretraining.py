@@ -23,15 +23,16 @@ from itertools import islice
 import torch
 
 from rnnkit.data import Example, Vocabulary
-from rnnkit.data.mmap_stream import iter_pieces, text_bytes, text_files
+from rnnkit.data.corpus import text_files
+from rnnkit.data.mmap_stream import iter_pieces, text_bytes
 from rnnkit.models.encoder import Encoder
 from rnnkit.models.encoder_lm import EncoderLM, LMHead, SampledSoftmax, lm_directions
 from rnnkit.pipelines.encoders import ENCODER_DIR, save_encoder, strip_prefix
 from rnnkit.tasks.language_model import LanguageModelTask, SampledLanguageModelTask
 from rnnkit.training import TrainConfig, Trainer, load_checkpoint
 from rnnkit.training.distributed import World
+from rnnkit.training.pretrain_config import PretrainConfig
 from rnnkit.training.rundir import RunFolder, check_result
-from rnnkit.training.ulmfit import PretrainConfig
 
 
 def _log(message: str) -> None:

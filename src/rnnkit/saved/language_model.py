@@ -15,7 +15,7 @@ import torch
 from rnnkit.data import Vocabulary
 from rnnkit.data.tokenizers import CharTokenizer
 from rnnkit.generation import SamplingConfig, generate_pieces
-from rnnkit.generation.sampling import MAX_TOKENS, TEMPERATURE
+from rnnkit.generation.config import MAX_TOKENS, TEMPERATURE
 from rnnkit.models.config import LanguageModelConfig, from_dict
 from rnnkit.models.language_model import RNNLanguageModel
 from rnnkit.saved.folders import build_saved, open_checkpoint

@@ -12,21 +12,32 @@
     # and `await service.close()` in your app's shutdown, to drain the micro-batchers
 """
 
+from typing import TYPE_CHECKING
+
+from rnnkit.lazy_names import lazy_names
+
 # Names are imported on first use: the CLI reads this package's config without loading FastAPI.
-_LAZY = {
-    "create_app": "app", "create_router": "app", "Service": "service", "ServeConfig": "config",
-    "ServeError": "errors", "install_error_handlers": "errors", "ModelRegistry": "models",
-    "ServedModel": "models", "load_model": "models", "serve": "server", "inspect_classifier": "inspection",
-    "inspect_language_model": "inspection", "span_units": "inspection",
+_HOMES = {
+    **dict.fromkeys(["create_app", "create_router"], "rnnkit.serve.app"),
+    "Service": "rnnkit.serve.service",
+    "ServeConfig": "rnnkit.serve.config",
+    **dict.fromkeys(["ServeError", "install_error_handlers"], "rnnkit.serve.errors"),
+    **dict.fromkeys(["ModelRegistry", "ServedModel", "load_model"], "rnnkit.serve.models"),
+    "serve": "rnnkit.serve.server",
+    **dict.fromkeys(["inspect_classifier", "inspect_language_model", "span_units"], "rnnkit.serve.inspection"),
 }
+__getattr__, __dir__ = lazy_names(__name__, _HOMES)
 
+if TYPE_CHECKING:
+    from rnnkit.serve.app import create_app, create_router
+    from rnnkit.serve.config import ServeConfig
+    from rnnkit.serve.errors import ServeError, install_error_handlers
+    from rnnkit.serve.inspection import inspect_classifier, inspect_language_model, span_units
+    from rnnkit.serve.models import ModelRegistry, ServedModel, load_model
+    from rnnkit.serve.server import serve
+    from rnnkit.serve.service import Service
 
-def __getattr__(name: str):
-    if name in _LAZY:
-        import importlib
-
-        return getattr(importlib.import_module(f"rnnkit.serve.{_LAZY[name]}"), name)
-    raise AttributeError(f"module 'rnnkit.serve' has no attribute {name!r}")
-
-
-__all__ = sorted(_LAZY)
+__all__ = [
+    "ModelRegistry", "ServeConfig", "ServeError", "ServedModel", "Service", "create_app", "create_router",
+    "inspect_classifier", "inspect_language_model", "install_error_handlers", "load_model", "serve", "span_units",
+]

@@ -6,7 +6,7 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from rnnkit.generation.sampling import MAX_TOKENS, TEMPERATURE
+from rnnkit.generation.config import MAX_TOKENS, TEMPERATURE
 from rnnkit.layers.trace import SERIES
 from rnnkit.saved.kinds import CLASSIFIER, LANGUAGE_MODEL
 

@@ -14,6 +14,8 @@ from dataclasses import dataclass
 from rnnkit.config_fields import help_field as _help
 
 SCHEDULES = ("cosine", "linear", "constant", "stlr")
+# Mixed precision of training forwards (``training.distributed.setup_world``, ``--autocast``): none, or bfloat16.
+AUTOCAST = (None, "bf16")
 
 
 @dataclass

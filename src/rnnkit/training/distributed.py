@@ -28,10 +28,10 @@ import torch
 import torch.distributed as dist
 from torch import nn
 
+from rnnkit.training.config import AUTOCAST
 from rnnkit.training.task import StepResult
 
 ENV = ("RANK", "WORLD_SIZE", "LOCAL_RANK")
-AUTOCAST = (None, "bf16")
 
 
 class RankZeroFailed(RuntimeError):

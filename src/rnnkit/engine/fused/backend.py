@@ -26,8 +26,7 @@ from torch.nn import functional as F
 
 from rnnkit.cells import GRUCell, LSTMCell, RNNCell
 from rnnkit.cells.extras import EPS
-from rnnkit.engine.fused import layout, ops
-from rnnkit.engine.fused.build import failure
+from rnnkit.engine.fused import constants, layout, ops
 from rnnkit.engine.fused.contract import KINDS
 from rnnkit.engine.fused.extras import ExtrasRecurrence
 from rnnkit.engine.fused.recurrence import Recurrence
@@ -87,7 +86,7 @@ def _unit_threads(layer, batch: int, itemsize: int) -> int:
         return 1
     gates = layer.cell_type.gates
     share = gates * layer.hidden_size ** 2 * itemsize // max(1, SPLIT_BYTES_PER_THREAD)
-    return max(1, min(*layout.cores(), layer.hidden_size, share))
+    return max(1, min(*constants.cores(), layer.hidden_size, share))
 
 
 def _masks(cell, training: bool, steps: int, batch: int, like: Tensor, order: Tensor | None):
@@ -152,7 +151,7 @@ class FusedBackend:
     name = "fused"
 
     def unsupported(self, layer, x: Tensor, lengths: Tensor | None) -> str | None:
-        reason = failure()
+        reason = constants.failure()
         if reason is not None:
             return reason
         if layer.cell_type not in PLAIN:

@@ -261,8 +261,10 @@ def provenance() -> str | None:
     return _state["provenance"]
 
 
-@torch.compiler.assume_constant_result  # loading is not traced: the compiler reads the answer once
 def failure() -> str | None:
-    """Why the kernels could not be loaded, or ``None`` if they are loaded (builds them if needed)."""
+    """Why the kernels could not be loaded, or ``None`` if they are loaded (builds them if needed).
+
+    Under ``torch.compile`` the fused code reads it through ``constants.failure``, once, at trace time.
+    """
     load()
     return _state["reason"]

@@ -25,14 +25,14 @@ from __future__ import annotations
 import torch
 from torch import Tensor
 
-from rnnkit.engine.fused import boundary, layout
-from rnnkit.engine.fused.build import failure, load
+from rnnkit.engine.fused import boundary, constants, layout
+from rnnkit.engine.fused.build import load
 from rnnkit.engine.fused.recurrence import _kernel_dtype, _ptr
 
 
 def unsupported(x: Tensor) -> str | None:
     """Why the fused scan cannot run for an input like ``x`` (the projection's dtype and device), or ``None``."""
-    reason = failure()
+    reason = constants.failure()
     if reason is not None:
         return reason
     if x.device.type != "cpu":

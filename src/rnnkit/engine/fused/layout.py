@@ -8,25 +8,19 @@ none. Both look ``chunks`` up here when they run, so a test that replaces it ste
 
 from __future__ import annotations
 
-import os
 from functools import lru_cache
 
 import torch
 from torch import Tensor
 
+from rnnkit.engine.fused import constants
 from rnnkit.engine.fused.watch import watched
 from rnnkit.lengths import rank
 
 
-@torch.compiler.assume_constant_result
-def cores() -> tuple[int, int]:
-    """(torch's threads, the CPUs this process may run on); a constant to the compiler, read at trace time."""
-    return torch.get_num_threads(), len(os.sched_getaffinity(0))
-
-
 def chunks(batch: int) -> int:
     """Blocks of rows run on their own thread: one per torch thread, each of at least 4 rows."""
-    return max(1, min(cores()[0], batch // 4))
+    return max(1, min(constants.cores()[0], batch // 4))
 
 
 def layout(lengths: Tensor | None, steps: int, batch: int) -> tuple[Tensor | None, tuple[Tensor, Tensor]]:

@@ -1,0 +1,23 @@
+"""The choices a model config names that the modules building the model read too: pooling and n-gram weighting.
+
+Torch-free, so the configs (and the command line generated from them) load without torch; ``pooling`` and
+``ngrams`` do the work.
+"""
+
+from __future__ import annotations
+
+POOLINGS = ("last", "mean", "max")
+WEIGHTINGS = ("count", "idf")  # how the n-gram bag weighs its entries (``ngrams.NgramBag``)
+
+
+def parse_pooling(spec: str) -> tuple[str, ...]:
+    """'max+mean' -> ('max', 'mean'); names a bad part and the choices."""
+    parts = tuple(p.strip() for p in str(spec).split("+") if p.strip())
+    if not parts:
+        raise ValueError(f"pooling must name one or more of {list(POOLINGS)} joined by '+', got {spec!r}")
+    for p in parts:
+        if p not in POOLINGS:
+            raise ValueError(f"pooling part {p!r} in {spec!r} is not one of {list(POOLINGS)}")
+    if len(set(parts)) != len(parts):
+        raise ValueError(f"pooling {spec!r} names a part twice")
+    return parts
