@@ -8,8 +8,10 @@ from typing import ClassVar
 from rnnkit.config_fields import help_field as _help
 from rnnkit.models.ngrams import WEIGHTINGS
 from rnnkit.models.pooling import parse_pooling
+from rnnkit.models.residual import BLOCKS
 from rnnkit.validation import (
     check_choice,
+    check_nonnegative_int,
     check_nonnegative_number,
     check_positive_int,
     check_positive_number,
@@ -164,7 +166,11 @@ def classifier_config_from_saved(data: dict) -> ClassifierConfig:
 
 @dataclass
 class LanguageModelConfig(RecurrentStackConfig):
-    """Embedding → recurrent stack (one direction) → locked dropout → Linear, optionally tied."""
+    """Embedding → recurrent stack (one direction) → locked dropout → Linear, optionally tied; with
+    block="residual", pre-norm residual blocks with an MLP each (rnnkit.models.residual)."""
+
+    # Every language model saved before these fields existed stacked its layers plainly (and had no MLP).
+    FIELDS_BEFORE: ClassVar[dict[str, object]] = {"block": "plain", "mlp_ratio": 0}
 
     # GRU by default: on the bundled Shakespeare split a 2 x 384 GRU (fused engine, then ~15k tokens/s on 2 cores)
     # reached a lower validation bits/char in 15 minutes than the 2 x 384 LSTM (~10k tokens/s) did in 30.
@@ -178,7 +184,15 @@ class LanguageModelConfig(RecurrentStackConfig):
     dropout: float = _help("dropout on each layer's outputs, one mask for all time steps", default=0.1)
     tie_weights: bool = _help("share the embedding and output matrices (adds a projection if sizes differ)",
                               default=False)
+    block: str = _help("how layers stack: plain (layer → dropout → layer ...) or residual (pre-norm residual "
+                       "blocks as in Feng et al. 2024: x + RNN(LayerNorm(x)), then x + MLP(LayerNorm(x)), a final "
+                       "LayerNorm)", default="plain")
+    # 4: the expansion of the Transformer block (and nanoGPT's) that the paper's residual block follows.
+    mlp_ratio: int = _help("block=residual: the MLP's hidden width as a multiple of hidden_size (0: no MLP)",
+                           default=4)
 
     def __post_init__(self):
         super().__post_init__()
         check_probability("dropout", self.dropout)
+        check_choice("block", self.block, BLOCKS)
+        check_nonnegative_int("mlp_ratio", self.mlp_ratio)
