@@ -179,3 +179,21 @@ def test_a_model_saved_without_the_fields_loads_as_plain_with_unchanged_outputs(
     with torch.no_grad():
         assert _digest(loaded.model(ids)[0]) == before
     assert from_saved(LanguageModelConfig, {}).block == "plain"
+
+
+def test_serve_inspection_follows_the_residual_block():
+    from rnnkit.serve.inspection import inspect_language_model
+
+    vocab = Vocabulary(["<pad>", "<unk>", *"abcdefghij"])
+    torch.manual_seed(4)
+    config = LanguageModelConfig(cell="gru", embedding_dim=6, hidden_size=8, num_layers=2, block="residual")
+    lm = LanguageModel(RNNLanguageModel(config, len(vocab), vocab.pad_id), CharTokenizer(), vocab)
+    with torch.no_grad():
+        for name, p in lm.model.named_parameters():
+            if "norm" in name:
+                p.add_(torch.randn_like(p) * 0.3)
+    report = inspect_language_model(lm, "abcabjd")
+    with torch.no_grad():
+        probs = lm.model(torch.tensor([report["ids"]]))[0][0].double().softmax(-1)
+    for t, entry in enumerate(report["predictions"][:-1]):
+        assert entry["p_next"] == pytest.approx(float(probs[t, report["ids"][t + 1]]), abs=1e-6)
