@@ -12,7 +12,7 @@ from rnnkit.api.language_model import LanguageModel
 from rnnkit.data import CharTokenizer, Vocabulary
 from rnnkit.models.config import EncoderConfig, LanguageModelConfig, from_saved
 from rnnkit.models.encoder import make_recurrent
-from rnnkit.models.language_model import RNNLanguageModel
+from rnnkit.models.language_model import RNNLanguageModel, embedding_dropout, locked_dropout
 from rnnkit.models.residual import residual_parameters
 
 CELLS = ["gru", "lstm", "rnn", "mingru", "minlstm"]
@@ -134,10 +134,12 @@ class _OldLanguageModel(nn.Module):
         if config.tie_weights:
             self.decoder.weight = self.embedding.weight
 
-    def forward(self, ids):
-        x = self.embedding(ids)
+    def forward(self, ids, p=0.0, p_embedding=0.0):
+        """The forward of before the option, its dropout masks drawn in the same order."""
+        x = embedding_dropout(self.embedding, ids, p_embedding, self.training)
+        x = locked_dropout(x, p, self.training)
         for layer in self.layers:
-            x = layer(x)[0]
+            x = locked_dropout(layer(x)[0], p, self.training)
         return self.decoder(x if getattr(self, "projection", None) is None else self.projection(x))
 
 
@@ -153,6 +155,21 @@ def test_plain_draws_the_same_weights_as_before_the_option(cell, tie):
     assert list(new) == list(old)
     for name in old:
         assert torch.equal(new[name], old[name]), name
+
+
+@pytest.mark.parametrize("cell", ["gru", "mingru"])
+def test_plain_training_forward_draws_the_same_dropout_masks_as_before(cell):
+    config = LanguageModelConfig(cell=cell, embedding_dim=6, hidden_size=8, num_layers=2, dropout=0.3,
+                                 embedding_dropout=0.2)
+    torch.manual_seed(5)
+    old = _OldLanguageModel(config, 13).train()
+    torch.manual_seed(5)
+    new = RNNLanguageModel(config, 13).train()
+    ids = torch.randint(2, 13, (3, 7))
+    torch.manual_seed(6)
+    expected = old(ids, 0.3, 0.2)
+    torch.manual_seed(6)
+    assert torch.equal(new(ids)[0], expected)
 
 
 def _digest(tensor):
