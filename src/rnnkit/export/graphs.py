@@ -133,6 +133,28 @@ def classifier_graph(model) -> onnx.ModelProto:
     return g.model("rnnkit_classifier", "ids (B, T), lengths (B,) → logits, probabilities (B, C)")
 
 
+def _layer_norm(g: GraphBuilder, x: str, norm, base: str) -> str:
+    """torch.nn.LayerNorm over the last axis (ONNX LayerNormalization, opset 17 on)."""
+    return g.op("LayerNormalization", [x, g.weight(f"{base}.weight", norm.weight), g.weight(f"{base}.bias", norm.bias)],
+                axis=-1, epsilon=float(norm.eps))
+
+
+def _gelu(g: GraphBuilder, x: str) -> str:
+    """torch's exact GELU, x·(1 + erf(x/√2))/2 (ONNX's own Gelu operator needs opset 20)."""
+    erf = g.op("Erf", [g.op("Mul", [x, g.scalar(1 / math.sqrt(2))])])
+    return g.op("Mul", [g.op("Mul", [x, g.scalar(0.5)]), g.op("Add", [erf, g.scalar(1.0)])])
+
+
+def _residual_adds(g: GraphBuilder, x: str, out: str, block, base: str) -> str:
+    """models/residual.py's block after its recurrence, in eval mode: x + out, then + MLP(LayerNorm(x))."""
+    x = g.op("Add", [x, out])
+    if block.mlp is None:
+        return x
+    mlp = block.mlp
+    up = g.linear(_layer_norm(g, x, mlp.norm, f"{base}.mlp.norm"), mlp.up.weight, mlp.up.bias, f"{base}.mlp.up")
+    return g.op("Add", [x, g.linear(_gelu(g, up), mlp.down.weight, mlp.down.bias, f"{base}.mlp.down")])
+
+
 def language_model_graph(model: RNNLanguageModel) -> onnx.ModelProto:
     """An RNNLanguageModel run over T steps from a given state; see the module docstring."""
     if not isinstance(model, RNNLanguageModel):
@@ -146,12 +168,19 @@ def language_model_graph(model: RNNLanguageModel) -> onnx.ModelProto:
     c0 = g.input("c0", FLOAT, state_shape) if model.is_lstm else None
     x = g.op("Transpose", [g.op("Gather", [g.weight("embedding.weight", model.embedding.weight), ids], axis=0)],
              perm=[1, 0, 2])
+    if model.inlet is not None:
+        x = g.linear(x, model.inlet.weight, model.inlet.bias, "inlet")
     h_finals, c_finals = [], []
     for k, layer in enumerate(model.layers):
         h_k, c_k = rows(g, h0, k, 1), rows(g, c0, k, 1)
-        x, h_n, c_n = recurrent_stack(g, layer, x, None, h_k or None, c_k or None, f"layers.{k}")
+        block = None if model.blocks is None else model.blocks[k]
+        read = x if block is None else _layer_norm(g, x, block.norm, f"blocks.{k}.norm")
+        out, h_n, c_n = recurrent_stack(g, layer, read, None, h_k or None, c_k or None, f"layers.{k}")
+        x = out if block is None else _residual_adds(g, x, out, block, f"blocks.{k}")
         h_finals.append(h_n)
         c_finals.append(c_n)
+    if model.final_norm is not None:
+        x = _layer_norm(g, x, model.final_norm, "final_norm")
     if model.projection is not None:
         x = g.linear(x, model.projection.weight, None, "projection")
     logits = g.op("Transpose", [g.linear(x, model.decoder.weight, model.decoder.bias, "decoder")], perm=[1, 0, 2])

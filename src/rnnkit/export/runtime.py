@@ -146,7 +146,7 @@ def load_onnx(path: str | Path, threads: int | None = None):
     from rnnkit.export.consistency import check_sidecar_fits_graph
 
     check_sidecar_fits_graph(model_path, sidecar_path(model_path), meta)
-    from rnnkit.models.config import ClassifierConfig, LanguageModelConfig, from_dict
+    from rnnkit.models.config import ClassifierConfig, LanguageModelConfig, from_dict, from_saved
 
     if meta["kind"] == CLASSIFIER:
         from rnnkit.saved.classifier import Classifier
@@ -156,6 +156,6 @@ def load_onnx(path: str | Path, threads: int | None = None):
                           {"onnx": str(model_path), **meta.get("metadata", {})})
     from rnnkit.saved.language_model import LanguageModel
 
-    config = from_dict(LanguageModelConfig, meta["model_config"])
+    config = from_saved(LanguageModelConfig, meta["model_config"])
     net = OnnxLanguageModelNet(session, config.num_layers, config.hidden_size, config.cell == "lstm", config)
     return LanguageModel(net, tokenizer, vocab, {"onnx": str(model_path), **meta.get("metadata", {})})

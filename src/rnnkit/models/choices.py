@@ -1,13 +1,16 @@
-"""The choices a model config names that the modules building the model read too: pooling and n-gram weighting.
+"""The choices a model config names that the modules building the model read too (pooling, n-grams, LM block).
 
 Torch-free, so the configs (and the command line generated from them) load without torch; ``pooling`` and
-``ngrams`` do the work.
+``ngrams`` and ``residual`` do the work.
 """
 
 from __future__ import annotations
 
 POOLINGS = ("last", "mean", "max")
 WEIGHTINGS = ("count", "idf")  # how the n-gram bag weighs its entries (``ngrams.NgramBag``)
+# A language model's layers: plain (layer → locked dropout → layer ...) or residual (``residual``: pre-norm
+# residual blocks with an MLP)
+BLOCKS = ("plain", "residual")
 
 
 def parse_pooling(spec: str) -> tuple[str, ...]:

@@ -6,9 +6,10 @@ from dataclasses import dataclass, fields
 from typing import ClassVar
 
 from rnnkit.config_fields import help_field as _help
-from rnnkit.models.choices import WEIGHTINGS, parse_pooling
+from rnnkit.models.choices import BLOCKS, WEIGHTINGS, parse_pooling
 from rnnkit.validation import (
     check_choice,
+    check_nonnegative_int,
     check_nonnegative_number,
     check_positive_int,
     check_positive_number,
@@ -28,7 +29,7 @@ class RecurrentStackConfig:
     # Fields added after models of this class were first saved, with the value every earlier save was trained
     # with: a saved config that lacks one gets this value, not today's default (which may differ), so old models
     # load and old runs resume as they were (``from_saved``).
-    FIELDS_BEFORE: ClassVar[dict[str, object]] = {}
+    FIELDS_BEFORE: ClassVar[dict[str, object]] = {"cell_form": "plain"}
 
     cell: str = _help("recurrent cell: lstm, gru, rnn (tanh), rnn_relu, mingru or minlstm", default="gru")
     embedding_dim: int = _help("embedding size (50 with GloVe 6B 50d)", default=50)
@@ -37,8 +38,8 @@ class RecurrentStackConfig:
     embedding_dropout: float = _help("dropout on the embeddings", default=0.1)
     backend: str = _help("recurrence back end: auto, native, reference, fused, ... (mingru, minlstm: auto, "
                          "reference, scan, log-scan or fused)", default="auto")
-    # Added after the minimal cells were first saved; "plain" is what those were trained with, so a saved config
-    # without the field loads as it was trained (no CLASSIFIER_FIELDS_BEFORE entry needed).
+    # Added after the minimal cells were first saved; "plain" is what those were trained with (FIELDS_BEFORE), so
+    # a saved config without the field loads, and its run resumes, as it was trained.
     cell_form: str = _help("mingru, minlstm: plain (the paper's cells) or log (the log-space form: positive "
                            "candidate and state)", default="plain")
 
@@ -88,7 +89,7 @@ class ClassifierConfig(EncoderConfig):
     """Embedding → recurrent stack → pooling over valid steps → dropout → Linear."""
 
     FIELDS_BEFORE: ClassVar[dict[str, object]] = {
-        "ngrams": "none", "ngram_lr_scale": 1.0, "ngram_weighting": "count", "ngram_dropout": 0.0,
+        **RecurrentStackConfig.FIELDS_BEFORE, "ngrams": "none", "ngram_lr_scale": 1.0, "ngram_weighting": "count", "ngram_dropout": 0.0,
         "ngram_aux_loss": 0.0}
 
     pooling: str = _help("pooling over valid steps: last, mean, max, or several joined by '+'", default="max+mean")
@@ -163,7 +164,12 @@ def classifier_config_from_saved(data: dict) -> ClassifierConfig:
 
 @dataclass
 class LanguageModelConfig(RecurrentStackConfig):
-    """Embedding → recurrent stack (one direction) → locked dropout → Linear, optionally tied."""
+    """Embedding → recurrent stack (one direction) → locked dropout → Linear, optionally tied; with
+    block="residual", pre-norm residual blocks with an MLP each (rnnkit.models.residual)."""
+
+    # Every language model saved before these fields existed stacked its layers plainly (and had no MLP).
+    FIELDS_BEFORE: ClassVar[dict[str, object]] = {**RecurrentStackConfig.FIELDS_BEFORE, "block": "plain",
+                                                  "mlp_ratio": 0}
 
     # GRU by default: on the bundled Shakespeare split a 2 x 384 GRU (fused engine, then ~15k tokens/s on 2 cores)
     # reached a lower validation bits/char in 15 minutes than the 2 x 384 LSTM (~10k tokens/s) did in 30.
@@ -177,7 +183,16 @@ class LanguageModelConfig(RecurrentStackConfig):
     dropout: float = _help("dropout on each layer's outputs, one mask for all time steps", default=0.1)
     tie_weights: bool = _help("share the embedding and output matrices (adds a projection if sizes differ)",
                               default=False)
+    block: str = _help("how layers stack: plain (layer → dropout → layer ...) or residual (pre-norm residual "
+                       "blocks as in Feng et al. 2024: x + RNN(LayerNorm(x)), then x + MLP(LayerNorm(x)), a final "
+                       "LayerNorm)", default="plain")
+    # 4: the Transformer block's MLP expansion (nanoGPT's, the baseline of the paper's Shakespeare runs), which
+    # this block copies; the paper's own figure could not be checked offline. 2 halves the MLP's cost per token.
+    mlp_ratio: int = _help("block=residual: the MLP's hidden width as a multiple of hidden_size (0: no MLP)",
+                           default=4)
 
     def __post_init__(self):
         super().__post_init__()
         check_probability("dropout", self.dropout)
+        check_choice("block", self.block, BLOCKS)
+        check_nonnegative_int("mlp_ratio", self.mlp_ratio)

@@ -100,6 +100,12 @@ def check_language_model_run(corpus: CorpusConfig, model: LanguageModelConfig, o
     _check_inputs(corpus.data, corpus.valid_data, corpus.test_data, "text", "text")
     vocab = corpus.max_vocab or (256 if corpus.tokenizer == "char" else 0)
     params = stack_parameters(model, vocab, bidirectional=False) + vocab * (model.hidden_size + 1)
+    if model.block == "residual":
+        from rnnkit.models.encoder import CELL_CLASSES
+        from rnnkit.models.residual import residual_parameters
+
+        params += residual_parameters(model.hidden_size, model.num_layers, model.mlp_ratio, model.embedding_dim,
+                                      CELL_CLASSES[model.cell].gates)
     check_run_out(out_dir)
     check_sizes(params, out_dir, "the language model")
 

@@ -16,7 +16,7 @@ from rnnkit.data import Vocabulary
 from rnnkit.data.tokenizers import CharTokenizer
 from rnnkit.generation import SamplingConfig, generate_pieces
 from rnnkit.generation.config import MAX_TOKENS, TEMPERATURE
-from rnnkit.models.config import LanguageModelConfig, from_dict
+from rnnkit.models.config import LanguageModelConfig, from_saved
 from rnnkit.models.language_model import RNNLanguageModel
 from rnnkit.saved.folders import build_saved, open_checkpoint
 from rnnkit.saved.kinds import LANGUAGE_MODEL
@@ -41,7 +41,7 @@ class LanguageModel:
     @classmethod
     def load(cls, path: str | Path, map_location: str = "cpu") -> LanguageModel:
         state, meta, vocab, tokenizer = open_checkpoint(path, LANGUAGE_MODEL, map_location)
-        model = build_saved(path, meta, state, lambda saved: RNNLanguageModel(from_dict(LanguageModelConfig, saved),
+        model = build_saved(path, meta, state, lambda saved: RNNLanguageModel(from_saved(LanguageModelConfig, saved),
                                                                                len(vocab), vocab.pad_id))
         return cls(model, tokenizer, vocab, meta)
 

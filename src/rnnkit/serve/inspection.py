@@ -121,15 +121,13 @@ def inspect_language_model(lm, text: str, max_tokens: int = 400, include=None, t
     names = _check_series(include)
     tokens, ids, truncated = tokens_of(lm, text, max_tokens)
     net = lm.model
-    x = net.embedding(torch.tensor([ids], dtype=torch.long))
+    x = net.embed(torch.tensor([ids], dtype=torch.long))
     views = []
     for k, layer in enumerate(net.layers):  # one single-layer recurrence per layer (dropout sits between them)
-        trace = layer.trace(x)
+        trace = layer.trace(net.layer_input(k, x))
         views += _layer_views(trace.steps, names, offset=k)
-        x = trace.output
-    if net.projection is not None:
-        x = net.projection(x)
-    probs = net.decoder(x)[0].double().softmax(-1)  # (T, V)
+        x = net.layer_output(k, x, trace.output)
+    probs = net.decoder(net.head_input(x))[0].double().softmax(-1)  # (T, V)
     special = list(lm.vocab.special_ids)
     shown = probs.clone()
     shown[:, special] = 0.0  # generation never draws them; they are not shown as candidates either

@@ -33,7 +33,7 @@ try:
 except ImportError:  # Windows: no advisory locks; concurrent runs to one --out are then not detected
     fcntl = None
 
-from rnnkit.models.config import ClassifierConfig
+from rnnkit.models.config import ClassifierConfig, LanguageModelConfig
 from rnnkit.outputs import output_folder_problem
 from rnnkit.training.checkpoint import _swap_in, siblings_named
 from rnnkit.training.state import STATE_FILE, check_state_file, state_world_size
@@ -158,7 +158,8 @@ class RunFolder:
         saved = read_settings(self.path)
         now, before = _flatten(settings), _flatten(saved)
         # A field the saved run predates had, in effect, the value it was trained with (FIELDS_BEFORE).
-        added = {f"model.{name}": value for name, value in ClassifierConfig.FIELDS_BEFORE.items()}
+        before_fields = {**ClassifierConfig.FIELDS_BEFORE, **LanguageModelConfig.FIELDS_BEFORE}
+        added = {f"model.{name}": value for name, value in before_fields.items()}
         before.update({k: added[k] for k in now.keys() & added.keys() if k not in before})
         changed = sorted(k for k in now.keys() | before.keys()
                          if k not in CHANGEABLE_ON_RESUME and now.get(k) != before.get(k))
