@@ -89,8 +89,8 @@ class ClassifierConfig(EncoderConfig):
     """Embedding → recurrent stack → pooling over valid steps → dropout → Linear."""
 
     FIELDS_BEFORE: ClassVar[dict[str, object]] = {
-        **RecurrentStackConfig.FIELDS_BEFORE, "ngrams": "none", "ngram_lr_scale": 1.0, "ngram_weighting": "count", "ngram_dropout": 0.0,
-        "ngram_aux_loss": 0.0}
+        **RecurrentStackConfig.FIELDS_BEFORE, "ngrams": "none", "ngram_lr_scale": 1.0, "ngram_weighting": "count",
+        "ngram_dropout": 0.0, "ngram_aux_loss": 0.0}
 
     pooling: str = _help("pooling over valid steps: last, mean, max, or several joined by '+'", default="max+mean")
     dropout: float = _help("dropout before the classifier layer", default=0.3)
