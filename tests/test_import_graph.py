@@ -117,6 +117,35 @@ def test_no_import_cycle_counting_function_level_imports():
     assert cycles(_without_packages(both)) == []
 
 
+def _floor(module: str) -> str:
+    # The floor a module lives on: its top-level package or module under rnnkit (rnnkit itself: the front door).
+    parts = module.split(".")
+    return parts[1] if len(parts) > 1 else "(rnnkit)"
+
+
+def package_graph() -> dict[str, set[str]]:
+    """Which floor (``cells``, ``engine``, ``layers``, ..., ``cli``) imports which, lazy imports included."""
+    top, inner = import_graph()
+    floors: dict[str, set[str]] = {}
+    for module, targets in top.items():
+        for target in targets | inner[module]:
+            if _floor(module) != _floor(target):
+                floors.setdefault(_floor(module), set()).add(_floor(target))
+    return floors
+
+
+def test_no_upward_import_between_floors():
+    # Acyclic at the package level = the floors can be stacked so every import points down. Only the front door
+    # (rnnkit/__init__.py, whose lazy names reach up to the layers) and the two entry points may look up.
+    floors = package_graph()
+    for door in ("(rnnkit)", "__main__"):
+        floors.pop(door, None)
+    for targets in floors.values():
+        targets.discard("(rnnkit)")
+    assert cycles(floors) == []
+    assert "cells" in floors["engine"]  # the walk sees floors at all (else the test passes vacuously)
+
+
 def test_an_import_inside_a_function_is_an_edge_that_closes_a_circle():
     # The lazy import that once closed engine.fused.ops <-> engine.fused.backend, read as the walk reads it.
     lazy = "def _layout():\n    from rnnkit.engine.fused.backend import layout\n"
