@@ -89,22 +89,34 @@ def saved_bytes(module, batch: int, steps: int, hidden: int, batch_first: bool =
     return max(sum(seen.values()) - params, 0)  # the weights are kept anyway: count what the sequence adds
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+def grid_parser(doc: str) -> argparse.ArgumentParser:
+    """The options of a speed grid (hidden size, batches, steps, T 2048, repeats), shared by the min-cell benchmarks."""
+    parser = argparse.ArgumentParser(description=doc, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--hidden", type=int, default=384)
     parser.add_argument("--batches", type=int, nargs="+", default=[1, 16, 64])
     parser.add_argument("--steps", type=int, nargs="+", default=[128, 512])
     parser.add_argument("--long", action="store_true", help="add T 2048 for batches up to 16")
     parser.add_argument("--repeats", type=int, default=3)
+    return parser
+
+
+def grid(args: argparse.Namespace) -> list[tuple[int, int]]:
+    """(batch, steps) of every row the options ask for."""
+    rows = [(b, t) for b in args.batches for t in args.steps]
+    if args.long:
+        rows += [(b, 2048) for b in args.batches if b <= 16 and 2048 not in args.steps]
+    return rows
+
+
+def main() -> None:
+    parser = grid_parser(__doc__)
     parser.add_argument("--memory-batch", type=int, default=16, help="0: no memory table")
     parser.add_argument("--threads", type=int, nargs="+", default=[torch.get_num_threads()])
     parser.add_argument("--contenders", nargs="+", choices=list(CONTENDERS), default=list(CONTENDERS))
     args = parser.parse_args()
     torch.manual_seed(0)
     modules = {name: CONTENDERS[name](args.hidden) for name in args.contenders}
-    grid = [(b, t) for b in args.batches for t in args.steps]
-    if args.long:
-        grid += [(b, 2048) for b in args.batches if b <= 16 and 2048 not in args.steps]
+    rows = grid(args)
     names = list(modules)
     ratios = [n for n in ("MinGRU", "MinGRU-fused") if n in modules and "rnnkit.GRU" in modules]
     for threads in args.threads:
@@ -114,7 +126,7 @@ def main() -> None:
         print(f"{'B':>3} {'T':>5} {'form':5} " + " ".join(f"{n:>12}" for n in names)
               + "".join(f"  {n + '/rnnkit.GRU':>23}" for n in ratios))
         for training in (True, False):
-            for batch, steps in grid:
+            for batch, steps in rows:
                 got = speeds(modules, batch, steps, args.hidden, training, args.repeats)
                 print(f"{batch:>3} {steps:>5} {'train' if training else 'infer':5} "
                       + " ".join(f"{got[n]:>12,.0f}" for n in names)

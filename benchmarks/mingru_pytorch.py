@@ -30,12 +30,11 @@ same logcumsumexp scan as theirs).
 
 from __future__ import annotations
 
-import argparse
 import importlib.metadata
 import sys
 
 import torch
-from mincells import saved_bytes, speeds
+from mincells import grid, grid_parser, saved_bytes, speeds
 
 import rnnkit
 from rnnkit.cells import MinGRUCell
@@ -147,12 +146,7 @@ def memory_table(modules: dict, lengths: list[int], hidden: int, batch: int) -> 
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--hidden", type=int, default=384)
-    parser.add_argument("--batches", type=int, nargs="+", default=[1, 16, 64])
-    parser.add_argument("--steps", type=int, nargs="+", default=[128, 512])
-    parser.add_argument("--long", action="store_true", help="add T 2048 for batches up to 16")
-    parser.add_argument("--repeats", type=int, default=3)
+    parser = grid_parser(__doc__)
     parser.add_argument("--threads", type=int, nargs="+", default=[1, 2])
     parser.add_argument("--memory-batch", type=int, default=16)
     parser.add_argument("--memory-steps", type=int, nargs="*", default=[128, 512, 2048])
@@ -163,11 +157,8 @@ def main() -> None:
         return
     torch.manual_seed(0)
     modules = contenders(args.hidden)
-    grid = [(b, t) for b in args.batches for t in args.steps]
-    if args.long:
-        grid += [(b, 2048) for b in args.batches if b <= 16 and 2048 not in args.steps]
     for threads in args.threads:
-        speed_table(modules, grid, args.hidden, args.repeats, threads)
+        speed_table(modules, grid(args), args.hidden, args.repeats, threads)
     if args.memory_steps:
         memory_table(modules, args.memory_steps, args.hidden, args.memory_batch)
 
