@@ -148,7 +148,7 @@ def memory_table(modules: dict, lengths: list[int], hidden: int, batch: int) -> 
 def main() -> None:
     parser = grid_parser(__doc__)
     parser.add_argument("--threads", type=int, nargs="+", default=[1, 2])
-    parser.add_argument("--memory-batch", type=int, default=16)
+    parser.add_argument("--memory-batch", type=int, default=16, help="0: no memory table")
     parser.add_argument("--memory-steps", type=int, nargs="*", default=[128, 512, 2048])
     parser.add_argument("--check-only", action="store_true", help="run the same-math check alone")
     args = parser.parse_args()
@@ -159,7 +159,7 @@ def main() -> None:
     modules = contenders(args.hidden)
     for threads in args.threads:
         speed_table(modules, grid(args), args.hidden, args.repeats, threads)
-    if args.memory_steps:
+    if args.memory_steps and args.memory_batch:
         memory_table(modules, args.memory_steps, args.hidden, args.memory_batch)
 
 

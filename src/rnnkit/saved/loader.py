@@ -9,7 +9,7 @@ from rnnkit.saved.folders import resolve_model_path
 from rnnkit.saved.language_model import LanguageModel
 from rnnkit.training.checkpoint import read_meta
 
-# A new kind of model: its class (with ``kind`` and ``load``) goes here, its name in api/kinds.py.
+# A new kind of model: its class (with ``kind`` and ``load``) goes here, its name in saved/kinds.py.
 SAVED_CLASSES = {cls.kind: cls for cls in (Classifier, LanguageModel)}
 
 
