@@ -28,6 +28,7 @@ from torch import Tensor
 from rnnkit.engine.fused import boundary, constants, layout
 from rnnkit.engine.fused.build import load
 from rnnkit.engine.fused.recurrence import _kernel_dtype, _ptr
+from rnnkit.lengths import step_mask
 
 
 def unsupported(x: Tensor) -> str | None:
@@ -136,13 +137,13 @@ gated_scan_op.register_autograd(_backward, setup_context=_setup_context)
 
 def _equations(u: Tensor, c: Tensor, h0: Tensor, lengths: Tensor | None) -> tuple[Tensor, Tensor]:
     """The operator's forward as a step loop of torch operators (for the recorded backward)."""
+    running = None if lengths is None else step_mask(lengths, u.shape[0], u.device)  # (T, B, 1)
     h, outs = h0, []
     for t in range(u.shape[0]):
         s = torch.sigmoid(u[t])
         new = (1 - s) * h + s * c[t]
-        if lengths is not None:
-            running = (lengths.to(u.device) > t).unsqueeze(1)
-            h, new = torch.where(running, new, h), torch.where(running, new, torch.zeros_like(new))
+        if running is not None:
+            h, new = torch.where(running[t], new, h), torch.where(running[t], new, torch.zeros_like(new))
         else:
             h = new
         outs.append(new)
