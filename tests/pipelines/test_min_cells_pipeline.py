@@ -109,7 +109,7 @@ def test_preflight_counts_the_parameters_the_stack_has(cell):
 
     config = EncoderConfig(cell=cell, embedding_dim=5, hidden_size=7, num_layers=2, bidirectional=True)
     built = sum(p.numel() for p in Encoder(config, 11).parameters())
-    assert stack_parameters(config, 11, bidirectional=True) == built
+    assert stack_parameters(config, 11) == built
 
 
 def test_cell_form_is_a_config_field_and_old_configs_load_as_plain():

@@ -7,4 +7,7 @@ from rnnkit.cells.mingru import MinGRUCell
 from rnnkit.cells.minlstm import MinLSTMCell
 from rnnkit.cells.rnn import RNNCell
 
-__all__ = ["Cell", "RNNCell", "LSTMCell", "GRUCell", "MinGRUCell", "MinLSTMCell"]
+# The cells rnnkit ships (what a trace's series are gathered from, ``rnnkit.layers.trace.SERIES``).
+BUILT_IN_CELLS = (LSTMCell, GRUCell, RNNCell, MinGRUCell, MinLSTMCell)
+
+__all__ = ["BUILT_IN_CELLS", "Cell", "RNNCell", "LSTMCell", "GRUCell", "MinGRUCell", "MinLSTMCell"]

@@ -98,12 +98,17 @@ class MinimalRecurrent(Recurrent):
                  device=None, dtype=None, *, backend: str = "auto", form: str = "plain"):
         if not (isinstance(cell, type) and issubclass(cell, MinimalCell)):
             raise TypeError(f"cell must be a subclass of rnnkit.cells.minimal.MinimalCell, got {cell!r}")
-        backend = check_backend_for_form(check_choice("backend", backend, BACKENDS), form)
+        backend = self.check_backend(backend, form)
         # The engine registry's back ends do not know these cells: the choice is made here, in forward.
         super().__init__(cell, input_size, hidden_size, num_layers, bias, batch_first, dropout, bidirectional,
                          device=device, dtype=dtype, backend="auto", form=form)
         self.backend = backend
         self.form = form
+
+    @classmethod
+    def check_backend(cls, backend: str, form: str = "plain") -> str:
+        """One of ``BACKENDS``, and one that can run ``form`` (the log-scan runs the log form only)."""
+        return check_backend_for_form(check_choice("backend", backend, BACKENDS), form)
 
     def forward(self, input, hx=None, lengths=None):
         """Run the stack; shapes as ``Recurrent.forward``. ``lengths`` may be in any order."""
@@ -115,18 +120,22 @@ class MinimalRecurrent(Recurrent):
 class MinGRU(MinimalRecurrent):
     """A stack of minGRU cells (``rnnkit.cells.MinGRUCell``); returns ``(output, h_n)`` like ``GRU``."""
 
+    cell_class = MinGRUCell
+
     def __init__(self, input_size: int, hidden_size: int, num_layers: int = 1, bias: bool = True,
                  batch_first: bool = False, dropout: float = 0.0, bidirectional: bool = False,
                  device=None, dtype=None, *, backend: str = "auto", form: str = "plain"):
-        super().__init__(MinGRUCell, input_size, hidden_size, num_layers, bias, batch_first, dropout,
+        super().__init__(self.cell_class, input_size, hidden_size, num_layers, bias, batch_first, dropout,
                          bidirectional, device, dtype, backend=backend, form=form)
 
 
 class MinLSTM(MinimalRecurrent):
     """A stack of minLSTM cells (``rnnkit.cells.MinLSTMCell``); returns ``(output, h_n)``: no cell state c."""
 
+    cell_class = MinLSTMCell
+
     def __init__(self, input_size: int, hidden_size: int, num_layers: int = 1, bias: bool = True,
                  batch_first: bool = False, dropout: float = 0.0, bidirectional: bool = False,
                  device=None, dtype=None, *, backend: str = "auto", form: str = "plain"):
-        super().__init__(MinLSTMCell, input_size, hidden_size, num_layers, bias, batch_first, dropout,
+        super().__init__(self.cell_class, input_size, hidden_size, num_layers, bias, batch_first, dropout,
                          bidirectional, device, dtype, backend=backend, form=form)

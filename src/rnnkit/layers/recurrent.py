@@ -53,7 +53,7 @@ class Recurrent(nn.Module):
         if self.dropout > 0 and num_layers == 1:
             warnings.warn(f"dropout acts between layers; with num_layers=1 dropout={dropout} does nothing",
                           stacklevel=2)
-        self.backend = check_backend_name(backend)
+        self.backend = self.check_backend(backend)
         self.num_directions = 2 if bidirectional else 1
         # A projection is a cell option (the cells own the layout); only a set one is passed, so the back ends
         # that check the options (native, fused) see it and the rest of the options stay as before.
@@ -63,6 +63,11 @@ class Recurrent(nn.Module):
         self.mode = self.cell_for(0, 0).mode
         self._state_sizes = self.cell_for(0, 0).state_sizes  # features of h (and c): every call checks hx
         self.reset_parameters()
+
+    @classmethod
+    def check_backend(cls, backend: str, form: str = "plain") -> str:
+        """The back-end name, checked against the engine registry (``form``: the minimal layers' argument)."""
+        return check_backend_name(backend)
 
     def _build(self, cell: type[Cell], factory: dict) -> None:
         """One cell per layer and direction, and their tensors registered under torch.nn's names."""
@@ -255,11 +260,13 @@ def _refuse_proj_size(cls: str, cell_options: dict) -> None:
 class RNN(Recurrent):
     """Drop-in for ``torch.nn.RNN``: a stack of the lesson's simple cells (tanh or relu)."""
 
+    cell_class = RNNCell
+
     def __init__(self, input_size: int, hidden_size: int, num_layers: int = 1, nonlinearity: str = "tanh",
                  bias: bool = True, batch_first: bool = False, dropout: float = 0.0,
                  bidirectional: bool = False, device=None, dtype=None, *, backend: str = "auto", **cell_options):
         _refuse_proj_size("RNN", cell_options)
-        super().__init__(RNNCell, input_size, hidden_size, num_layers, bias, batch_first, dropout,
+        super().__init__(self.cell_class, input_size, hidden_size, num_layers, bias, batch_first, dropout,
                          bidirectional, 0, device, dtype, backend=backend, nonlinearity=nonlinearity, **cell_options)
         self.nonlinearity = nonlinearity
 
@@ -267,19 +274,23 @@ class RNN(Recurrent):
 class LSTM(Recurrent):
     """Drop-in for ``torch.nn.LSTM``: returns ``(output, (h_n, c_n))``; ``proj_size`` as torch.nn's."""
 
+    cell_class = LSTMCell
+
     def __init__(self, input_size: int, hidden_size: int, num_layers: int = 1, bias: bool = True,
                  batch_first: bool = False, dropout: float = 0.0, bidirectional: bool = False,
                  proj_size: int = 0, device=None, dtype=None, *, backend: str = "auto", **cell_options):
-        super().__init__(LSTMCell, input_size, hidden_size, num_layers, bias, batch_first, dropout,
+        super().__init__(self.cell_class, input_size, hidden_size, num_layers, bias, batch_first, dropout,
                          bidirectional, proj_size, device, dtype, backend=backend, **cell_options)
 
 
 class GRU(Recurrent):
     """Drop-in for ``torch.nn.GRU``."""
 
+    cell_class = GRUCell
+
     def __init__(self, input_size: int, hidden_size: int, num_layers: int = 1, bias: bool = True,
                  batch_first: bool = False, dropout: float = 0.0, bidirectional: bool = False,
                  device=None, dtype=None, *, backend: str = "auto", **cell_options):
         _refuse_proj_size("GRU", cell_options)
-        super().__init__(GRUCell, input_size, hidden_size, num_layers, bias, batch_first, dropout,
+        super().__init__(self.cell_class, input_size, hidden_size, num_layers, bias, batch_first, dropout,
                          bidirectional, 0, device, dtype, backend=backend, **cell_options)

@@ -20,13 +20,12 @@ from dataclasses import dataclass
 
 from torch import Tensor
 
-from rnnkit.cells import GRUCell, LSTMCell, MinGRUCell, MinLSTMCell, RNNCell
+from rnnkit.cells import BUILT_IN_CELLS
 from rnnkit.engine.reference import REFERENCE
 from rnnkit.lengths import reverse_padded
 
 # The series the layer records for every cell (the reference back end writes them); the rest are the cells'.
 STATE_SERIES = {"h": "hidden state", "c": "cell state"}
-BUILT_IN_CELLS = (LSTMCell, GRUCell, RNNCell, MinGRUCell, MinLSTMCell)
 
 
 def gather_series(cells) -> dict[str, str]:

@@ -1,4 +1,4 @@
-"""The choices a model config names that the modules building the model read too (pooling, n-grams, LM block).
+"""The choices a model config names that the modules building the model read too (cell, pooling, n-grams, LM block).
 
 Torch-free, so the configs (and the command line generated from them) load without torch; ``pooling`` and
 ``ngrams`` and ``residual`` do the work.
@@ -6,6 +6,11 @@ Torch-free, so the configs (and the command line generated from them) load witho
 
 from __future__ import annotations
 
+# The recurrent cells a model can stack, by the name a config gives: name → a note for the help text ("" for
+# none). ``rnnkit.layers.kinds`` says which layer each one builds (and checks it knows exactly these names).
+CELLS = {"lstm": "", "gru": "", "rnn": "tanh", "rnn_relu": "", "mingru": "", "minlstm": ""}
+_NAMED = [f"{name} ({note})" if note else name for name, note in CELLS.items()]
+CELL_HELP = f"recurrent cell: {', '.join(_NAMED[:-1])} or {_NAMED[-1]}"
 POOLINGS = ("last", "mean", "max")
 WEIGHTINGS = ("count", "idf")  # how the n-gram bag weighs its entries (``ngrams.NgramBag``)
 # A language model's layers: plain (layer → locked dropout → layer ...) or residual (``residual``: pre-norm

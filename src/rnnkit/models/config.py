@@ -6,7 +6,7 @@ from dataclasses import dataclass, fields
 from typing import ClassVar
 
 from rnnkit.config_fields import help_field as _help
-from rnnkit.models.choices import BLOCKS, WEIGHTINGS, parse_pooling
+from rnnkit.models.choices import BLOCKS, CELL_HELP, CELLS, WEIGHTINGS, parse_pooling
 from rnnkit.validation import (
     check_choice,
     check_nonnegative_int,
@@ -16,8 +16,6 @@ from rnnkit.validation import (
     check_probability,
 )
 
-MINIMAL_CELLS = ("mingru", "minlstm")  # gates from x_t only (rnnkit.layers.minimal): their own back ends
-CELLS = ("lstm", "gru", "rnn", "rnn_relu", *MINIMAL_CELLS)
 NGRAM_PATHS = ("none", "logits", "features")
 NGRAM_WEIGHTINGS = ("auto", *WEIGHTINGS)  # "auto" is settled to one of the bag's own before it is built
 
@@ -31,7 +29,7 @@ class RecurrentStackConfig:
     # load and old runs resume as they were (``from_saved``).
     FIELDS_BEFORE: ClassVar[dict[str, object]] = {"cell_form": "plain"}
 
-    cell: str = _help("recurrent cell: lstm, gru, rnn (tanh), rnn_relu, mingru or minlstm", default="gru")
+    cell: str = _help(CELL_HELP, default="gru")
     embedding_dim: int = _help("embedding size (50 with GloVe 6B 50d)", default=50)
     hidden_size: int = _help("hidden units per direction", default=128)
     num_layers: int = _help("stacked recurrent layers", default=1)
@@ -48,26 +46,10 @@ class RecurrentStackConfig:
         for name in ("embedding_dim", "hidden_size", "num_layers"):
             check_positive_int(name, getattr(self, name))
         check_probability("embedding_dropout", self.embedding_dropout)
-        # Importing the engine registers every back end, so the name is checked here and not at the first batch.
-        self._check_cell_form()
-        if self.cell in MINIMAL_CELLS:
-            from rnnkit.cells.minimal import check_backend_for_form
-            from rnnkit.layers.minimal import BACKENDS
+        # Importing the layers registers every back end, so the name is checked here and not at the first batch.
+        from rnnkit.models.cell_kinds import check_options
 
-            check_backend_for_form(check_choice("backend", self.backend, BACKENDS), self.cell_form)
-            return
-        from rnnkit.engine import registry
-
-        registry.check_backend_name(self.backend)
-
-
-    def _check_cell_form(self) -> None:
-        from rnnkit.cells.minimal import FORMS
-
-        check_choice("cell_form", self.cell_form, FORMS)
-        if self.cell_form != "plain" and self.cell not in MINIMAL_CELLS:
-            raise ValueError(f"cell_form={self.cell_form!r} applies to {' and '.join(MINIMAL_CELLS)} only, "
-                             f"got cell={self.cell!r}")
+        check_options(self.cell, self.backend, self.cell_form)
 
 
 @dataclass
@@ -173,7 +155,7 @@ class LanguageModelConfig(RecurrentStackConfig):
 
     # GRU by default: on the bundled Shakespeare split a 2 x 384 GRU (fused engine, then ~15k tokens/s on 2 cores)
     # reached a lower validation bits/char in 15 minutes than the 2 x 384 LSTM (~10k tokens/s) did in 30.
-    cell: str = _help("recurrent cell: lstm, gru, rnn (tanh), rnn_relu, mingru or minlstm", default="gru")
+    cell: str = _help(CELL_HELP, default="gru")
     embedding_dim: int = _help("embedding size", default=128)
     hidden_size: int = _help("hidden units per layer", default=384)
     num_layers: int = _help("stacked recurrent layers", default=2)

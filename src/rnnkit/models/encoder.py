@@ -5,28 +5,15 @@ from __future__ import annotations
 import torch
 from torch import Tensor, nn
 
-from rnnkit.cells import Cell, GRUCell, LSTMCell, MinGRUCell, MinLSTMCell, RNNCell
-from rnnkit.layers import GRU, LSTM, RNN, MinGRU, MinLSTM
+from rnnkit.models.cell_kinds import build_layer
 from rnnkit.models.config import EncoderConfig
-
-# The cell class behind each ``config.cell`` name: what a count of gates or parameters reads (``Cell.gates``).
-CELL_CLASSES: dict[str, type[Cell]] = {"lstm": LSTMCell, "gru": GRUCell, "rnn": RNNCell, "rnn_relu": RNNCell,
-                                       "mingru": MinGRUCell, "minlstm": MinLSTMCell}
 
 
 def make_recurrent(config: EncoderConfig, input_size: int) -> nn.Module:
-    kw = dict(input_size=input_size, hidden_size=config.hidden_size, num_layers=config.num_layers,
-              batch_first=True, dropout=config.layer_dropout, bidirectional=config.bidirectional,
-              backend=config.backend)
-    if config.cell == "lstm":
-        return LSTM(**kw)
-    if config.cell == "gru":
-        return GRU(**kw)
-    if config.cell == "mingru":
-        return MinGRU(form=config.cell_form, **kw)
-    if config.cell == "minlstm":
-        return MinLSTM(form=config.cell_form, **kw)
-    return RNN(nonlinearity="relu" if config.cell == "rnn_relu" else "tanh", **kw)
+    """The config's recurrent stack (its cell, sizes, directions and back end), batch-first."""
+    return build_layer(config.cell, config.cell_form, input_size=input_size, hidden_size=config.hidden_size,
+                       num_layers=config.num_layers, batch_first=True, dropout=config.layer_dropout,
+                       bidirectional=config.bidirectional, backend=config.backend)
 
 
 class Encoder(nn.Module):

@@ -40,13 +40,4 @@ class ResidualParts(nn.Module):
         self.mlp = FeedForward(hidden_size, mlp_ratio) if mlp_ratio > 0 else None
 
 
-def residual_parameters(hidden_size: int, num_layers: int, mlp_ratio: int, embedding_dim: int, gates: int) -> int:
-    """The parameters a residual stack has beyond the plain one: norms, MLPs, the inlet, the final norm, and the
-    first layer's input weights reading H features instead of E (``gates`` rows of H per input feature)."""
-    h = hidden_size
-    mlp = 2 * h + 2 * mlp_ratio * h * h + mlp_ratio * h + h if mlp_ratio > 0 else 0
-    inlet = embedding_dim * h + h + gates * h * (h - embedding_dim) if embedding_dim != h else 0
-    return num_layers * (2 * h + mlp) + inlet + 2 * h
-
-
-__all__ = ["BLOCKS", "FeedForward", "ResidualParts", "residual_parameters"]
+__all__ = ["BLOCKS", "FeedForward", "ResidualParts"]

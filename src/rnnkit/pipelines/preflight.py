@@ -15,13 +15,14 @@ import os
 import shutil
 import stat
 import tempfile
+import warnings
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 from rnnkit.data import DataError
 from rnnkit.data.bundled import bundled_kind, bundled_names
 from rnnkit.models.choices import parse_pooling
-from rnnkit.models.config import MINIMAL_CELLS, ClassifierConfig, LanguageModelConfig, RecurrentStackConfig
+from rnnkit.models.config import ClassifierConfig, EncoderConfig, LanguageModelConfig
 from rnnkit.models.pretrained import wants_glove
 from rnnkit.outputs import output_folder_problem
 from rnnkit.validation import check_probability
@@ -62,7 +63,7 @@ def check_classifier_sizes(model: ClassifierConfig, vocab_size: int, num_labels:
                            out_dir: str | os.PathLike) -> None:
     """Refuse a classifier too big for this machine before it is built: its head and n-gram table grow with the
     number of labels (known once the data is read), the table with ngram_buckets too."""
-    per_member = stack_parameters(model, vocab_size, bidirectional=model.bidirectional)
+    per_member = stack_parameters(model, vocab_size)
     features = (model.hidden_size * (2 if model.bidirectional else 1)
                 + (model.embedding_dim if model.pool_embeddings else 0)) * len(parse_pooling(model.pooling))
     hint = "hidden_size, embedding_dim, num_layers or max_vocab"
@@ -99,13 +100,7 @@ def check_language_model_run(corpus: CorpusConfig, model: LanguageModelConfig, o
     """Everything ``train_language_model`` can check before reading the text or building the model."""
     _check_inputs(corpus.data, corpus.valid_data, corpus.test_data, "text", "text")
     vocab = corpus.max_vocab or (256 if corpus.tokenizer == "char" else 0)
-    params = stack_parameters(model, vocab, bidirectional=False) + vocab * (model.hidden_size + 1)
-    if model.block == "residual":
-        from rnnkit.models.encoder import CELL_CLASSES
-        from rnnkit.models.residual import residual_parameters
-
-        params += residual_parameters(model.hidden_size, model.num_layers, model.mlp_ratio, model.embedding_dim,
-                                      CELL_CLASSES[model.cell].gates)
+    params = language_model_parameters(model, vocab)
     check_run_out(out_dir)
     check_sizes(params, out_dir, "the language model")
 
@@ -203,20 +198,28 @@ def _probe_writable(folder: Path | None, option: str, target: Path) -> None:
         raise ValueError(f"{option} {target} is not writable{where}: {err.strerror}") from err
 
 
-def stack_parameters(config: RecurrentStackConfig, vocab_size: int, bidirectional: bool) -> int:
-    """Parameters of the embedding and the recurrent stack (what dominates every model here)."""
-    from rnnkit.models.encoder import CELL_CLASSES  # the cell classes (and torch) only when counting
+def stack_parameters(config: EncoderConfig, vocab_size: int) -> int:
+    """Parameters of the embedding and the recurrent stack (what dominates a classifier)."""
+    from rnnkit.models.encoder import make_recurrent
 
-    directions = 2 if bidirectional else 1
-    gates = CELL_CLASSES[config.cell].gates
-    hidden, total = config.hidden_size, vocab_size * config.embedding_dim
-    # Per gate row: the input weights, the recurrent weights and two biases; minimal cells have neither
-    # weight_hh nor bias_hh.
-    recurrent = 0 if config.cell in MINIMAL_CELLS else hidden + 1
-    for layer in range(config.num_layers):
-        inputs = config.embedding_dim if layer == 0 else hidden * directions
-        total += directions * gates * hidden * (inputs + 1 + recurrent)
-    return total
+    return vocab_size * config.embedding_dim + _count_built(lambda: make_recurrent(config, config.embedding_dim))
+
+
+def language_model_parameters(config: LanguageModelConfig, vocab_size: int) -> int:
+    """Parameters of the whole language model (embedding, stack, residual blocks, decoder)."""
+    from rnnkit.models.language_model import RNNLanguageModel
+
+    return _count_built(lambda: RNNLanguageModel(config, max(vocab_size, 1)))  # 1: the pad row, when unknown
+
+
+def _count_built(build) -> int:
+    """Build the module on the meta device (shapes, no memory, no values) and count its parameters: the cells and
+    blocks say what they hold, so no formula here repeats them (a shared parameter counts once)."""
+    import torch
+
+    with warnings.catch_warnings(), torch.device("meta"):
+        warnings.simplefilter("ignore")  # what building warns of is said again when the model is built
+        return sum(p.numel() for p in build().parameters())
 
 
 def check_sizes(params: int, out_dir: str | os.PathLike, what: str,
