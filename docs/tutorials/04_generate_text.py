@@ -19,7 +19,8 @@
 #
 # The quick run below trains a small GRU for a few hundred steps; the text it writes is still mostly gibberish
 # with the right shape (names, line breaks, short words). `RNNKIT_TUTORIAL_FULL=1` trains the default model
-# (what `rnnkit train-lm` runs: a GRU of 2 × 384 units for 30 minutes), which ends near 2.0 bits per character.
+# (what `rnnkit train-lm` runs: a GRU of 2 × 384 units for 30 minutes), which ends near 2.0-2.1 bits per character
+# on the test text, depending on how fast the CPU is (docs/benchmarks.md).
 
 # %%
 import os

@@ -155,6 +155,8 @@ class LanguageModelConfig(RecurrentStackConfig):
 
     # GRU by default: on the bundled Shakespeare split a 2 x 384 GRU (fused engine, then ~15k tokens/s on 2 cores)
     # reached a lower validation bits/char in 15 minutes than the 2 x 384 LSTM (~10k tokens/s) did in 30.
+    # And over MinGRU: at 30 minutes on 2 threads the best screened MinGRU stack (3 x 384, lr 5e-3; 2.3x the
+    # GRU's tokens/s) ended at 2.196 bits/char against the GRU's 2.073 (docs/benchmarks.md).
     cell: str = _help(CELL_HELP, default="gru")
     embedding_dim: int = _help("embedding size", default=128)
     hidden_size: int = _help("hidden units per layer", default=384)
