@@ -6,7 +6,7 @@ import pytest
 import torch
 
 from rnnkit.cells import BUILT_IN_CELLS
-from rnnkit.models.cell_kinds import KINDS, build_layer, cell_class, check_options
+from rnnkit.models.cell_kinds import KINDS, build_layer, check_options
 from rnnkit.models.choices import CELL_HELP, CELLS
 from rnnkit.models.config import LanguageModelConfig
 
@@ -22,7 +22,7 @@ def test_the_table_holds_the_names_the_configs_accept_and_every_built_in_cell():
 def test_each_name_builds_a_layer_of_its_cell_that_runs(name):
     layer = build_layer(name, "plain", input_size=3, hidden_size=4, num_layers=2, batch_first=True,
                         bidirectional=True)
-    assert layer.cell_type is cell_class(name)
+    assert layer.cell_type is KINDS[name].cell
     out, _ = layer(torch.randn(2, 5, 3), lengths=torch.tensor([5, 2]))
     assert out.shape == (2, 5, 8)
     assert out[1, 2:].abs().max() == 0  # past its length a row's outputs are zero

@@ -51,11 +51,6 @@ if tuple(KINDS) != tuple(CELLS):
                        "a cell name needs both")
 
 
-def cell_class(name: str) -> type[Cell]:
-    """The cell class behind ``config.cell``: what a count of gates reads (``Cell.gates``)."""
-    return KINDS[name].cell
-
-
 def check_options(name: str, backend: str, form: str) -> None:
     """Refuse a back end or cell form the named cell's layer cannot take, naming the argument and value."""
     kind = KINDS[name]
@@ -73,4 +68,4 @@ def build_layer(name: str, form: str, **arguments) -> nn.Module:
     return kind.layer(**arguments, **kind.options, **form_argument)
 
 
-__all__ = ["KINDS", "Kind", "build_layer", "cell_class", "check_options"]
+__all__ = ["KINDS", "Kind", "build_layer", "check_options"]

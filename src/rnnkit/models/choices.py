@@ -7,7 +7,7 @@ Torch-free, so the configs (and the command line generated from them) load witho
 from __future__ import annotations
 
 # The recurrent cells a model can stack, by the name a config gives: name → a note for the help text ("" for
-# none). ``rnnkit.layers.kinds`` says which layer each one builds (and checks it knows exactly these names).
+# none). ``rnnkit.models.cell_kinds`` says which layer each one builds (and checks it knows exactly these names).
 CELLS = {"lstm": "", "gru": "", "rnn": "tanh", "rnn_relu": "", "mingru": "", "minlstm": ""}
 _NAMED = [f"{name} ({note})" if note else name for name, note in CELLS.items()]
 CELL_HELP = f"recurrent cell: {', '.join(_NAMED[:-1])} or {_NAMED[-1]}"
